@@ -1,0 +1,38 @@
+//! The `ikon` binary: `ikon img …` is the offline image toolbox (the service commands join
+//! it as they land). Exit codes: 0 success; 1 a negative answer (images differ, corruption
+//! found); 2 an error (unreadable, unsupported or unsafe image, bad arguments, I/O); 3 check
+//! found only leaked clusters.
+
+mod img;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Ikon: virtual-machine image service and image toolbox.
+#[derive(Debug, Parser)]
+#[command(name = "ikon", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Offline image toolbox: info, convert, check, compare, map, create.
+    #[command(subcommand)]
+    Img(img::ImgCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Img(cmd) => img::run(cmd),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ikon: {e:#}");
+            ExitCode::from(img::EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The one block-device trait every format implements, its mapping query, and the small
+//! capability trait ([`DiskImage`]) that adds what a format knows about itself.
+
+use crate::error::{Error, Result};
+use crate::Format;
+
+/// What a range of the guest-visible disk holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExtentKind {
+    /// Stored data (may still happen to contain zeros).
+    Data,
+    /// Reads as zeros and is recorded as zero (zero cluster, hole in a raw file).
+    Zero,
+    /// Nothing is allocated for it in this image or any image below it; reads as zeros.
+    Unallocated,
+}
+
+/// One range of the mapping query: `[offset, offset + len)` has `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// Guest offset in bytes.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// What the range holds.
+    pub kind: ExtentKind,
+    /// Whether the data is stored compressed (qcow2 compressed clusters, VMDK stream grains).
+    pub compressed: bool,
+}
+
+impl Extent {
+    /// End offset (exclusive).
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+}
+
+/// A sync, positional, thread-safe virtual disk.
+pub trait BlockDevice: Send + Sync {
+    /// Virtual size in bytes.
+    fn len(&self) -> u64;
+    /// True when the disk has no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Fill `buf` from guest offset `offset`; the range must lie within the disk.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+    /// Write `buf` at guest offset `offset`; the range must lie within the disk.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()>;
+    /// Make `[offset, offset+len)` read as zeros.
+    fn write_zeroes(&self, offset: u64, len: u64) -> Result<()>;
+    /// Make completed writes durable.
+    fn flush(&self) -> Result<()>;
+    /// Describe `[offset, offset+len)` as consecutive extents, in order, covering the whole
+    /// range with no gaps, adjacent extents of the same kind merged.
+    fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>>;
+}
+
+/// An opened image: a block device plus what its format knows about it.
+pub trait DiskImage: BlockDevice {
+    /// Format, subformat and header details.
+    fn info(&self) -> ImageInfo;
+    /// Consistency check of the format's metadata (reads the whole metadata, not the data).
+    fn check(&self) -> Result<CheckReport> {
+        Ok(CheckReport::default())
+    }
+}
+
+/// What `info` reports about an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Detected format.
+    pub format: Format,
+    /// Subformat where the format has several (e.g. `dynamic`, `streamOptimized`).
+    pub subformat: Option<String>,
+    /// Guest-visible size in bytes.
+    pub virtual_size: u64,
+    /// Allocation unit (cluster, grain, block) in bytes, if the format has one.
+    pub cluster_size: Option<u64>,
+    /// Format-specific facts as key/value pairs (compat level, compression type, creator…),
+    /// in a stable order.
+    pub details: Vec<(String, String)>,
+    /// External files this image reads from (backing files, extents) that were allowed.
+    pub external_files: Vec<String>,
+}
+
+impl ImageInfo {
+    /// A minimal info with only format and size.
+    pub fn new(format: Format, virtual_size: u64) -> Self {
+        ImageInfo {
+            format,
+            subformat: None,
+            virtual_size,
+            cluster_size: None,
+            details: Vec::new(),
+            external_files: Vec::new(),
+        }
+    }
+    /// Add a detail.
+    pub fn detail(mut self, key: &str, value: impl ToString) -> Self {
+        self.details.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// Result of a metadata consistency check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Problems that make data unreadable or wrong.
+    pub corruptions: Vec<String>,
+    /// Clusters/blocks allocated but not referenced (space lost, data safe).
+    pub leaks: u64,
+    /// Allocated clusters/blocks in use.
+    pub allocated_clusters: u64,
+    /// Total clusters/blocks the virtual size spans.
+    pub total_clusters: u64,
+    /// Clusters whose host offset is not right after the previous one's.
+    pub fragmented_clusters: u64,
+    /// Clusters stored compressed.
+    pub compressed_clusters: u64,
+}
+
+impl CheckReport {
+    /// True when no corruption was found (leaks alone do not make an image unclean).
+    pub fn is_clean(&self) -> bool {
+        self.corruptions.is_empty()
+    }
+}
+
+/// Check that `[offset, offset+len)` lies within a disk of `size` bytes.
+pub fn check_range(offset: u64, len: usize, size: u64) -> Result<()> {
+    let end = offset.checked_add(len as u64);
+    match end {
+        Some(e) if e <= size => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "access of {len} bytes at {offset} is beyond the disk size {size}"
+        ))),
+    }
+}
+
+/// Helper for building a mapping: appends an extent, merging with the previous one when
+/// they touch and have the same kind and compression.
+pub fn push_extent(
+    out: &mut Vec<Extent>,
+    offset: u64,
+    len: u64,
+    kind: ExtentKind,
+    compressed: bool,
+) {
+    if len == 0 {
+        return;
+    }
+    if let Some(last) = out.last_mut() {
+        if last.end() == offset && last.kind == kind && last.compressed == compressed {
+            last.len += len;
+            return;
+        }
+    }
+    out.push(Extent {
+        offset,
+        len,
+        kind,
+        compressed,
+    });
+}
+
+/// Fill `buf` with zeros (helper for reading unallocated ranges).
+pub fn zero(buf: &mut [u8]) {
+    buf.fill(0);
+}
+
+/// True when every byte of `buf` is zero (fast path on machine words).
+pub fn is_zero(buf: &[u8]) -> bool {
+    // SAFETY: u8 to u128 reinterpretation; align_to only yields properly aligned middles.
+    let (head, mid, tail) = unsafe { buf.align_to::<u128>() };
+    head.iter().all(|&b| b == 0) && mid.iter().all(|&w| w == 0) && tail.iter().all(|&b| b == 0)
+}

@@ -1,0 +1,118 @@
+//! Raw images: the file is the disk. Holes in the file map as zero extents (via
+//! `SEEK_HOLE`/`SEEK_DATA`), and the writer leaves all-zero runs as holes.
+
+use crate::device::{
+    check_range, push_extent, BlockDevice, DiskImage, Extent, ExtentKind, ImageInfo,
+};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use crate::writer::{CreateOptions, ImageWriter};
+use crate::{Format, OpenContext};
+use std::sync::Arc;
+
+/// An opened raw image.
+#[derive(Debug)]
+pub struct RawImage {
+    storage: Arc<dyn Storage>,
+    size: u64,
+    writable: bool,
+}
+
+/// Open `storage` as a raw image.
+pub fn open(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<Box<dyn DiskImage>> {
+    let size = storage.size()?;
+    Ok(Box::new(RawImage {
+        storage,
+        size,
+        writable: ctx.options.writable,
+    }))
+}
+
+impl BlockDevice for RawImage {
+    fn len(&self) -> u64 {
+        self.size
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_range(offset, buf.len(), self.size)?;
+        self.storage.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if !self.writable {
+            return Err(Error::read_only("raw image opened read-only"));
+        }
+        check_range(offset, buf.len(), self.size)?;
+        self.storage.write_all_at(buf, offset)
+    }
+    fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
+        let zeros = vec![0u8; 1 << 20];
+        let mut pos = offset;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::invalid("write_zeroes range overflows"))?;
+        while pos < end {
+            let n = usize::try_from((end - pos).min(zeros.len() as u64)).unwrap_or(zeros.len());
+            self.write_all_at(&zeros[..n], pos)?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+    fn flush(&self) -> Result<()> {
+        self.storage.sync()
+    }
+    fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        let end = offset.saturating_add(len).min(self.size);
+        let mut out = Vec::new();
+        let mut pos = offset;
+        for (h, hl) in self.storage.holes(offset, end.saturating_sub(offset))? {
+            let h_end = (h + hl).min(end);
+            if h > pos {
+                push_extent(&mut out, pos, h - pos, ExtentKind::Data, false);
+            }
+            push_extent(
+                &mut out,
+                h.max(pos),
+                h_end.saturating_sub(h.max(pos)),
+                ExtentKind::Zero,
+                false,
+            );
+            pos = pos.max(h_end);
+        }
+        if end > pos {
+            push_extent(&mut out, pos, end - pos, ExtentKind::Data, false);
+        }
+        Ok(out)
+    }
+}
+
+impl DiskImage for RawImage {
+    fn info(&self) -> ImageInfo {
+        ImageInfo::new(Format::Raw, self.size)
+    }
+}
+
+/// Writer for a new raw image: data runs are written in place, everything else stays a hole.
+#[derive(Debug)]
+pub struct RawWriter {
+    storage: Arc<dyn Storage>,
+}
+
+/// Create a raw image of `options.size` bytes (a sparse file).
+pub fn create(storage: Arc<dyn Storage>, options: &CreateOptions) -> Result<Box<dyn ImageWriter>> {
+    if options.compress {
+        return Err(Error::invalid("raw images cannot be compressed"));
+    }
+    storage.set_size(options.size)?;
+    Ok(Box::new(RawWriter { storage }))
+}
+
+impl ImageWriter for RawWriter {
+    fn granularity(&self) -> u64 {
+        4096
+    }
+    fn write_run(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.storage.write_all_at(data, offset)
+    }
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.storage.sync()
+    }
+}
