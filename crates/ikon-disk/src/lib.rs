@@ -11,6 +11,7 @@ pub mod detect;
 pub mod device;
 pub mod error;
 pub mod external;
+pub mod fuzzing;
 pub mod qcow2;
 pub mod raw;
 pub mod storage;

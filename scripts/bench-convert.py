@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Conversion benchmark: Ikon against qemu-img in the same run, with `cat` as the read limit.
+
+Builds a realistic disk (default 4 GiB: about half data — real files from /usr, compressible
+like an OS disk — and half zeros, partly holes and partly written zeros) and a dense random
+disk (default 2 GiB). For every pair among raw, qcow2, vhd, vmdk monolithicSparse and vmdk
+streamOptimized (plus compressed qcow2 output) it writes the source with qemu-img, then times
+`ikon img convert` and `qemu-img convert` on it, each followed by an fsync of the output,
+and records peak memory. Prints a markdown table with the ratio qemu-img time / Ikon time
+(> 1 means Ikon is faster) and, for raw<->qcow2, Ikon's time against `cat` of the source.
+
+Usage: bench-convert.py [--dir DIR] [--real-gib 4] [--random-gib 2] [--only SUBSTR]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+
+FORMATS = {
+    # name: (qemu-img -O args, ikon -O args, qemu format name)
+    "raw": (["-O", "raw"], ["-O", "raw"], "raw"),
+    "qcow2": (["-O", "qcow2"], ["-O", "qcow2"], "qcow2"),
+    "vhd": (["-O", "vpc", "-o", "subformat=dynamic,force_size=on"], ["-O", "vhd", "-o", "force_size=on"], "vpc"),
+    "vmdk-sparse": (["-O", "vmdk", "-o", "subformat=monolithicSparse"], ["-O", "vmdk"], "vmdk"),
+    "vmdk-stream": (["-O", "vmdk", "-o", "subformat=streamOptimized"],
+                    ["-O", "vmdk", "-o", "subformat=streamOptimized"], "vmdk"),
+}
+OUTPUTS = dict(FORMATS)
+OUTPUTS["qcow2-c"] = (["-O", "qcow2", "-c"], ["-O", "qcow2", "-c"], "qcow2")
+MIB = 1 << 20
+
+
+def timed(cmd, out):
+    pid = os.fork()
+    t = time.perf_counter()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execvp(cmd[0], cmd)
+    _, status, ru = os.wait4(pid, 0)
+    if status != 0:
+        sys.exit(f"failed ({status}): {' '.join(cmd)}")
+    if out and os.path.exists(out):
+        fd = os.open(out, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    return time.perf_counter() - t, ru.ru_maxrss / 1024.0
+
+
+def make_realistic(path, gib):
+    """Half data (real /usr files, a tar stream repeated), half zeros (holes and written)."""
+    size = gib << 30
+    chunk = 64 * MIB
+    tarpath = path + ".seed.tar"
+    with tarfile.open(tarpath, "w") as tf:
+        total = 0
+        for root in ("/usr/lib", "/usr/share", "/usr/bin"):
+            for dp, _, files in os.walk(root):
+                for f in files:
+                    fp = os.path.join(dp, f)
+                    try:
+                        if os.path.islink(fp) or not os.path.isfile(fp):
+                            continue
+                        tf.add(fp)
+                        total += os.path.getsize(fp)
+                    except (OSError, tarfile.TarError):
+                        continue
+                    if total > 512 * MIB:
+                        break
+                if total > 512 * MIB:
+                    break
+    seed = open(tarpath, "rb").read()
+    os.unlink(tarpath)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        pos = 0
+        i = 0
+        s = 0
+        while pos < size:
+            n = min(chunk, size - pos)
+            kind = i % 4
+            if kind in (0, 2):  # data
+                buf = bytearray()
+                while len(buf) < n:
+                    take = min(n - len(buf), len(seed) - s)
+                    buf += seed[s:s + take]
+                    s = (s + take) % len(seed)
+                f.seek(pos)
+                f.write(buf)
+            elif kind == 1:  # explicitly written zeros
+                f.seek(pos)
+                f.write(bytes(n))
+            # kind 3: hole
+            pos += n
+            i += 1
+
+
+def make_random(path, gib):
+    with open(path, "wb") as f:
+        for _ in range(gib * 16):
+            f.write(os.urandom(64 * MIB))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", default="/tmp/ikon-bench")
+    ap.add_argument("--real-gib", type=int, default=4)
+    ap.add_argument("--random-gib", type=int, default=2)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--ikon", default="target/release/ikon")
+    a = ap.parse_args()
+    if not shutil.which("qemu-img"):
+        sys.exit("qemu-img is missing: run scripts/install-test-deps.sh")
+    ikon = os.path.abspath(a.ikon)
+    if not os.path.exists(ikon):
+        subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "ikon-cli"], check=True)
+    os.makedirs(a.dir, exist_ok=True)
+    sources = [("realistic", a.real_gib, make_realistic), ("random", a.random_gib, make_random)]
+    print(f"ikon {subprocess.run([ikon, '--version'], capture_output=True, text=True).stdout.strip()}, "
+          f"{subprocess.run(['qemu-img', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
+          f"{os.cpu_count()} CPUs")
+    print()
+    print("| disk | source -> output | qemu-img s | ikon s | speed-up (qemu/ikon) | ikon vs cat | "
+          "ikon MiB out | qemu MiB out | ikon peak MiB | qemu peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    worst = None
+    for name, gib, make in sources:
+        raw = os.path.join(a.dir, f"{name}.raw")
+        if not os.path.exists(raw) or os.path.getsize(raw) != gib << 30:
+            make(raw, gib)
+        for sname, (qargs, _, qfmt) in FORMATS.items():
+            src = raw if sname == "raw" else os.path.join(a.dir, f"{name}.src.{sname}")
+            if sname != "raw" and not os.path.exists(src):
+                subprocess.run(["qemu-img", "convert", "-f", "raw", *qargs, raw, src], check=True)
+            subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)  # warm the cache
+            cat_s, _ = timed(["cat", src], None)
+            for oname, (oq, oi, ofmt) in OUTPUTS.items():
+                label = f"{sname} -> {oname}"
+                if a.only and a.only not in f"{name} {label}":
+                    continue
+                qout = os.path.join(a.dir, "out.qemu")
+                iout = os.path.join(a.dir, "out.ikon")
+                for p in (qout, iout):
+                    if os.path.exists(p):
+                        os.unlink(p)
+                qs, qrss = timed(["qemu-img", "convert", "-f", qfmt, *oq, src, qout], qout)
+                is_, irss = timed([ikon, "img", "convert", "-q", "-f", qfmt, *oi, src, iout], iout)
+                ratio = qs / is_
+                vs_cat = f"{is_ / cat_s:.2f}x" if {sname, oname} <= {"raw", "qcow2"} else ""
+                print(f"| {name} {gib} GiB | {label} | {qs:.2f} | {is_:.2f} | {ratio:.2f} | {vs_cat} | "
+                      f"{os.path.getsize(iout) / MIB:.0f} | {os.path.getsize(qout) / MIB:.0f} | "
+                      f"{irss:.0f} | {qrss:.0f} |", flush=True)
+                if worst is None or ratio < worst[0]:
+                    worst = (ratio, f"{name} {label}")
+                os.unlink(qout)
+                os.unlink(iout)
+            print(f"| {name} {gib} GiB | cat {sname} > /dev/null | | {cat_s:.2f} | | | | | | |", flush=True)
+    if worst:
+        print(f"\nslowest pair relative to qemu-img: {worst[1]} at {worst[0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run every test: installs the oracles and fixture tools (idempotently), fetches the real
+# sample images, checks formatting and lints, then runs the whole workspace test suite.
+# Oracles are never optional: a missing one fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+start=$(date +%s)
+step() { echo "== $* ($(( $(date +%s) - start ))s)"; }
+
+step "installing test tools"
+bash scripts/install-test-deps.sh
+step "fetching sample images"
+bash scripts/fetch-sample-images.sh .cache/samples
+export IKON_SAMPLES="$PWD/.cache/samples/qemu"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee .cache/test.log
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '[0-9]+ passed' .cache/test.log | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' .cache/test.log | awk '{s+=$1} END {print s+0}')
+step "done"
+echo "${passed} passed, ${failed} failed"
+exit "$status"
