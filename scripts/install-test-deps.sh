@@ -18,10 +18,12 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
     apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
-# Guest-inspection fixtures have their own list.
-if [ -x "$here/install-guest-deps.sh" ]; then
-    "$here/install-guest-deps.sh"
+# Guest-inspection fixtures have their own list; virt-inspector is the inspection oracle.
+if [ -f "$here/install-guest-deps.sh" ]; then
+    bash "$here/install-guest-deps.sh"
 fi
-for t in qemu-img qemu-io sfdisk mkisofs python3; do
+bash "$here/install-guest-oracle.sh"
+
+for t in qemu-img qemu-io sfdisk mkisofs python3 virt-inspector; do
     command -v "$t" >/dev/null || { echo "install-test-deps: $t is still missing" >&2; exit 1; }
 done
