@@ -280,3 +280,46 @@ fn convert_failure_leaves_no_output() {
         "no temporary files may remain: {leftovers:?}"
     );
 }
+
+/// A 1 TiB virtual disk with data at its start, middle and end converts to every output
+/// format in bounded memory and time (only metadata and the written data are touched).
+#[test]
+fn huge_sparse_disk_bounded_memory() {
+    let dir = TempDir::new("huge");
+    let src = dir.path("huge.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", s(&src), "1T"]);
+    for off in ["0", "512G", "1099511562240"] {
+        run_ok(
+            "qemu-io",
+            &[
+                "-f",
+                "qcow2",
+                "-c",
+                &format!("write -P 0x5a {off} 64k"),
+                s(&src),
+            ],
+        );
+    }
+    for (oname, ofmt, oopts) in OUTPUTS {
+        let out = dir.path(&format!("huge-{oname}"));
+        let mut c = vec!["img", "convert", "-q"];
+        c.extend_from_slice(oopts);
+        c.extend([s(&src), s(&out)]);
+        let t = std::time::Instant::now();
+        let (code, rss) = ikon_rss(&c);
+        let el = t.elapsed();
+        assert_eq!(code, Some(0), "{oname}: convert failed");
+        assert!(rss < 256 * 1024, "{oname}: peak memory {rss} KiB");
+        eprintln!("1 TiB -> {oname}: {el:?}, peak {} MiB", rss / 1024);
+        let cmp = run(
+            "qemu-img",
+            &["compare", "-f", "qcow2", "-F", ofmt, s(&src), s(&out)],
+        );
+        assert!(
+            cmp.status.success(),
+            "{oname}: {}",
+            String::from_utf8_lossy(&cmp.stdout)
+        );
+        let _ = std::fs::remove_file(&out);
+    }
+}

@@ -262,7 +262,11 @@ pub fn convert(
     let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
     let read = |off: u64, len: u64| -> Result<Vec<u8>> {
         let n = crate::error::to_usize(len, "read buffer")?;
-        let mut buf = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
+        let mut buf = pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
         buf.resize(n, 0);
         src.read_exact_at(&mut buf, off)?;
         Ok(buf)

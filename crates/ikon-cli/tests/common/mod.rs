@@ -216,3 +216,28 @@ pub fn pattern_disk(path: &Path, size: u64) {
     put(15 * M + 65536 * 3, 2 * M as usize, 2);
     put(size.saturating_sub(1024), 1024, 0);
 }
+
+/// Run ikon with stdout/stderr discarded and return (exit code, peak RSS in KiB) of that one
+/// process, measured with wait4.
+#[allow(clippy::zombie_processes)]
+pub fn ikon_rss(args: &[&str]) -> (Option<i32>, i64) {
+    use std::process::Stdio;
+    let child = Command::new(ikon_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status: libc::c_int = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it and the status for our child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else {
+        None
+    };
+    (code, ru.ru_maxrss)
+}
