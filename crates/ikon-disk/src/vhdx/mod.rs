@@ -1,13 +1,462 @@
-//! vhdx images (placeholder until the format lands).
+//! VHDX (Hyper-V, [MS-VHDX]), read only: verifies the file identifier, picks the current
+//! header (valid CRC-32C, higher sequence number), refuses images with a log to replay,
+//! reads the region table, metadata items and the BAT, and serves reads block by block,
+//! coalescing blocks that are contiguous in the file into one read.
 
-use crate::device::DiskImage;
-use crate::error::{Error, Result};
-use crate::storage::Storage;
+mod header;
 
-use crate::OpenContext;
+use crate::device::{
+    check_range, push_extent, BlockDevice, DiskImage, Extent, ExtentKind, ImageInfo,
+};
+use crate::error::{CheckedOr, Error, Result};
+use crate::storage::{read_vec, Storage};
+use crate::{Format, OpenContext};
+use header::*;
 use std::sync::Arc;
 
-/// Open `storage` as vhdx.
-pub fn open(_storage: Arc<dyn Storage>, _ctx: &OpenContext) -> Result<Box<dyn DiskImage>> {
-    Err(Error::unsupported("vhdx is not implemented yet"))
+/// Payload block states ([MS-VHDX] §2.5.1.1).
+const PAYLOAD_NOT_PRESENT: u8 = 0;
+const PAYLOAD_UNDEFINED: u8 = 1;
+const PAYLOAD_ZERO: u8 = 2;
+const PAYLOAD_UNMAPPED: u8 = 3;
+const PAYLOAD_FULLY_PRESENT: u8 = 6;
+const PAYLOAD_PARTIALLY_PRESENT: u8 = 7;
+/// Largest BAT Ikon loads (bytes).
+const MAX_BAT_BYTES: u64 = 128 << 20;
+/// Largest virtual size ([MS-VHDX] §2.6.2.2: 64 TiB).
+const MAX_DISK_SIZE: u64 = 64 << 40;
+/// Block size bounds ([MS-VHDX] §2.6.2.1: 1 MiB to 256 MiB, power of two).
+const MIN_BLOCK: u32 = 1 << 20;
+const MAX_BLOCK: u32 = 256 << 20;
+
+/// An opened VHDX image.
+#[derive(Debug)]
+pub struct VhdxImage {
+    storage: Arc<dyn Storage>,
+    size: u64,
+    block_size: u64,
+    chunk_ratio: u64,
+    /// Payload entries only (sector bitmap entries removed), one per block.
+    blocks: Vec<u64>,
+    logical_sector: u32,
+    physical_sector: u32,
+    leave_allocated: bool,
+    creator: String,
+    page83: [u8; 16],
+    sequence: u64,
+}
+
+fn read_header(s: &dyn Storage) -> Result<Header> {
+    let mut best: Option<Header> = None;
+    let mut first_err = None;
+    for slot in 0..2 {
+        let at = HEADER_OFFSETS[slot];
+        let b = read_vec(s, at, HEADER_SIZE as u64, 4096, "VHDX header")?;
+        match Header::parse(&b, slot) {
+            Ok(h) => {
+                if best.as_ref().is_none_or(|c| h.sequence > c.sequence) {
+                    best = Some(h);
+                }
+            }
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    best.ok_or_else(|| {
+        first_err
+            .unwrap_or_else(|| Error::corrupt("no valid VHDX header"))
+            .within("both VHDX headers are invalid")
+    })
+}
+
+fn read_regions(s: &dyn Storage, file_size: u64) -> Result<(Region, Region)> {
+    let mut first_err = None;
+    for at in REGION_OFFSETS {
+        let b = read_vec(s, at, KIB64, KIB64, "VHDX region table")?;
+        match parse_regions(&b, at).and_then(|r| pick_regions(&r, at, file_size)) {
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| Error::corrupt("no valid VHDX region table")))
+}
+
+fn pick_regions(regions: &[Region], at: u64, file_size: u64) -> Result<(Region, Region)> {
+    let (bat_g, meta_g) = (guid(GUID_BAT), guid(GUID_METADATA));
+    let mut bat = None;
+    let mut meta = None;
+    for r in regions {
+        let end = r.offset.checked_add(r.length);
+        if r.offset < MIB || r.offset % MIB != 0 || r.length == 0 || r.length % MIB != 0 {
+            return Err(Error::corrupt(format!(
+                "VHDX region table at 0x{at:x}: region {} at 0x{:x} ({} bytes) is not 1 MiB aligned or overlaps the headers",
+                guid_str(&r.guid), r.offset, r.length
+            )));
+        }
+        if end.is_none_or(|e| e > file_size) {
+            return Err(Error::corrupt(format!(
+                "VHDX region {} at 0x{:x} ({} bytes) extends past the end of the file (size {file_size})",
+                guid_str(&r.guid), r.offset, r.length
+            )));
+        }
+        for o in regions {
+            if !std::ptr::eq(o, r)
+                && o.offset < r.offset + r.length
+                && r.offset < o.offset.saturating_add(o.length)
+            {
+                return Err(Error::corrupt(format!(
+                    "VHDX regions {} and {} overlap",
+                    guid_str(&r.guid),
+                    guid_str(&o.guid)
+                )));
+            }
+        }
+        if r.guid == bat_g {
+            if bat.replace(r.clone()).is_some() {
+                return Err(Error::corrupt("VHDX region table lists the BAT twice"));
+            }
+        } else if r.guid == meta_g {
+            if meta.replace(r.clone()).is_some() {
+                return Err(Error::corrupt("VHDX region table lists the metadata twice"));
+            }
+        } else if r.required {
+            return Err(Error::unsupported(format!(
+                "VHDX has an unknown required region {}",
+                guid_str(&r.guid)
+            )));
+        }
+    }
+    match (bat, meta) {
+        (Some(b), Some(m)) => Ok((b, m)),
+        _ => Err(Error::corrupt(format!(
+            "VHDX region table at 0x{at:x} lacks the BAT or metadata region"
+        ))),
+    }
+}
+
+struct Params {
+    block_size: u32,
+    leave_allocated: bool,
+    has_parent: bool,
+    size: u64,
+    logical: u32,
+    physical: u32,
+    page83: [u8; 16],
+}
+
+fn read_metadata(s: &dyn Storage, meta: &Region) -> Result<Params> {
+    let region = read_vec(
+        s,
+        meta.offset,
+        meta.length,
+        64 << 20,
+        "VHDX metadata region",
+    )?;
+    let entries = parse_metadata_table(&region, meta.offset)?;
+    let item = |name: &str, g: &str, len: usize| -> Result<Option<&[u8]>> {
+        let g = guid(g);
+        let Some(e) = entries.iter().find(|e| e.guid == g && !e.is_user) else {
+            return Ok(None);
+        };
+        let off = u64::from(e.offset);
+        let end = off + u64::from(e.length);
+        if (e.length as usize) < len || off < KIB64 || end > meta.length {
+            return Err(Error::corrupt(format!(
+                "VHDX metadata item {name} at region offset 0x{off:x} ({} bytes) is out of bounds or too short",
+                e.length
+            )));
+        }
+        Ok(region.get(e.offset as usize..e.offset as usize + len))
+    };
+    let known = [
+        GUID_FILE_PARAMS,
+        GUID_DISK_SIZE,
+        GUID_PAGE83,
+        GUID_LOGICAL,
+        GUID_PHYSICAL,
+        GUID_PARENT_LOCATOR,
+    ]
+    .map(guid);
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.required && !e.is_user && !known.contains(&e.guid))
+    {
+        return Err(Error::unsupported(format!(
+            "VHDX has an unknown required metadata item {}",
+            guid_str(&e.guid)
+        )));
+    }
+    let missing = |n: &str| Error::corrupt(format!("VHDX metadata lacks the {n} item"));
+    let fp =
+        item("File Parameters", GUID_FILE_PARAMS, 8)?.ok_or_else(|| missing("File Parameters"))?;
+    let ds = item("Virtual Disk Size", GUID_DISK_SIZE, 8)?
+        .ok_or_else(|| missing("Virtual Disk Size"))?;
+    let ls = item("Logical Sector Size", GUID_LOGICAL, 4)?
+        .ok_or_else(|| missing("Logical Sector Size"))?;
+    let ps = item("Physical Sector Size", GUID_PHYSICAL, 4)?;
+    let p83 = item("Page 83 Data", GUID_PAGE83, 16)?;
+    let flags = le32(fp, 4);
+    Ok(Params {
+        block_size: le32(fp, 0),
+        leave_allocated: flags & 1 != 0,
+        has_parent: flags & 2 != 0,
+        size: le64(ds, 0),
+        logical: le32(ls, 0),
+        physical: ps.map_or(512, |p| le32(p, 0)),
+        page83: p83.map_or([0; 16], |p| guid_at(p, 0)),
+    })
+}
+
+/// Open `storage` as a VHDX.
+pub fn open(storage: Arc<dyn Storage>, _ctx: &OpenContext) -> Result<Box<dyn DiskImage>> {
+    Ok(Box::new(open_vhdx(storage)?))
+}
+
+/// Open `storage` as a VHDX, returning the concrete type.
+pub fn open_vhdx(storage: Arc<dyn Storage>) -> Result<VhdxImage> {
+    let s = storage.as_ref();
+    let file_size = s.size()?;
+    if file_size < MIB {
+        return Err(Error::corrupt(format!(
+            "VHDX file of {file_size} bytes is shorter than its 1 MiB header area"
+        )));
+    }
+    let ident = read_vec(s, 0, 520, 520, "VHDX file identifier")?;
+    if ident.get(..8) != Some(&FILE_SIG[..]) {
+        return Err(Error::corrupt("no \"vhdxfile\" signature at offset 0"));
+    }
+    let units: Vec<u16> = (0..256)
+        .map(|i| le16(&ident, 8 + 2 * i))
+        .take_while(|&u| u != 0)
+        .collect();
+    let creator = String::from_utf16_lossy(&units);
+    let h = read_header(s)?;
+    if h.log_guid != [0; 16] {
+        return Err(Error::unsupported(
+            "VHDX has a dirty log that must be replayed by Hyper-V or qemu-img check -r all; refused",
+        ));
+    }
+    let (bat_r, meta_r) = read_regions(s, file_size)?;
+    let p = read_metadata(s, &meta_r)?;
+    if p.has_parent {
+        return Err(Error::unsupported(
+            "differencing VHDX (HasParent) is not supported by Ikon; convert it with its parent using qemu-img first",
+        ));
+    }
+    if p.block_size < MIN_BLOCK || p.block_size > MAX_BLOCK || !p.block_size.is_power_of_two() {
+        return Err(Error::corrupt(format!(
+            "VHDX block size {} is not a power of two between 1 MiB and 256 MiB",
+            p.block_size
+        )));
+    }
+    if p.logical != 512 && p.logical != 4096 {
+        return Err(Error::corrupt(format!(
+            "VHDX logical sector size {} (expected 512 or 4096)",
+            p.logical
+        )));
+    }
+    if p.physical != 512 && p.physical != 4096 {
+        return Err(Error::corrupt(format!(
+            "VHDX physical sector size {} (expected 512 or 4096)",
+            p.physical
+        )));
+    }
+    if p.size == 0 || p.size > MAX_DISK_SIZE || p.size % u64::from(p.logical) != 0 {
+        return Err(Error::corrupt(format!(
+            "VHDX virtual disk size {} is zero, above 64 TiB or not a multiple of the sector size",
+            p.size
+        )));
+    }
+    let block_size = u64::from(p.block_size);
+    let chunk_ratio = (1u64 << 23) * u64::from(p.logical) / block_size;
+    let nblocks = p.size.div_ceil(block_size);
+    let total = nblocks + (nblocks - 1) / chunk_ratio;
+    let bat_bytes = total.mul_or(8, "VHDX BAT size")?;
+    if bat_bytes > MAX_BAT_BYTES {
+        return Err(Error::limit(format!(
+            "VHDX BAT of {total} entries exceeds the limit of {MAX_BAT_BYTES} bytes"
+        )));
+    }
+    if bat_bytes > bat_r.length {
+        return Err(Error::corrupt(format!(
+            "VHDX BAT region at 0x{:x} ({} bytes) is too small for {total} entries",
+            bat_r.offset, bat_r.length
+        )));
+    }
+    let raw = read_vec(s, bat_r.offset, bat_bytes, MAX_BAT_BYTES, "VHDX BAT")?;
+    let mut blocks = Vec::with_capacity(usize::try_from(nblocks).unwrap_or(0));
+    for i in 0..nblocks {
+        let bi = i + i / chunk_ratio;
+        let o = usize::try_from(bi * 8).unwrap_or(usize::MAX);
+        let e = le64(&raw, o);
+        let state = (e & 7) as u8;
+        let off = (e >> 20) << 20;
+        match state {
+            PAYLOAD_NOT_PRESENT | PAYLOAD_UNDEFINED | PAYLOAD_ZERO | PAYLOAD_UNMAPPED => {}
+            PAYLOAD_FULLY_PRESENT => {
+                if off < MIB || off.checked_add(block_size).is_none_or(|e| e > file_size) {
+                    return Err(Error::corrupt(format!(
+                        "VHDX BAT entry {bi}: block at 0x{off:x} lies in the header area or past the end of the file (size {file_size})"
+                    )));
+                }
+            }
+            PAYLOAD_PARTIALLY_PRESENT => {
+                return Err(Error::corrupt(format!(
+                    "VHDX BAT entry {bi} is PARTIALLY_PRESENT in a disk without a parent"
+                )))
+            }
+            _ => {
+                return Err(Error::corrupt(format!(
+                    "VHDX BAT entry {bi} has undefined state {state}"
+                )))
+            }
+        }
+        blocks.push(e);
+    }
+    Ok(VhdxImage {
+        storage,
+        size: p.size,
+        block_size,
+        chunk_ratio,
+        blocks,
+        logical_sector: p.logical,
+        physical_sector: p.physical,
+        leave_allocated: p.leave_allocated,
+        creator,
+        page83: p.page83,
+        sequence: h.sequence,
+    })
+}
+
+impl VhdxImage {
+    /// (state, file offset) of block `idx`.
+    fn entry(&self, idx: u64) -> (u8, u64) {
+        let e = usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.blocks.get(i))
+            .copied()
+            .unwrap_or(0);
+        ((e & 7) as u8, (e >> 20) << 20)
+    }
+}
+
+impl BlockDevice for VhdxImage {
+    fn len(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_range(offset, buf.len(), self.size)?;
+        let bs = self.block_size;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let (state, file_off) = self.entry(pos / bs);
+            let in_block = pos % bs;
+            let mut n = (bs - in_block).min((buf.len() - done) as u64);
+            if state == PAYLOAD_FULLY_PRESENT {
+                // extend over following blocks that continue contiguously in the file
+                let start = file_off + in_block;
+                while done as u64 + n < buf.len() as u64 {
+                    let next = pos + n;
+                    let (st, fo) = self.entry(next / bs);
+                    if st != PAYLOAD_FULLY_PRESENT || fo != start + n {
+                        break;
+                    }
+                    n += bs.min(buf.len() as u64 - done as u64 - n);
+                }
+                let k = usize::try_from(n).unwrap_or(0);
+                self.storage
+                    .read_exact_at(&mut buf[done..done + k], start)?;
+                done += k;
+            } else {
+                let k = usize::try_from(n).unwrap_or(0);
+                buf[done..done + k].fill(0);
+                done += k;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> Result<()> {
+        Err(Error::read_only("VHDX images are read-only in Ikon"))
+    }
+    fn write_zeroes(&self, _offset: u64, _len: u64) -> Result<()> {
+        Err(Error::read_only("VHDX images are read-only in Ikon"))
+    }
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        let end = offset.saturating_add(len).min(self.size);
+        let mut out = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let n = (self.block_size - pos % self.block_size).min(end - pos);
+            let kind = match self.entry(pos / self.block_size).0 {
+                PAYLOAD_FULLY_PRESENT => ExtentKind::Data,
+                PAYLOAD_ZERO => ExtentKind::Zero,
+                _ => ExtentKind::Unallocated,
+            };
+            push_extent(&mut out, pos, n, kind, false);
+            pos += n;
+        }
+        Ok(out)
+    }
+}
+
+impl DiskImage for VhdxImage {
+    fn info(&self) -> ImageInfo {
+        let mut info = ImageInfo::new(Format::Vhdx, self.size)
+            .detail("creator", &self.creator)
+            .detail("logical_sector_size", self.logical_sector)
+            .detail("physical_sector_size", self.physical_sector)
+            .detail("block_size", self.block_size)
+            .detail("chunk_ratio", self.chunk_ratio)
+            .detail("leave_blocks_allocated", self.leave_allocated)
+            .detail("header_sequence", self.sequence)
+            .detail("page83", guid_str(&self.page83));
+        info.subformat = Some(
+            if self.leave_allocated {
+                "fixed"
+            } else {
+                "dynamic"
+            }
+            .to_string(),
+        );
+        info.cluster_size = Some(self.block_size);
+        info
+    }
+
+    fn check(&self) -> Result<crate::device::CheckReport> {
+        let mut r = crate::device::CheckReport {
+            total_clusters: self.blocks.len() as u64,
+            ..Default::default()
+        };
+        let mut offs: Vec<(u64, usize)> = Vec::new();
+        for (i, &e) in self.blocks.iter().enumerate() {
+            if (e & 7) as u8 == PAYLOAD_FULLY_PRESENT {
+                r.allocated_clusters += 1;
+                offs.push(((e >> 20) << 20, i));
+            }
+        }
+        offs.sort_unstable();
+        for w in offs.windows(2) {
+            if w[0].0 + self.block_size > w[1].0 {
+                r.corruptions.push(format!(
+                    "VHDX blocks {} and {} overlap at 0x{:x}",
+                    w[0].1, w[1].1, w[1].0
+                ));
+            }
+        }
+        Ok(r)
+    }
 }
