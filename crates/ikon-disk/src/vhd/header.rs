@@ -16,6 +16,9 @@ pub const FOOTER_SIZE: usize = 512;
 pub const DYN_HEADER_SIZE: usize = 1024;
 /// Sector size all VHD offsets and bitmaps count in (spec: "sector = 512 bytes").
 pub const SECTOR: u64 = 512;
+/// Largest block size Ikon accepts (the spec's default is 2 MiB; Hyper-V uses at most
+/// 256 MiB for VHDX, and no tool writes larger VHD blocks).
+pub const MAX_BLOCK_SIZE: u32 = 256 << 20;
 /// Disk type: fixed (spec: Disk Type field, value 2).
 pub const TYPE_FIXED: u32 = 2;
 /// Disk type: dynamic (spec: Disk Type field, value 3).
@@ -271,9 +274,9 @@ impl DynHeader {
             )));
         }
         let block_size = be32(b, 32);
-        if block_size < 512 || !block_size.is_power_of_two() {
+        if !(512..=MAX_BLOCK_SIZE).contains(&block_size) || !block_size.is_power_of_two() {
             return Err(Error::corrupt(format!(
-                "VHD dynamic header at 0x{at:x}: block size {block_size} is not a power of two of at least 512"
+                "VHD dynamic header at 0x{at:x}: block size {block_size} is not a power of two between 512 bytes and 256 MiB"
             )));
         }
         let name_units: Vec<u16> = (0..256)

@@ -157,21 +157,27 @@ fn load_dynamic(img: &VhdImage, file_size: u64) -> Result<Dynamic> {
             img.size
         )));
     }
-    let bat_bytes = needed.mul_or(4, "VHD BAT size")?;
-    if bat_bytes > MAX_BAT_BYTES {
+    // The whole table (max table entries) must fit the limit and the file, as qemu
+    // requires; only the entries covering the virtual size are loaded.
+    let table_bytes = entries.mul_or(4, "VHD BAT size")?;
+    if table_bytes > MAX_BAT_BYTES {
         return Err(Error::limit(format!(
-            "VHD BAT of {needed} entries ({bat_bytes} bytes) exceeds the limit of {MAX_BAT_BYTES} bytes"
+            "VHD BAT of {entries} entries ({table_bytes} bytes) exceeds the limit of {MAX_BAT_BYTES} bytes"
         )));
     }
+    let bat_bytes = needed.mul_or(4, "VHD BAT size")?;
     let toff = header.table_offset;
-    if toff.checked_add(bat_bytes).is_none_or(|e| e > file_size) {
+    if toff.checked_add(table_bytes).is_none_or(|e| e > file_size) {
         return Err(Error::corrupt(format!(
-            "VHD BAT at 0x{toff:x} ({needed} entries) extends past the end of the file (size {file_size})"
+            "VHD BAT at 0x{toff:x} ({entries} entries) extends past the end of the file (size {file_size})"
         )));
     }
-    if toff < (FOOTER_SIZE as u64) && toff + bat_bytes > 0 && hoff != 0 {
+    if table_bytes > 0
+        && (toff < FOOTER_SIZE as u64
+            || (toff < hoff + DYN_HEADER_SIZE as u64 && hoff < toff + table_bytes))
+    {
         return Err(Error::corrupt(format!(
-            "VHD BAT at 0x{toff:x} overlaps the footer copy at offset 0"
+            "VHD BAT at 0x{toff:x} overlaps the footer copy or the dynamic header at 0x{hoff:x}"
         )));
     }
     let raw = read_vec(s, toff, bat_bytes, MAX_BAT_BYTES, "VHD BAT")?;

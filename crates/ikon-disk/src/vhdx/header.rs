@@ -8,6 +8,8 @@ use crate::error::{Error, Result};
 pub const MIB: u64 = 1 << 20;
 /// 64 KiB: size of the identifier, each header slot and each region table ([MS-VHDX] §2.2).
 pub const KIB64: u64 = 64 << 10;
+/// [`KIB64`] as a buffer length.
+pub const KIB64_LEN: usize = 64 << 10;
 /// File type identifier signature at offset 0 ([MS-VHDX] §2.2.1).
 pub const FILE_SIG: &[u8; 8] = b"vhdxfile";
 /// Header 1 and 2 offsets ([MS-VHDX] §2.2.2).
@@ -186,13 +188,13 @@ pub struct Region {
 
 /// Parse and verify a 64 KiB region table read at `at`.
 pub fn parse_regions(b: &[u8], at: u64) -> Result<Vec<Region>> {
-    if b.len() < KIB64 as usize || b.get(..4) != Some(&REGION_SIG[..]) {
+    if b.len() < KIB64_LEN || b.get(..4) != Some(&REGION_SIG[..]) {
         return Err(Error::corrupt(format!(
             "VHDX region table at 0x{at:x}: no \"regi\" signature"
         )));
     }
     let stored = le32(b, 4);
-    let want = crc_with_zeroed_field(&b[..KIB64 as usize]);
+    let want = crc_with_zeroed_field(&b[..KIB64_LEN]);
     if stored != want {
         return Err(Error::corrupt(format!(
             "VHDX region table at 0x{at:x}: CRC-32C 0x{stored:08x} does not match computed 0x{want:08x}"

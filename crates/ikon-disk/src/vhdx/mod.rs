@@ -49,8 +49,7 @@ pub struct VhdxImage {
 fn read_header(s: &dyn Storage) -> Result<Header> {
     let mut best: Option<Header> = None;
     let mut first_err = None;
-    for slot in 0..2 {
-        let at = HEADER_OFFSETS[slot];
+    for (slot, &at) in HEADER_OFFSETS.iter().enumerate() {
         let b = read_vec(s, at, HEADER_SIZE as u64, 4096, "VHDX header")?;
         match Header::parse(&b, slot) {
             Ok(h) => {
@@ -296,7 +295,7 @@ pub fn open_vhdx(storage: Arc<dyn Storage>) -> Result<VhdxImage> {
         let bi = i + i / chunk_ratio;
         let o = usize::try_from(bi * 8).unwrap_or(usize::MAX);
         let e = le64(&raw, o);
-        let state = (e & 7) as u8;
+        let state = state_of(e);
         let off = (e >> 20) << 20;
         match state {
             PAYLOAD_NOT_PRESENT | PAYLOAD_UNDEFINED | PAYLOAD_ZERO | PAYLOAD_UNMAPPED => {}
@@ -335,6 +334,11 @@ pub fn open_vhdx(storage: Arc<dyn Storage>) -> Result<VhdxImage> {
     })
 }
 
+/// The state bits (0-2) of a BAT entry ([MS-VHDX] §2.5.1).
+fn state_of(e: u64) -> u8 {
+    u8::try_from(e & 7).unwrap_or(0)
+}
+
 impl VhdxImage {
     /// (state, file offset) of block `idx`.
     fn entry(&self, idx: u64) -> (u8, u64) {
@@ -343,7 +347,7 @@ impl VhdxImage {
             .and_then(|i| self.blocks.get(i))
             .copied()
             .unwrap_or(0);
-        ((e & 7) as u8, (e >> 20) << 20)
+        (state_of(e), (e >> 20) << 20)
     }
 }
 
@@ -443,7 +447,7 @@ impl DiskImage for VhdxImage {
         };
         let mut offs: Vec<(u64, usize)> = Vec::new();
         for (i, &e) in self.blocks.iter().enumerate() {
-            if (e & 7) as u8 == PAYLOAD_FULLY_PRESENT {
+            if state_of(e) == PAYLOAD_FULLY_PRESENT {
                 r.allocated_clusters += 1;
                 offs.push(((e >> 20) << 20, i));
             }

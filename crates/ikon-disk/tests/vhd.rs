@@ -1,0 +1,434 @@
+//! VHD integration tests with the real qemu-img as the oracle: qemu-made images read by Ikon,
+//! Ikon-made images checked by qemu-img, and a hostile-input set built in memory.
+
+use ikon_disk::convert::{convert, CopyOptions};
+use ikon_disk::{
+    CreateOptions, DiskImage, ErrorKind, ExtentKind, Format, MemStorage, OpenContext, OpenOptions,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("ikon-vhd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn qemu_img(args: &[&str]) -> std::process::Output {
+    let out = Command::new("qemu-img").args(args).output().unwrap_or_else(|e| {
+        panic!("qemu-img is required for these tests but could not be run ({e}); install qemu-utils")
+    });
+    out
+}
+
+fn qemu_ok(args: &[&str]) -> String {
+    let out = qemu_img(args);
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json_u64(text: &str, key: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(text).expect("qemu-img json");
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+fn qemu_size(path: &Path, fmt: &str) -> u64 {
+    let p = path.to_str().expect("utf8 path");
+    json_u64(
+        &qemu_ok(&["info", "--output=json", "-f", fmt, p]),
+        "virtual-size",
+    )
+}
+
+fn qemu_data_ranges(path: &Path, fmt: &str) -> Vec<(u64, u64)> {
+    let p = path.to_str().expect("utf8 path");
+    let v: serde_json::Value =
+        serde_json::from_str(&qemu_ok(&["map", "--output=json", "-f", fmt, p])).expect("map json");
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for e in v.as_array().expect("map array") {
+        if e["data"].as_bool() == Some(true) {
+            push_range(
+                &mut out,
+                e["start"].as_u64().unwrap_or(0),
+                e["length"].as_u64().unwrap_or(0),
+            );
+        }
+    }
+    out
+}
+
+fn push_range(out: &mut Vec<(u64, u64)>, s: u64, l: u64) {
+    if let Some(last) = out.last_mut() {
+        if last.0 + last.1 == s {
+            last.1 += l;
+            return;
+        }
+    }
+    out.push((s, l));
+}
+
+fn ikon_data_ranges(img: &dyn DiskImage) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for e in img.map(0, img.len()).expect("map") {
+        if e.kind == ExtentKind::Data {
+            push_range(&mut out, e.offset, e.len);
+        }
+    }
+    out
+}
+
+fn read_all(img: &dyn DiskImage) -> Vec<u8> {
+    let mut v = vec![0u8; usize::try_from(img.len()).expect("size")];
+    // read in odd-sized pieces to exercise block boundaries
+    let mut pos = 0usize;
+    let step = 3 * 1024 * 1024 + 4096 + 512;
+    while pos < v.len() {
+        let n = step.min(v.len() - pos);
+        img.read_exact_at(&mut v[pos..pos + n], pos as u64)
+            .expect("read");
+        pos += n;
+    }
+    v
+}
+
+/// Deterministic test disk: random regions, zero regions, text at unaligned offsets.
+fn pattern(size: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; size];
+    let mut x = seed | 1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut pos = 0usize;
+    let mut i = 0;
+    while pos < size {
+        let len = (1 << 20) + (rnd() % (3 << 20)) as usize;
+        let end = (pos + len).min(size);
+        if i % 3 == 0 {
+            for b in &mut v[pos..end] {
+                *b = rnd() as u8;
+            }
+        }
+        pos = end;
+        i += 1;
+    }
+    let text = b"Ikon VHD test text crossing sector and block boundaries";
+    for off in [
+        511usize,
+        2 * 1024 * 1024 - 7,
+        5 * 1024 * 1024 + 333,
+        size - text.len(),
+    ] {
+        if off + text.len() <= size {
+            v[off..off + text.len()].copy_from_slice(text);
+        }
+    }
+    v
+}
+
+fn open_path(p: &Path, fmt: Option<Format>) -> Box<dyn DiskImage> {
+    let opts = OpenOptions {
+        format: fmt,
+        ..Default::default()
+    };
+    ikon_disk::open(p, &opts).unwrap_or_else(|e| panic!("ikon open {}: {e}", p.display()))
+}
+
+/// Sizes: CHS-representable (8 MiB = 16320 s? no: exercises rounding) and odd ones.
+const SIZES: [usize; 3] = [8 << 20, 10_000_384, (23 << 20) + 3 * 512];
+const OPTS: [&str; 4] = [
+    "subformat=dynamic",
+    "subformat=fixed",
+    "subformat=dynamic,force_size=on",
+    "subformat=fixed,force_size=on",
+];
+
+#[test]
+fn qemu_made_vhd_reads_like_qemu() {
+    let t = TempDir::new("qemu-made");
+    for (si, &size) in SIZES.iter().enumerate() {
+        let src = t.path("src.raw");
+        std::fs::write(&src, pattern(size, 7 + si as u64)).expect("write src");
+        for o in OPTS {
+            let vhd = t.path("q.vhd");
+            let back = t.path("back.raw");
+            let (s, v, b) = (
+                src.to_str().unwrap_or(""),
+                vhd.to_str().unwrap_or(""),
+                back.to_str().unwrap_or(""),
+            );
+            qemu_ok(&["convert", "-f", "raw", "-O", "vpc", "-o", o, s, v]);
+            qemu_ok(&["convert", "-f", "vpc", "-O", "raw", v, b]);
+            let img = open_path(&vhd, None);
+            assert_eq!(img.info().format, Format::Vhd);
+            assert_eq!(
+                img.len(),
+                qemu_size(&vhd, "vpc"),
+                "virtual size, size {size} opts {o}"
+            );
+            let want = std::fs::read(&back).expect("read back");
+            let got = read_all(img.as_ref());
+            assert!(
+                got == want,
+                "content differs from qemu, size {size} opts {o}"
+            );
+            if o.contains("dynamic") {
+                assert_eq!(
+                    ikon_data_ranges(img.as_ref()),
+                    qemu_data_ranges(&vhd, "vpc"),
+                    "map data ranges, size {size} opts {o}"
+                );
+                assert_eq!(img.info().cluster_size, Some(2 << 20));
+                assert!(img.check().expect("check").is_clean());
+            }
+            let sub = if o.contains("fixed") {
+                "fixed"
+            } else {
+                "dynamic"
+            };
+            assert_eq!(img.info().subformat.as_deref(), Some(sub));
+        }
+    }
+}
+
+#[test]
+fn ikon_written_vhd_checked_by_qemu() {
+    let t = TempDir::new("ikon-made");
+    for (si, &size) in SIZES.iter().enumerate() {
+        let src = t.path("src.raw");
+        let data = pattern(size, 99 + si as u64);
+        std::fs::write(&src, &data).expect("write src");
+        for o in OPTS {
+            let vhd = t.path("i.vhd");
+            let mut opts = CreateOptions::new(Format::Vhd, size as u64);
+            opts.apply(o).expect("options");
+            let source = open_path(&src, Some(Format::Raw));
+            let w = ikon_disk::create(&vhd, &opts).expect("create");
+            convert(source.as_ref(), w, CopyOptions::default(), &mut |_, _| {}).expect("convert");
+            let (s, v) = (src.to_str().unwrap_or(""), vhd.to_str().unwrap_or(""));
+            let cmp = qemu_img(&["compare", "-f", "raw", "-F", "vpc", s, v]);
+            assert!(
+                cmp.status.success(),
+                "qemu-img compare failed for size {size} opts {o}: {}{}",
+                String::from_utf8_lossy(&cmp.stdout),
+                String::from_utf8_lossy(&cmp.stderr)
+            );
+            let img = open_path(&vhd, None);
+            assert_eq!(
+                img.len(),
+                qemu_size(&vhd, "vpc"),
+                "virtual size, size {size} opts {o}"
+            );
+            if o.contains("force_size") {
+                assert_eq!(img.len(), size as u64);
+            } else {
+                assert!(img.len() >= size as u64);
+            }
+            let got = read_all(img.as_ref());
+            assert!(got[..size] == data[..], "read back, size {size} opts {o}");
+            assert!(got[size..].iter().all(|&b| b == 0));
+            if o.contains("dynamic") {
+                assert_eq!(
+                    ikon_data_ranges(img.as_ref()),
+                    qemu_data_ranges(&vhd, "vpc"),
+                    "map, size {size} opts {o}"
+                );
+                assert!(img.check().expect("check").is_clean());
+            }
+        }
+    }
+}
+
+#[test]
+fn fixed_vhd_in_place_write() {
+    let t = TempDir::new("fixed-write");
+    let vhd = t.path("f.vhd");
+    let v = vhd.to_str().unwrap_or("");
+    qemu_ok(&["create", "-f", "vpc", "-o", "subformat=fixed", v, "4M"]);
+    let opts = OpenOptions {
+        writable: true,
+        ..Default::default()
+    };
+    let img = ikon_disk::open(&vhd, &opts).expect("open rw");
+    img.write_all_at(b"hello vhd", 1000).expect("write");
+    img.flush().expect("flush");
+    drop(img);
+    let back = t.path("b.raw");
+    qemu_ok(&[
+        "convert",
+        "-f",
+        "vpc",
+        "-O",
+        "raw",
+        v,
+        back.to_str().unwrap_or(""),
+    ]);
+    let raw = std::fs::read(&back).expect("read");
+    assert_eq!(&raw[1000..1009], b"hello vhd");
+}
+
+// ---------------------------------------------------------------- hostile input
+
+fn be32_put(b: &mut [u8], o: usize, v: u32) {
+    b[o..o + 4].copy_from_slice(&v.to_be_bytes());
+}
+fn be64_put(b: &mut [u8], o: usize, v: u64) {
+    b[o..o + 8].copy_from_slice(&v.to_be_bytes());
+}
+fn vhd_sum(b: &[u8], skip: usize) -> u32 {
+    let mut s: u32 = 0;
+    for (i, &x) in b.iter().enumerate() {
+        if i < skip || i >= skip + 4 {
+            s = s.wrapping_add(u32::from(x));
+        }
+    }
+    !s
+}
+
+/// A small dynamic VHD made by Ikon in memory with one block of data.
+fn small_dynamic() -> Vec<u8> {
+    let mem = Arc::new(MemStorage::new(Vec::new()));
+    let opts = CreateOptions::new(Format::Vhd, 8 << 20);
+    let mut w = ikon_disk::create_storage(mem.clone(), &opts).expect("create");
+    w.write_run(2 << 20, &vec![0xAB; 2 << 20]).expect("write");
+    w.finish().expect("finish");
+    mem.to_vec()
+}
+
+/// Rewrite both footer copies' and the dynamic header's checksums.
+fn fix_sums(b: &mut [u8]) {
+    let n = b.len();
+    for o in [0, n - 512] {
+        let s = vhd_sum(&b[o..o + 512], 64);
+        be32_put(b, o + 64, s);
+    }
+    let s = vhd_sum(&b[512..1536], 36);
+    be32_put(b, 512 + 36, s);
+}
+
+fn open_mem(b: Vec<u8>) -> ikon_disk::Result<Box<dyn DiskImage>> {
+    let ctx = OpenContext::new(
+        OpenOptions {
+            format: Some(Format::Vhd),
+            ..Default::default()
+        },
+        None,
+    );
+    ikon_disk::open_storage(Arc::new(MemStorage::new(b)), &ctx)
+}
+
+fn expect_err(name: &str, b: Vec<u8>, kind: ErrorKind) {
+    let t = Instant::now();
+    match open_mem(b) {
+        Ok(img) => panic!("{name}: opened an image of {} bytes", img.len()),
+        Err(e) => assert_eq!(e.kind(), kind, "{name}: {e}"),
+    }
+    assert!(t.elapsed().as_secs_f64() < 1.0, "{name} took too long");
+}
+
+#[test]
+fn hostile_vhd() {
+    let good = small_dynamic();
+    {
+        let img = open_mem(good.clone()).expect("good image opens");
+        let mut b = vec![0u8; 4096];
+        img.read_exact_at(&mut b, (2 << 20) + 100).expect("read");
+        assert!(b.iter().all(|&x| x == 0xAB));
+    }
+    let n = good.len();
+    let mut b = good.clone();
+    b[100] ^= 1;
+    b[n - 512 + 100] ^= 1;
+    expect_err("bad footer checksum on both copies", b, ErrorKind::Corrupt);
+
+    for (name, bs) in [
+        ("block size 0", 0u32),
+        ("block size not power of two", 3 << 20),
+        ("block size 256", 256),
+    ] {
+        let mut b = good.clone();
+        be32_put(&mut b, 512 + 32, bs);
+        fix_sums(&mut b);
+        expect_err(name, b, ErrorKind::Corrupt);
+    }
+    let mut b = good.clone();
+    be32_put(&mut b, 512 + 32, 1 << 31);
+    fix_sums(&mut b);
+    expect_err("block size 2 GiB", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    be32_put(&mut b, 512 + 28, u32::MAX);
+    fix_sums(&mut b);
+    expect_err("max table entries huge", b, ErrorKind::LimitExceeded);
+
+    let mut b = good.clone();
+    be64_put(&mut b, 512 + 16, 1 << 40);
+    fix_sums(&mut b);
+    expect_err("BAT offset past EOF", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    be32_put(&mut b, 1536 + 4, 0x00FF_0000);
+    expect_err("BAT entry past EOF", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    be64_put(&mut b, 16, 1 << 50);
+    be64_put(&mut b, n - 512 + 16, 1 << 50);
+    fix_sums(&mut b);
+    expect_err("dynamic header past EOF", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    b[28..32].copy_from_slice(b"win ");
+    be64_put(&mut b, 48, u64::MAX);
+    b[n - 512 + 28..n - 512 + 32].copy_from_slice(b"win ");
+    be64_put(&mut b, n - 512 + 48, u64::MAX);
+    fix_sums(&mut b);
+    expect_err("current size absurd", b, ErrorKind::Unsupported);
+
+    expect_err("truncated", good[..300].to_vec(), ErrorKind::Corrupt);
+    expect_err("empty", Vec::new(), ErrorKind::Corrupt);
+
+    // Differencing disk whose parent locator points at /etc/hosts: refused by default.
+    let mut b = good.clone();
+    be32_put(&mut b, 60, 4);
+    be32_put(&mut b, n - 512 + 60, 4);
+    let name: Vec<u8> = "/etc/hosts"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let loc_at = b.len() - 512;
+    b.splice(
+        loc_at..loc_at,
+        name.iter()
+            .copied()
+            .chain(std::iter::repeat_n(0, 512 - name.len())),
+    );
+    let loc = 512 + 576;
+    b[loc..loc + 4].copy_from_slice(b"W2ku");
+    be32_put(&mut b, loc + 4, 512);
+    be32_put(&mut b, loc + 8, name.len() as u32);
+    be64_put(&mut b, loc + 16, loc_at as u64);
+    fix_sums(&mut b);
+    expect_err("parent locator to /etc/hosts", b, ErrorKind::Unsafe);
+}
