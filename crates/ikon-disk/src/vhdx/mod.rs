@@ -300,7 +300,9 @@ pub fn open_vhdx(storage: Arc<dyn Storage>) -> Result<VhdxImage> {
         match state {
             PAYLOAD_NOT_PRESENT | PAYLOAD_UNDEFINED | PAYLOAD_ZERO | PAYLOAD_UNMAPPED => {}
             PAYLOAD_FULLY_PRESENT => {
-                if off < MIB || off.checked_add(block_size).is_none_or(|e| e > file_size) {
+                // the last block may be cut short at the virtual size (qemu writes it so)
+                let used = block_size.min(p.size - i * block_size);
+                if off < MIB || off.checked_add(used).is_none_or(|e| e > file_size) {
                     return Err(Error::corrupt(format!(
                         "VHDX BAT entry {bi}: block at 0x{off:x} lies in the header area or past the end of the file (size {file_size})"
                     )));

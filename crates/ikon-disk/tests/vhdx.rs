@@ -1,0 +1,363 @@
+//! VHDX integration tests with the real qemu-img as the oracle (qemu-made images read by
+//! Ikon byte for byte) and a hostile-input set derived from a qemu-made image in memory.
+
+use ikon_disk::{DiskImage, ErrorKind, ExtentKind, Format, MemStorage, OpenContext, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("ikon-vhdx-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn qemu_ok(args: &[&str]) -> String {
+    let out = Command::new("qemu-img").args(args).output().unwrap_or_else(|e| {
+        panic!("qemu-img is required for these tests but could not be run ({e}); install qemu-utils")
+    });
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn qemu_size(path: &Path) -> u64 {
+    let p = path.to_str().expect("utf8 path");
+    let v: serde_json::Value =
+        serde_json::from_str(&qemu_ok(&["info", "--output=json", "-f", "vhdx", p])).expect("json");
+    v["virtual-size"].as_u64().expect("virtual-size")
+}
+
+fn qemu_data_ranges(path: &Path) -> Vec<(u64, u64)> {
+    let p = path.to_str().expect("utf8 path");
+    let v: serde_json::Value =
+        serde_json::from_str(&qemu_ok(&["map", "--output=json", "-f", "vhdx", p])).expect("json");
+    v.as_array()
+        .expect("map array")
+        .iter()
+        .filter(|e| e["data"].as_bool() == Some(true))
+        .map(|e| {
+            (
+                e["start"].as_u64().unwrap_or(0),
+                e["length"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn read_all(img: &dyn DiskImage) -> Vec<u8> {
+    let mut v = vec![0u8; usize::try_from(img.len()).expect("size")];
+    let step = 5 * 1024 * 1024 + 512;
+    let mut pos = 0usize;
+    while pos < v.len() {
+        let n = step.min(v.len() - pos);
+        img.read_exact_at(&mut v[pos..pos + n], pos as u64)
+            .expect("read");
+        pos += n;
+    }
+    v
+}
+
+/// Deterministic test disk: random regions, zero regions, text at unaligned offsets.
+fn pattern(size: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; size];
+    let mut x = seed | 1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut pos = 0usize;
+    let mut i = 0;
+    while pos < size {
+        let len = (1 << 20) + (rnd() % (5 << 20)) as usize;
+        let end = (pos + len).min(size);
+        if i % 3 == 0 {
+            for b in &mut v[pos..end] {
+                *b = rnd() as u8;
+            }
+        }
+        pos = end;
+        i += 1;
+    }
+    let text = b"Ikon VHDX test text at unaligned offsets";
+    for off in [
+        777usize,
+        (8 << 20) - 5,
+        (13 << 20) + 4097,
+        size - text.len(),
+    ] {
+        if off + text.len() <= size {
+            v[off..off + text.len()].copy_from_slice(text);
+        }
+    }
+    v
+}
+
+const SIZES: [usize; 3] = [8 << 20, 10_000_384, (27 << 20) + 1536];
+const OPTS: [&str; 7] = [
+    "subformat=dynamic",
+    "subformat=fixed",
+    "block_size=1M",
+    "block_size=8M",
+    "block_size=32M,log_size=2M",
+    "subformat=fixed,block_size=8M",
+    "subformat=fixed,block_state_zero=off",
+];
+
+#[test]
+fn qemu_made_vhdx_reads_like_qemu() {
+    let t = TempDir::new("qemu-made");
+    for (si, &size) in SIZES.iter().enumerate() {
+        let src = t.path("src.raw");
+        let data = pattern(size, 3 + si as u64);
+        std::fs::write(&src, &data).expect("write src");
+        for o in OPTS {
+            let img_p = t.path("q.vhdx");
+            let back = t.path("back.raw");
+            let (s, v, b) = (
+                src.to_str().unwrap_or(""),
+                img_p.to_str().unwrap_or(""),
+                back.to_str().unwrap_or(""),
+            );
+            qemu_ok(&["convert", "-f", "raw", "-O", "vhdx", "-o", o, s, v]);
+            qemu_ok(&["convert", "-f", "vhdx", "-O", "raw", v, b]);
+            let img = ikon_disk::open(&img_p, &OpenOptions::default())
+                .unwrap_or_else(|e| panic!("open vhdx size {size} opts {o}: {e}"));
+            assert_eq!(img.info().format, Format::Vhdx);
+            assert_eq!(
+                img.len(),
+                qemu_size(&img_p),
+                "virtual size, size {size} opts {o}"
+            );
+            let want = std::fs::read(&back).expect("read back");
+            let got = read_all(img.as_ref());
+            assert!(
+                got == want,
+                "content differs from qemu, size {size} opts {o}"
+            );
+            // qemu reports every VHDX range as data; Ikon's data must lie within it and every
+            // non-zero byte must be inside an Ikon data extent.
+            let q = qemu_data_ranges(&img_p);
+            for e in img.map(0, img.len()).expect("map") {
+                let (s, l) = (e.offset, e.len);
+                if e.kind == ExtentKind::Data {
+                    assert!(
+                        q.iter().any(|&(qs, ql)| qs <= s && s + l <= qs + ql),
+                        "Ikon data {s}+{l} outside qemu data, opts {o}"
+                    );
+                } else {
+                    let r = &got[s as usize..(s + l) as usize];
+                    assert!(r.iter().all(|&x| x == 0), "non-data range {s}+{l} has data");
+                }
+            }
+            let bs = o
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("block_size="))
+                .map(|v| v.trim_end_matches('M').parse::<u64>().unwrap_or(0) << 20);
+            if let Some(bs) = bs {
+                assert_eq!(img.info().cluster_size, Some(bs), "opts {o}");
+            }
+            assert!(img.check().expect("check").is_clean());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- hostile input
+
+fn crc32c(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82F6_3B78
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+/// Recompute the CRC of the structure of `len` bytes at `at`.
+fn fix_crc(b: &mut [u8], at: usize, len: usize) {
+    b[at + 4..at + 8].fill(0);
+    let c = crc32c(&b[at..at + len]);
+    b[at + 4..at + 8].copy_from_slice(&c.to_le_bytes());
+}
+
+const H1: usize = 64 << 10;
+const H2: usize = 128 << 10;
+const R1: usize = 192 << 10;
+const R2: usize = 256 << 10;
+
+/// (region table entry offset, file offset) of the region whose GUID starts with `g0`.
+fn region(b: &[u8], g0: [u8; 4]) -> (usize, usize) {
+    let n = le32(b, R1 + 8) as usize;
+    (0..n)
+        .map(|i| R1 + 16 + 32 * i)
+        .find(|&e| b[e..e + 4] == g0)
+        .map(|e| (e - R1, le64(b, e + 16) as usize))
+        .expect("region present")
+}
+const BAT_G: [u8; 4] = [0x66, 0x77, 0xC2, 0x2D];
+const META_G: [u8; 4] = [0x06, 0xA2, 0x7C, 0x8B];
+
+/// File offset of the metadata item whose GUID starts with `g0`.
+fn meta_item(b: &[u8], g0: [u8; 4]) -> usize {
+    let (_, m) = region(b, META_G);
+    let n = usize::from(u16::from_le_bytes([b[m + 10], b[m + 11]]));
+    (0..n)
+        .map(|i| m + 32 + 32 * i)
+        .find(|&e| b[e..e + 4] == g0)
+        .map(|e| m + le32(b, e + 16) as usize)
+        .expect("metadata item present")
+}
+const FILE_PARAMS_G: [u8; 4] = [0x37, 0x67, 0xA1, 0xCA];
+const DISK_SIZE_G: [u8; 4] = [0x24, 0x42, 0xA5, 0x2F];
+
+fn open_mem(b: Vec<u8>) -> ikon_disk::Result<Box<dyn DiskImage>> {
+    let ctx = OpenContext::new(
+        OpenOptions {
+            format: Some(Format::Vhdx),
+            ..Default::default()
+        },
+        None,
+    );
+    ikon_disk::open_storage(Arc::new(MemStorage::new(b)), &ctx)
+}
+
+fn expect_err(name: &str, b: Vec<u8>, kind: ErrorKind) -> String {
+    let t = Instant::now();
+    let msg = match open_mem(b) {
+        Ok(img) => panic!("{name}: opened an image of {} bytes", img.len()),
+        Err(e) => {
+            assert_eq!(e.kind(), kind, "{name}: {e}");
+            e.to_string()
+        }
+    };
+    assert!(t.elapsed().as_secs_f64() < 1.0, "{name} took too long");
+    msg
+}
+
+/// Apply `f` to both region table copies and fix their CRCs.
+fn both_regions(b: &mut [u8], f: impl Fn(&mut [u8], usize)) {
+    for r in [R1, R2] {
+        f(b, r);
+        fix_crc(b, r, 64 << 10);
+    }
+}
+
+#[test]
+fn hostile_vhdx() {
+    let t = TempDir::new("hostile");
+    let src = t.path("src.raw");
+    std::fs::write(&src, pattern(4 << 20, 11)).expect("write");
+    let p = t.path("h.vhdx");
+    let (s, v) = (src.to_str().unwrap_or(""), p.to_str().unwrap_or(""));
+    qemu_ok(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vhdx",
+        "-o",
+        "block_size=1M",
+        s,
+        v,
+    ]);
+    let good = std::fs::read(&p).expect("read");
+    assert!(open_mem(good.clone()).is_ok(), "unmodified image opens");
+
+    let mut b = good.clone();
+    b[H1 + 100] ^= 1;
+    b[H2 + 100] ^= 1;
+    expect_err("bad CRC on both headers", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    for h in [H1, H2] {
+        b[h + 48] = 1;
+        fix_crc(&mut b, h, 4096);
+    }
+    let msg = expect_err("non-zero log GUID", b, ErrorKind::Unsupported);
+    assert!(msg.contains("dirty log"), "{msg}");
+
+    let mut b = good.clone();
+    b[R1 + 40] ^= 1;
+    b[R2 + 40] ^= 1;
+    expect_err("bad CRC on both region tables", b, ErrorKind::Corrupt);
+
+    for (name, bs) in [
+        ("block size 0", 0u32),
+        ("block size 3 MiB", 3 << 20),
+        ("block size 2 GiB", 1 << 31),
+    ] {
+        let mut b = good.clone();
+        let fp = meta_item(&b, FILE_PARAMS_G);
+        b[fp..fp + 4].copy_from_slice(&bs.to_le_bytes());
+        expect_err(name, b, ErrorKind::Corrupt);
+    }
+
+    let mut b = good.clone();
+    let ds = meta_item(&b, DISK_SIZE_G);
+    b[ds..ds + 8].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    expect_err("virtual size 2^60", b, ErrorKind::Corrupt);
+
+    let (bat_e, bat_off) = region(&good, BAT_G);
+    let (meta_e, _) = region(&good, META_G);
+    let mut b = good.clone();
+    both_regions(&mut b, |b, r| {
+        let o = le64(b, r + bat_e + 16);
+        b[r + meta_e + 16..r + meta_e + 24].copy_from_slice(&o.to_le_bytes());
+    });
+    expect_err("overlapping regions", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    both_regions(&mut b, |b, r| {
+        b[r + bat_e + 16..r + bat_e + 24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    });
+    expect_err("region past EOF", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    both_regions(&mut b, |b, r| {
+        b[r + 8..r + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    });
+    expect_err("region count huge", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    let e: u64 = (1u64 << 40) | 6;
+    b[bat_off..bat_off + 8].copy_from_slice(&e.to_le_bytes());
+    expect_err("BAT entry past EOF", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
+    b[bat_off..bat_off + 8].copy_from_slice(&6u64.to_le_bytes());
+    expect_err("BAT entry in header area", b, ErrorKind::Corrupt);
+
+    expect_err("truncated", good[..300 << 10].to_vec(), ErrorKind::Corrupt);
+    expect_err("truncated tiny", good[..100].to_vec(), ErrorKind::Corrupt);
+}
