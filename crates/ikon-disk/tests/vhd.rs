@@ -1,6 +1,15 @@
 //! VHD integration tests with the real qemu-img as the oracle: qemu-made images read by Ikon,
 //! Ikon-made images checked by qemu-img, and a hostile-input set built in memory.
 
+// Test code: panicking on failure is the point; casts are on small test sizes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use ikon_disk::convert::{convert, CopyOptions};
 use ikon_disk::{
     CreateOptions, DiskImage, ErrorKind, ExtentKind, Format, MemStorage, OpenContext, OpenOptions,

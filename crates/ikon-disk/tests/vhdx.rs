@@ -1,6 +1,15 @@
 //! VHDX integration tests with the real qemu-img as the oracle (qemu-made images read by
 //! Ikon byte for byte) and a hostile-input set derived from a qemu-made image in memory.
 
+// Test code: panicking on failure is the point; casts are on small test sizes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use ikon_disk::{DiskImage, ErrorKind, ExtentKind, Format, MemStorage, OpenContext, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
