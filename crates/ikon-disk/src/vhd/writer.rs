@@ -162,53 +162,36 @@ impl DynamicWriter {
 
 impl ImageWriter for DynamicWriter {
     fn granularity(&self) -> u64 {
-        BLOCK_SIZE
+        // Zero 4 KiB units inside an allocated block are left as holes in the file (as qemu
+        // does); a block is allocated only when a run touches it.
+        4096
     }
 
     fn write_run(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         crate::device::check_range(offset, data.len(), self.size)?;
         let end = offset + data.len() as u64;
         let mut pos = offset;
-        // Newly allocated blocks of this run, gathered into one buffer for one write.
-        let mut pending: Vec<u8> = Vec::new();
-        let mut pending_at = self.next;
         while pos < end {
             let idx = usize::try_from(pos / BLOCK_SIZE).unwrap_or(usize::MAX);
             let in_block = pos % BLOCK_SIZE;
             let n = (BLOCK_SIZE - in_block).min(end - pos);
             let src_start = usize::try_from(pos - offset).unwrap_or(0);
             let src = &data[src_start..src_start + usize::try_from(n).unwrap_or(0)];
-            let entry = *self
+            let mut entry = *self
                 .bat
                 .get(idx)
                 .ok_or_else(|| Error::invalid("VHD write past the BAT"))?;
             if entry == BAT_UNUSED {
-                if pending.is_empty() {
-                    pending_at = self.next;
-                }
-                let base = pending.len();
-                let block_len = usize::try_from(BITMAP_SIZE + BLOCK_SIZE).unwrap_or(0);
-                pending.resize(base + block_len, 0);
-                pending[base..base + 512].fill(0xFF);
-                let d0 = base + 512 + usize::try_from(in_block).unwrap_or(0);
-                pending[d0..d0 + src.len()].copy_from_slice(src);
-                let sector = self.sector_of(self.next)?;
+                entry = self.sector_of(self.next)?;
+                self.storage.write_all_at(&[0xFF; 512], self.next)?;
                 if let Some(e) = self.bat.get_mut(idx) {
-                    *e = sector;
+                    *e = entry;
                 }
                 self.next += BITMAP_SIZE + BLOCK_SIZE;
-            } else {
-                if !pending.is_empty() {
-                    self.storage.write_all_at(&pending, pending_at)?;
-                    pending.clear();
-                }
-                let at = u64::from(entry) * SECTOR + BITMAP_SIZE + in_block;
-                self.storage.write_all_at(src, at)?;
             }
+            let at = u64::from(entry) * SECTOR + BITMAP_SIZE + in_block;
+            self.storage.write_all_at(src, at)?;
             pos += n;
-        }
-        if !pending.is_empty() {
-            self.storage.write_all_at(&pending, pending_at)?;
         }
         Ok(())
     }
