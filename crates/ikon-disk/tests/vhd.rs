@@ -441,3 +441,92 @@ fn hostile_vhd() {
     fix_sums(&mut b);
     expect_err("parent locator to /etc/hosts", b, ErrorKind::Unsafe);
 }
+
+#[test]
+fn footer_variants() {
+    // Dynamic disk with a damaged end footer: the copy at offset 0 is used (as qemu does).
+    let mut b = small_dynamic();
+    let n = b.len();
+    b[n - 512 + 100] ^= 1;
+    let img = open_mem(b).expect("dynamic with damaged end footer");
+    assert_eq!(img.info().subformat.as_deref(), Some("dynamic"));
+
+    // Fixed disk whose footer is 511 bytes long (old tools).
+    let mem = Arc::new(MemStorage::new(Vec::new()));
+    let mut opts = CreateOptions::new(Format::Vhd, 8192);
+    opts.apply("subformat=fixed,force_size=on")
+        .expect("options");
+    let mut w = ikon_disk::create_storage(mem.clone(), &opts).expect("create");
+    w.write_run(4096, &[0x5A; 4096]).expect("write");
+    w.finish().expect("finish");
+    let mut b = mem.to_vec();
+    assert_eq!(b.len(), 8192 + 512);
+    b.truncate(8192 + 511);
+    let img = open_mem(b).expect("511-byte footer");
+    assert_eq!(img.len(), 8192);
+    let mut r = vec![0u8; 8192];
+    img.read_exact_at(&mut r, 0).expect("read");
+    assert!(r[..4096].iter().all(|&x| x == 0) && r[4096..].iter().all(|&x| x == 0x5A));
+}
+
+#[test]
+fn differencing_vhd_with_allowed_parent() {
+    let t = TempDir::new("diff");
+    let size = 4usize << 20;
+    let parent_data = pattern(size, 5);
+    let mut opts = CreateOptions::new(Format::Vhd, size as u64);
+    opts.apply("subformat=fixed,force_size=on")
+        .expect("options");
+    let mut w = ikon_disk::create(&t.path("parent.vhd"), &opts).expect("create parent");
+    w.write_run(0, &parent_data).expect("write parent");
+    w.finish().expect("finish parent");
+
+    let mem = Arc::new(MemStorage::new(Vec::new()));
+    let mut opts = CreateOptions::new(Format::Vhd, size as u64);
+    opts.apply("force_size=on").expect("options");
+    let mut w = ikon_disk::create_storage(mem.clone(), &opts).expect("create child");
+    w.write_run(0, &vec![0xCD; 2 << 20]).expect("write child");
+    w.finish().expect("finish child");
+    let mut b = mem.to_vec();
+    let n = b.len();
+    be32_put(&mut b, 60, 4);
+    be32_put(&mut b, n - 512 + 60, 4);
+    // block 0: only sectors 0-3 present in the child
+    let blk = u32::from_be_bytes(b[1536..1540].try_into().expect("bat")) as usize * 512;
+    b[blk..blk + 512].fill(0);
+    b[blk] = 0xF0;
+    let name: Vec<u8> = "parent.vhd"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let loc_at = n - 512;
+    b.splice(
+        loc_at..loc_at,
+        name.iter()
+            .copied()
+            .chain(std::iter::repeat_n(0, 512 - name.len())),
+    );
+    let loc = 512 + 576;
+    b[loc..loc + 4].copy_from_slice(b"W2ru");
+    be32_put(&mut b, loc + 4, 512);
+    be32_put(&mut b, loc + 8, name.len() as u32);
+    be64_put(&mut b, loc + 16, loc_at as u64);
+    fix_sums(&mut b);
+    let child = t.path("child.vhd");
+    std::fs::write(&child, &b).expect("write child");
+
+    let denied = ikon_disk::open(&child, &OpenOptions::default());
+    assert_eq!(denied.err().map(|e| e.kind()), Some(ErrorKind::Unsafe));
+
+    let opts = OpenOptions {
+        policy: ikon_disk::ExternalPolicy::allow_dir(&t.0).expect("policy"),
+        ..Default::default()
+    };
+    let img = ikon_disk::open(&child, &opts).expect("open child with parent");
+    assert_eq!(img.info().subformat.as_deref(), Some("differencing"));
+    assert_eq!(img.info().external_files, vec!["parent.vhd".to_string()]);
+    let got = read_all(img.as_ref());
+    let mut want = parent_data.clone();
+    want[..2048].fill(0xCD);
+    assert!(got == want, "differencing content");
+}
