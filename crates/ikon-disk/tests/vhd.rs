@@ -530,3 +530,63 @@ fn differencing_vhd_with_allowed_parent() {
     want[..2048].fill(0xCD);
     assert!(got == want, "differencing content");
 }
+
+#[test]
+fn dynamic_vhd_in_place_write() {
+    let t = TempDir::new("dyn-write");
+    let vhd = t.path("d.vhd");
+    let v = vhd.to_str().unwrap_or("");
+    qemu_ok(&["create", "-f", "vpc", "-o", "force_size=on", v, "8M"]);
+    let mut model = vec![0u8; 8 << 20];
+    {
+        let opts = OpenOptions {
+            writable: true,
+            ..Default::default()
+        };
+        let img = ikon_disk::open(&vhd, &opts).expect("open rw");
+        let writes: [(usize, usize, u8); 4] = [
+            (100, 5000, 0x11),
+            ((2 << 20) - 10, 30, 0x22),
+            ((6 << 20) + 5, 70_000, 0x33),
+            (50, 100, 0x44),
+        ];
+        for (off, len, byte) in writes {
+            let data = vec![byte; len];
+            img.write_all_at(&data, off as u64).expect("write");
+            model[off..off + len].copy_from_slice(&data);
+        }
+        img.write_zeroes(120, 1000).expect("write_zeroes");
+        model[120..1120].fill(0);
+        img.write_zeroes(4 << 20, 1 << 20)
+            .expect("write_zeroes unallocated");
+        img.flush().expect("flush");
+    }
+    let back = t.path("b.raw");
+    qemu_ok(&[
+        "convert",
+        "-f",
+        "vpc",
+        "-O",
+        "raw",
+        v,
+        back.to_str().unwrap_or(""),
+    ]);
+    assert!(
+        std::fs::read(&back).expect("read") == model,
+        "qemu sees Ikon's writes"
+    );
+    let img = open_path(&vhd, None);
+    assert!(
+        read_all(img.as_ref()) == model,
+        "Ikon reads its writes back"
+    );
+    assert_eq!(
+        ikon_data_ranges(img.as_ref()),
+        qemu_data_ranges(&vhd, "vpc")
+    );
+    assert_eq!(
+        ikon_data_ranges(img.as_ref()),
+        vec![(0, 4 << 20), (6 << 20, 2 << 20)]
+    );
+    assert!(img.check().expect("check").is_clean());
+}

@@ -1,7 +1,8 @@
 //! VHD read, write and mapping paths. Dynamic disks are read block by block (each block is
 //! preceded by its sector bitmap, so blocks are never contiguous in the file). Like qemu,
 //! the sector bitmap of a dynamic disk is not consulted when reading an allocated block; a
-//! differencing disk uses it to choose between its own sectors and the parent's.
+//! differencing disk uses it to choose between its own sectors and the parent's. Writes to
+//! dynamic disks allocate new blocks at the end of the file as qemu does.
 
 use super::header::{BAT_UNUSED, SECTOR, TYPE_DIFFERENCING};
 use super::{Dynamic, VhdImage};
@@ -12,10 +13,45 @@ use crate::storage::read_vec;
 impl VhdImage {
     fn block_entry(d: &Dynamic, idx: u64) -> Option<u64> {
         let i = usize::try_from(idx).ok()?;
-        match d.bat.get(i) {
+        let bat = d.bat.read().ok()?;
+        match bat.get(i) {
             Some(&e) if e != BAT_UNUSED => Some(u64::from(e) * SECTOR),
             _ => None,
         }
+    }
+
+    /// Allocate block `idx` of a dynamic disk at the end of the data area the way qemu does:
+    /// an all-ones sector bitmap, the block (left as a hole: zeros), the footer after it,
+    /// then the BAT entry on disk and in memory.
+    fn allocate(&self, d: &Dynamic, idx: u64) -> Result<u64> {
+        let mut free = d
+            .free
+            .lock()
+            .map_err(|_| Error::invalid("VHD allocation lock poisoned"))?;
+        if let Some(b) = Self::block_entry(d, idx) {
+            return Ok(b);
+        }
+        let start = *free;
+        let sector = u32::try_from(start / SECTOR)
+            .ok()
+            .filter(|&s| s != BAT_UNUSED)
+            .ok_or_else(|| Error::limit("VHD file grew past the 2 TiB the BAT can address"))?;
+        let i = usize::try_from(idx).map_err(|_| Error::invalid("VHD block index"))?;
+        let bm = vec![0xFFu8; usize::try_from(d.bitmap_size).unwrap_or(0)];
+        self.storage.write_all_at(&bm, start)?;
+        let end = start + d.bitmap_size + d.block_size;
+        self.storage.write_all_at(&self.footer_raw, end)?;
+        self.storage
+            .write_all_at(&sector.to_be_bytes(), d.header.table_offset + idx * 4)?;
+        let mut bat = d
+            .bat
+            .write()
+            .map_err(|_| Error::invalid("VHD BAT lock poisoned"))?;
+        if let Some(e) = bat.get_mut(i) {
+            *e = sector;
+        }
+        *free = end;
+        Ok(start)
     }
 
     /// Read from the parent (zeros past its end or without one).
@@ -116,13 +152,31 @@ impl BlockDevice for VhdImage {
         if !self.writable {
             return Err(Error::read_only("VHD image opened read-only"));
         }
-        if self.dynamic.is_some() {
+        check_range(offset, buf.len(), self.size)?;
+        let Some(d) = &self.dynamic else {
+            return self.storage.write_all_at(buf, offset);
+        };
+        if self.footer.disk_type == TYPE_DIFFERENCING {
             return Err(Error::read_only(
-                "in-place writes to dynamic and differencing VHD images are not supported; convert the image instead",
+                "in-place writes to differencing VHD images are not supported; convert the image instead",
             ));
         }
-        check_range(offset, buf.len(), self.size)?;
-        self.storage.write_all_at(buf, offset)
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let idx = pos / d.block_size;
+            let in_block = pos % d.block_size;
+            let n = usize::try_from((d.block_size - in_block).min((buf.len() - done) as u64))
+                .unwrap_or(0);
+            let block = match Self::block_entry(d, idx) {
+                Some(b) => b,
+                None => self.allocate(d, idx)?,
+            };
+            self.storage
+                .write_all_at(&buf[done..done + n], block + d.bitmap_size + in_block)?;
+            done += n;
+        }
+        Ok(())
     }
 
     fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
@@ -130,11 +184,24 @@ impl BlockDevice for VhdImage {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| Error::invalid("write_zeroes range overflows"))?;
+        if !self.writable {
+            return Err(Error::read_only("VHD image opened read-only"));
+        }
         let mut pos = offset;
         while pos < end {
-            let n = usize::try_from((end - pos).min(zeros.len() as u64)).unwrap_or(0);
-            self.write_all_at(&zeros[..n], pos)?;
-            pos += n as u64;
+            let mut n = (end - pos).min(zeros.len() as u64);
+            if let Some(d) = &self.dynamic {
+                n = n.min(d.block_size - pos % d.block_size);
+                if Self::block_entry(d, pos / d.block_size).is_none() && self.parent.is_none() {
+                    // an unallocated block of a dynamic disk already reads as zeros
+                    check_range(pos, 0, self.size)?;
+                    pos += n;
+                    continue;
+                }
+            }
+            let k = usize::try_from(n).unwrap_or(0);
+            self.write_all_at(&zeros[..k], pos)?;
+            pos += n;
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use header::{
     DynHeader, BAT_UNUSED, DYN_HEADER_SIZE, FOOTER_SIZE, SECTOR, TYPE_DIFFERENCING, TYPE_DYNAMIC,
     TYPE_FIXED,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Largest BAT Ikon loads (bytes): 64 MiB = 16 Mi entries (32 TiB at 2 MiB blocks).
 const MAX_BAT_BYTES: u64 = 64 << 20;
@@ -33,13 +33,18 @@ pub(crate) struct Dynamic {
     /// Sector bitmap bytes before each block, rounded up to 512 (spec: "Block Bitmap").
     pub bitmap_size: u64,
     /// BAT entries (sector numbers) covering the virtual size.
-    pub bat: Vec<u32>,
+    pub bat: RwLock<Vec<u32>>,
+    /// Where the next block is allocated (end of the last block or of the BAT, as qemu's
+    /// free_data_block_offset).
+    pub free: Mutex<u64>,
 }
 
 /// An opened VHD image.
 pub struct VhdImage {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) footer: Footer,
+    /// The footer as read (rewritten after each newly allocated block).
+    pub(crate) footer_raw: Vec<u8>,
     pub(crate) size: u64,
     pub(crate) dynamic: Option<Dynamic>,
     pub(crate) parent: Option<Box<dyn DiskImage>>,
@@ -59,14 +64,14 @@ impl std::fmt::Debug for VhdImage {
 /// Find the footer: the copy at offset 0 of a dynamic/differencing disk when valid (what qemu
 /// uses), otherwise the one at the end of the file (512 bytes, or 511 bytes as some old tools
 /// wrote it).
-fn find_footer(s: &dyn Storage, file_size: u64) -> Result<Footer> {
+fn find_footer(s: &dyn Storage, file_size: u64) -> Result<(Footer, Vec<u8>)> {
     let mut first_err = None;
     if file_size >= FOOTER_SIZE as u64 {
         let head = read_vec(s, 0, FOOTER_SIZE as u64, 512, "VHD footer copy at 0")?;
         if head.starts_with(header::FOOTER_COOKIE) {
             match Footer::parse(&head, "copy at offset 0") {
                 Ok(f) if f.disk_type == TYPE_DYNAMIC || f.disk_type == TYPE_DIFFERENCING => {
-                    return Ok(f)
+                    return Ok((f, head))
                 }
                 Ok(_) => {}
                 Err(e) => first_err = Some(e),
@@ -76,12 +81,15 @@ fn find_footer(s: &dyn Storage, file_size: u64) -> Result<Footer> {
         let tail = read_vec(s, off, FOOTER_SIZE as u64, 512, "VHD footer")?;
         let at = format!("at 0x{off:x}");
         if tail.starts_with(header::FOOTER_COOKIE) {
-            return Footer::parse(&tail, &at).map_err(|e| first_err.unwrap_or(e));
+            return Footer::parse(&tail, &at)
+                .map(|f| (f, tail.clone()))
+                .map_err(|e| first_err.unwrap_or(e));
         }
         if tail.get(1..9) == Some(&header::FOOTER_COOKIE[..]) {
             let mut b = tail.get(1..).map(<[u8]>::to_vec).unwrap_or_default();
             b.push(0);
             return Footer::parse(&b, &format!("(511 bytes) at 0x{:x}", off + 1))
+                .map(|f| (f, b.clone()))
                 .map_err(|e| first_err.unwrap_or(e));
         }
     }
@@ -100,7 +108,7 @@ pub fn open(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<Box<dyn Disk
 /// Open `storage` as a VHD, returning the concrete type.
 pub fn open_vhd(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdImage> {
     let file_size = storage.size()?;
-    let footer = find_footer(storage.as_ref(), file_size)?;
+    let (footer, footer_raw) = find_footer(storage.as_ref(), file_size)?;
     let size = footer.virtual_size()?;
     let mut img = VhdImage {
         storage,
@@ -110,6 +118,7 @@ pub fn open_vhd(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdImage
         parent_name: None,
         writable: ctx.options.writable,
         footer,
+        footer_raw,
     };
     match img.footer.disk_type {
         TYPE_FIXED => {
@@ -185,12 +194,14 @@ fn load_dynamic(img: &VhdImage, file_size: u64) -> Result<Dynamic> {
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
+    let mut free = (toff + table_bytes).div_ceil(SECTOR) * SECTOR;
     for (i, &e) in bat.iter().enumerate() {
         if e == BAT_UNUSED {
             continue;
         }
         let start = u64::from(e) * SECTOR;
         let end = start + bitmap_size + block_size;
+        free = free.max(end);
         if end > file_size {
             return Err(Error::corrupt(format!(
                 "VHD BAT entry {i} points at block 0x{start:x}..0x{end:x} past the end of the file (size {file_size}); the image is truncated"
@@ -201,7 +212,8 @@ fn load_dynamic(img: &VhdImage, file_size: u64) -> Result<Dynamic> {
         header,
         block_size,
         bitmap_size,
-        bat,
+        bat: RwLock::new(bat),
+        free: Mutex::new(free),
     })
 }
 
@@ -309,10 +321,15 @@ impl DiskImage for VhdImage {
             return Ok(r);
         };
         let file_size = self.storage.size()?;
-        r.total_clusters = d.bat.len() as u64;
-        let meta_end = d.header.table_offset + d.bat.len() as u64 * 4;
+        let bat = d
+            .bat
+            .read()
+            .map_err(|_| Error::invalid("VHD BAT lock poisoned"))?
+            .clone();
+        r.total_clusters = bat.len() as u64;
+        let meta_end = d.header.table_offset + bat.len() as u64 * 4;
         let mut blocks: Vec<(u64, usize)> = Vec::new();
-        for (i, &e) in d.bat.iter().enumerate() {
+        for (i, &e) in bat.iter().enumerate() {
             if e == BAT_UNUSED {
                 continue;
             }
