@@ -367,6 +367,39 @@ fn hostile_vhdx() {
     b[bat_off..bat_off + 8].copy_from_slice(&6u64.to_le_bytes());
     expect_err("BAT entry in header area", b, ErrorKind::Corrupt);
 
+    // Differencing: HasParent with a parent locator pointing at /etc/hosts -> Unsafe.
+    let mut b = good.clone();
+    let fp = meta_item(&b, FILE_PARAMS_G);
+    b[fp + 4] |= 2;
+    expect_err("HasParent without locator", b.clone(), ErrorKind::Corrupt);
+    let (_, m) = region(&b, META_G);
+    let n = usize::from(u16::from_le_bytes([b[m + 10], b[m + 11]]));
+    let item_off = 256 << 10; // inside the 1 MiB metadata region, unused by qemu
+    assert!(b[m + item_off..m + item_off + 4096].iter().all(|&x| x == 0));
+    let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    let (key, value) = (utf16("absolute_win32_path"), utf16("/etc/hosts"));
+    let mut item = vec![0u8; 20];
+    item[18..20].copy_from_slice(&1u16.to_le_bytes());
+    let ko = 32u32;
+    let vo = ko + key.len() as u32;
+    item.extend_from_slice(&ko.to_le_bytes());
+    item.extend_from_slice(&vo.to_le_bytes());
+    item.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    item.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    item.extend_from_slice(&key);
+    item.extend_from_slice(&value);
+    b[m + item_off..m + item_off + item.len()].copy_from_slice(&item);
+    let e = m + 32 + 32 * n;
+    b[e..e + 16].copy_from_slice(&[
+        0x2D, 0x5F, 0xD3, 0xA8, 0x0B, 0xB3, 0x4D, 0x45, 0xAB, 0xF7, 0xD3, 0xD8, 0x48, 0x34, 0xAB,
+        0x0C,
+    ]);
+    b[e + 16..e + 20].copy_from_slice(&(item_off as u32).to_le_bytes());
+    b[e + 20..e + 24].copy_from_slice(&(item.len() as u32).to_le_bytes());
+    b[e + 24..e + 28].copy_from_slice(&6u32.to_le_bytes());
+    b[m + 10..m + 12].copy_from_slice(&((n + 1) as u16).to_le_bytes());
+    expect_err("parent locator to /etc/hosts", b, ErrorKind::Unsafe);
+
     expect_err("truncated", good[..300 << 10].to_vec(), ErrorKind::Corrupt);
     expect_err("truncated tiny", good[..100].to_vec(), ErrorKind::Corrupt);
 }

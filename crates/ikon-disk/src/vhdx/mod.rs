@@ -148,6 +148,8 @@ struct Params {
     logical: u32,
     physical: u32,
     page83: [u8; 16],
+    /// Raw Parent Locator item, if present.
+    locator: Option<Vec<u8>>,
 }
 
 fn read_metadata(s: &dyn Storage, meta: &Region) -> Result<Params> {
@@ -172,7 +174,8 @@ fn read_metadata(s: &dyn Storage, meta: &Region) -> Result<Params> {
                 e.length
             )));
         }
-        Ok(region.get(e.offset as usize..e.offset as usize + len))
+        let full = if len == 0 { e.length as usize } else { len };
+        Ok(region.get(e.offset as usize..e.offset as usize + full))
     };
     let known = [
         GUID_FILE_PARAMS,
@@ -201,6 +204,7 @@ fn read_metadata(s: &dyn Storage, meta: &Region) -> Result<Params> {
         .ok_or_else(|| missing("Logical Sector Size"))?;
     let ps = item("Physical Sector Size", GUID_PHYSICAL, 4)?;
     let p83 = item("Page 83 Data", GUID_PAGE83, 16)?;
+    let locator = item("Parent Locator", GUID_PARENT_LOCATOR, 0)?.map(<[u8]>::to_vec);
     let flags = le32(fp, 4);
     Ok(Params {
         block_size: le32(fp, 0),
@@ -210,16 +214,17 @@ fn read_metadata(s: &dyn Storage, meta: &Region) -> Result<Params> {
         logical: le32(ls, 0),
         physical: ps.map_or(512, |p| le32(p, 0)),
         page83: p83.map_or([0; 16], |p| guid_at(p, 0)),
+        locator,
     })
 }
 
 /// Open `storage` as a VHDX.
-pub fn open(storage: Arc<dyn Storage>, _ctx: &OpenContext) -> Result<Box<dyn DiskImage>> {
-    Ok(Box::new(open_vhdx(storage)?))
+pub fn open(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<Box<dyn DiskImage>> {
+    Ok(Box::new(open_vhdx(storage, ctx)?))
 }
 
 /// Open `storage` as a VHDX, returning the concrete type.
-pub fn open_vhdx(storage: Arc<dyn Storage>) -> Result<VhdxImage> {
+pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxImage> {
     let s = storage.as_ref();
     let file_size = s.size()?;
     if file_size < MIB {
@@ -245,9 +250,26 @@ pub fn open_vhdx(storage: Arc<dyn Storage>) -> Result<VhdxImage> {
     let (bat_r, meta_r) = read_regions(s, file_size)?;
     let p = read_metadata(s, &meta_r)?;
     if p.has_parent {
-        return Err(Error::unsupported(
-            "differencing VHDX (HasParent) is not supported by Ikon; convert it with its parent using qemu-img first",
-        ));
+        // The parent is only ever reached through the caller's policy (refused by default).
+        let paths = parent_paths(p.locator.as_deref().unwrap_or(&[]))?;
+        let mut first_err = None;
+        for path in &paths {
+            match ctx.open_image(path, "VHDX parent", None) {
+                Ok(_) => {
+                    return Err(Error::unsupported(format!(
+                        "differencing VHDX (parent {path:?}) cannot be read by Ikon yet; merge it into its parent with Hyper-V first"
+                    )))
+                }
+                Err(e) => {
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                    }
+                }
+            }
+        }
+        return Err(first_err.unwrap_or_else(|| {
+            Error::corrupt("differencing VHDX has no usable parent locator entry")
+        }));
     }
     if p.block_size < MIN_BLOCK || p.block_size > MAX_BLOCK || !p.block_size.is_power_of_two() {
         return Err(Error::corrupt(format!(
@@ -334,6 +356,51 @@ pub fn open_vhdx(storage: Arc<dyn Storage>) -> Result<VhdxImage> {
         page83: p.page83,
         sequence: h.sequence,
     })
+}
+
+/// Parent paths from a Parent Locator item ([MS-VHDX] §2.6.2.6): a 20-byte header
+/// (locator type GUID, reserved, key/value count) then 12-byte entries (key offset, value
+/// offset, key length, value length) pointing at UTF-16LE strings inside the item. Returns
+/// `relative_path` then `absolute_win32_path`, with backslashes turned into slashes.
+fn parent_paths(item: &[u8]) -> Result<Vec<String>> {
+    let count = usize::from(le16(item, 18));
+    if item.len() < 20 || 20 + count * 12 > item.len() {
+        return Err(Error::corrupt(format!(
+            "VHDX parent locator of {} bytes cannot hold {count} entries",
+            item.len()
+        )));
+    }
+    let text = |off: u32, len: u16| -> Result<String> {
+        let start = off as usize;
+        let bytes = item
+            .get(start..start + usize::from(len))
+            .ok_or_else(|| Error::corrupt("VHDX parent locator entry points outside the item"))?;
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        Ok(String::from_utf16_lossy(&units))
+    };
+    let mut found: Vec<(String, String)> = Vec::new();
+    for i in 0..count {
+        let o = 20 + 12 * i;
+        let key = text(le32(item, o), le16(item, o + 8))?;
+        let value = text(le32(item, o + 4), le16(item, o + 10))?;
+        found.push((key, value));
+    }
+    let mut out = Vec::new();
+    for want in ["relative_path", "absolute_win32_path"] {
+        for (k, v) in &found {
+            if k == want {
+                let p = v.replace('\\', "/");
+                let p = p.strip_prefix("./").unwrap_or(&p).to_string();
+                if !p.is_empty() && !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The state bits (0-2) of a BAT entry ([MS-VHDX] §2.5.1).
