@@ -590,3 +590,47 @@ fn dynamic_vhd_in_place_write() {
     );
     assert!(img.check().expect("check").is_clean());
 }
+
+/// Open, map and read a (possibly broken) image; any error is fine, a panic is not.
+fn exercise(b: Vec<u8>) {
+    if let Ok(img) = open_mem(b) {
+        let _ = img.info();
+        let _ = img.check();
+        let len = img.len();
+        if let Ok(m) = img.map(0, len) {
+            let mut buf = vec![0u8; 8192];
+            for e in m.iter().take(8) {
+                let n = e.len.min(8192) as usize;
+                let _ = img.read_exact_at(&mut buf[..n], e.offset);
+            }
+        }
+    }
+}
+
+#[test]
+fn mutated_vhd_never_panics() {
+    let good = small_dynamic();
+    let n = good.len();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let t = Instant::now();
+    for _ in 0..300 {
+        let mut b = good.clone();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let region = (x >> 60) % 3;
+            let pos = match region {
+                0 => (x % 2048) as usize,
+                1 => 1536 + (x % 512) as usize,
+                _ => n - 512 + (x % 512) as usize,
+            };
+            b[pos] = (x >> 32) as u8;
+        }
+        if x % 2 == 0 {
+            fix_sums(&mut b);
+        }
+        exercise(b);
+    }
+    assert!(t.elapsed().as_secs() < 20, "mutation run too slow");
+}

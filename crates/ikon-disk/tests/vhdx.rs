@@ -403,3 +403,63 @@ fn hostile_vhdx() {
     expect_err("truncated", good[..300 << 10].to_vec(), ErrorKind::Corrupt);
     expect_err("truncated tiny", good[..100].to_vec(), ErrorKind::Corrupt);
 }
+
+#[test]
+fn mutated_vhdx_never_panics() {
+    let t = TempDir::new("mutate");
+    let src = t.path("src.raw");
+    std::fs::write(&src, pattern(3 << 20, 21)).expect("write");
+    let p = t.path("m.vhdx");
+    let (s, v) = (src.to_str().unwrap_or(""), p.to_str().unwrap_or(""));
+    qemu_ok(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vhdx",
+        "-o",
+        "block_size=1M",
+        s,
+        v,
+    ]);
+    let good = std::fs::read(&p).expect("read");
+    let (_, bat_off) = region(&good, BAT_G);
+    let (_, meta_off) = region(&good, META_G);
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let start = Instant::now();
+    for _ in 0..200 {
+        let mut b = good.clone();
+        for _ in 0..3 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let pos = match (x >> 60) % 4 {
+                0 => H1 + (x % 128) as usize,
+                1 => R1 + (x % 128) as usize,
+                2 => meta_off + (x % 512) as usize,
+                _ => bat_off + (x % 64) as usize,
+            };
+            b[pos] = (x >> 32) as u8;
+        }
+        if x % 2 == 0 {
+            for h in [H1, H2] {
+                fix_crc(&mut b, h, 4096);
+            }
+            for r in [R1, R2] {
+                fix_crc(&mut b, r, 64 << 10);
+            }
+        }
+        if let Ok(img) = open_mem(b) {
+            let _ = img.info();
+            let _ = img.check();
+            if let Ok(m) = img.map(0, img.len()) {
+                let mut buf = vec![0u8; 8192];
+                for e in m.iter().take(8) {
+                    let n = e.len.min(8192) as usize;
+                    let _ = img.read_exact_at(&mut buf[..n], e.offset);
+                }
+            }
+        }
+    }
+    assert!(start.elapsed().as_secs() < 30, "mutation run too slow");
+}
