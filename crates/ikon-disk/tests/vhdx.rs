@@ -441,7 +441,7 @@ fn mutated_vhdx_never_panics() {
             };
             b[pos] = (x >> 32) as u8;
         }
-        if x % 2 == 0 {
+        if x & 1 == 0 {
             for h in [H1, H2] {
                 fix_crc(&mut b, h, 4096);
             }
