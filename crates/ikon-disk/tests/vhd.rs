@@ -634,3 +634,37 @@ fn mutated_vhd_never_panics() {
     }
     assert!(t.elapsed().as_secs() < 20, "mutation run too slow");
 }
+
+#[test]
+fn create_sizes_match_qemu() {
+    let t = TempDir::new("sizes");
+    for size in [
+        1_000_000u64,
+        10_000_001,
+        136_365_211_648,
+        1 << 40,
+        2_190_433_320_960,
+    ] {
+        for o in ["subformat=dynamic", "force_size=on"] {
+            let q = t.path("q.vhd");
+            let qs = q.to_str().unwrap_or("");
+            qemu_ok(&["create", "-q", "-f", "vpc", "-o", o, qs, &size.to_string()]);
+            let i = t.path("i.vhd");
+            let mut opts = CreateOptions::new(Format::Vhd, size);
+            opts.apply(o).expect("options");
+            ikon_disk::create(&i, &opts)
+                .expect("create")
+                .finish()
+                .expect("finish");
+            assert_eq!(
+                qemu_size(&i, "vpc"),
+                qemu_size(&q, "vpc"),
+                "size {size} opts {o}"
+            );
+            assert_eq!(open_path(&i, None).len(), qemu_size(&q, "vpc"));
+        }
+    }
+    let opts = CreateOptions::new(Format::Vhd, 2_190_433_320_961);
+    let err = ikon_disk::create(&t.path("big.vhd"), &opts).err();
+    assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidInput));
+}

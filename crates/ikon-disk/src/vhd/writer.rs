@@ -41,6 +41,12 @@ fn random_uuid() -> [u8; 16] {
 
 /// The footer qemu-img writes for a new image of `options.size` bytes, and the virtual size.
 pub fn new_footer(options: &CreateOptions, dynamic: bool) -> Result<(Footer, u64)> {
+    if options.size.div_ceil(SECTOR) > MAX_SECTORS {
+        return Err(Error::invalid(format!(
+            "the image size {} is too large for VHD (at most 2040 GiB)",
+            options.size
+        )));
+    }
     let (geo, sectors, app) = if options.force_size {
         let s = options.size.div_ceil(SECTOR);
         (geometry(s), s, *b"qem2")
