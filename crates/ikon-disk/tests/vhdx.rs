@@ -463,3 +463,128 @@ fn mutated_vhdx_never_panics() {
     }
     assert!(start.elapsed().as_secs() < 30, "mutation run too slow");
 }
+
+/// Add a Parent Locator item with one `key` = `value` pair and set HasParent.
+fn make_differencing(b: &mut [u8], key: &str, value: &str) {
+    let fp = meta_item(b, FILE_PARAMS_G);
+    b[fp + 4] |= 2;
+    let (_, m) = region(b, META_G);
+    let n = usize::from(u16::from_le_bytes([b[m + 10], b[m + 11]]));
+    let item_off = 256 << 10; // inside the 1 MiB metadata region, unused by qemu
+    assert!(b[m + item_off..m + item_off + 4096].iter().all(|&x| x == 0));
+    let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    let (key, value) = (utf16(key), utf16(value));
+    let mut item = vec![0u8; 20];
+    item[18..20].copy_from_slice(&1u16.to_le_bytes());
+    let ko = 32u32;
+    let vo = ko + key.len() as u32;
+    item.extend_from_slice(&ko.to_le_bytes());
+    item.extend_from_slice(&vo.to_le_bytes());
+    item.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    item.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    item.extend_from_slice(&key);
+    item.extend_from_slice(&value);
+    b[m + item_off..m + item_off + item.len()].copy_from_slice(&item);
+    let e = m + 32 + 32 * n;
+    b[e..e + 16].copy_from_slice(&[
+        0x2D, 0x5F, 0xD3, 0xA8, 0x0B, 0xB3, 0x4D, 0x45, 0xAB, 0xF7, 0xD3, 0xD8, 0x48, 0x34, 0xAB,
+        0x0C,
+    ]);
+    b[e + 16..e + 20].copy_from_slice(&(item_off as u32).to_le_bytes());
+    b[e + 20..e + 24].copy_from_slice(&(item.len() as u32).to_le_bytes());
+    b[e + 24..e + 28].copy_from_slice(&6u32.to_le_bytes());
+    b[m + 10..m + 12].copy_from_slice(&((n + 1) as u16).to_le_bytes());
+}
+
+#[test]
+fn differencing_vhdx_with_allowed_parent() {
+    let t = TempDir::new("diff");
+    let mib = 1usize << 20;
+    // parent: a 4 MiB pattern disk with 1 MiB blocks
+    let parent_data = pattern(4 * mib, 31);
+    let praw = t.path("p.raw");
+    std::fs::write(&praw, &parent_data).expect("write");
+    let parent = t.path("parent.vhdx");
+    let (pr, pv) = (praw.to_str().unwrap_or(""), parent.to_str().unwrap_or(""));
+    qemu_ok(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vhdx",
+        "-o",
+        "block_size=1M",
+        pr,
+        pv,
+    ]);
+    // child: blocks 0-2 hold data, block 3 is empty
+    let mut child_data = vec![0u8; 4 * mib];
+    child_data[..3 * mib].fill(0xCD);
+    let craw = t.path("c.raw");
+    std::fs::write(&craw, &child_data).expect("write");
+    let child = t.path("child.vhdx");
+    let (cr, cv) = (craw.to_str().unwrap_or(""), child.to_str().unwrap_or(""));
+    qemu_ok(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vhdx",
+        "-o",
+        "block_size=1M",
+        cr,
+        cv,
+    ]);
+    let mut b = std::fs::read(&child).expect("read child");
+    make_differencing(&mut b, "relative_path", ".\\parent.vhdx");
+    // Block 1 becomes PARTIALLY_PRESENT (its first 3 sectors in the child); block 2's
+    // 1 MiB of file space becomes the chunk's sector bitmap; block 2 and 3 come from the
+    // parent. Chunk ratio = 2^23 * 512 / 1 MiB = 4096, so the bitmap entry is number 4096.
+    let (_, bat) = region(&b, BAT_G);
+    let ent = |b: &[u8], i: usize| le64(b, bat + 8 * i);
+    let b1 = ent(&b, 1) & !7;
+    let b2 = ent(&b, 2) & !7;
+    assert_eq!(ent(&b, 1) & 7, 6, "qemu wrote block 1 as present");
+    b[bat + 8..bat + 16].copy_from_slice(&(b1 | 7).to_le_bytes());
+    b[bat + 16..bat + 24].copy_from_slice(&0u64.to_le_bytes());
+    b[bat + 24..bat + 32].copy_from_slice(&0u64.to_le_bytes()); // qemu marked it ZERO
+    b[bat + 8 * 4096..bat + 8 * 4096 + 8].copy_from_slice(&(b2 | 6).to_le_bytes());
+    let sb = b2 as usize;
+    b[sb..sb + mib].fill(0);
+    b[sb + 2048 / 8] = 0b0000_0111; // sectors 2048, 2049, 2050
+    std::fs::write(&child, &b).expect("write child");
+
+    let denied = ikon_disk::open(&child, &OpenOptions::default());
+    assert_eq!(denied.err().map(|e| e.kind()), Some(ErrorKind::Unsafe));
+
+    let opts = OpenOptions {
+        policy: ikon_disk::ExternalPolicy::allow_dir(&t.0).expect("policy"),
+        ..Default::default()
+    };
+    let img = ikon_disk::open(&child, &opts).expect("open differencing vhdx");
+    assert_eq!(img.info().subformat.as_deref(), Some("differencing"));
+    assert_eq!(img.info().external_files, vec!["parent.vhdx".to_string()]);
+    let mut want = parent_data.clone();
+    want[..mib].fill(0xCD);
+    want[mib..mib + 3 * 512].fill(0xCD);
+    let got = read_all(img.as_ref());
+    let first_diff = got.iter().zip(&want).position(|(a, b)| a != b);
+    assert!(
+        got == want,
+        "differencing content differs first at {first_diff:?}"
+    );
+    // unaligned small read across the present/absent boundary
+    let mut small = vec![0u8; 700];
+    img.read_exact_at(&mut small, (mib + 3 * 512 - 300) as u64)
+        .expect("read");
+    assert!(small[..] == want[mib + 3 * 512 - 300..mib + 3 * 512 + 400]);
+    let kinds: Vec<_> = img
+        .map(0, img.len())
+        .expect("map")
+        .iter()
+        .map(|e| (e.offset, e.len, e.kind))
+        .collect();
+    assert_eq!(kinds.first().map(|k| k.2), Some(ExtentKind::Data));
+    let covered: u64 = kinds.iter().map(|k| k.1).sum();
+    assert_eq!(covered, img.len());
+}

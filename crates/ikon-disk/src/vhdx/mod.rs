@@ -1,7 +1,9 @@
 //! VHDX (Hyper-V, [MS-VHDX]), read only: verifies the file identifier, picks the current
 //! header (valid CRC-32C, higher sequence number), refuses images with a log to replay,
 //! reads the region table, metadata items and the BAT, and serves reads block by block,
-//! coalescing blocks that are contiguous in the file into one read.
+//! coalescing blocks that are contiguous in the file into one read. Differencing disks
+//! reach their parent only through the caller's policy and consult the sector bitmaps of
+//! partially present blocks.
 
 mod header;
 
@@ -30,7 +32,6 @@ const MIN_BLOCK: u32 = 1 << 20;
 const MAX_BLOCK: u32 = 256 << 20;
 
 /// An opened VHDX image.
-#[derive(Debug)]
 pub struct VhdxImage {
     storage: Arc<dyn Storage>,
     size: u64,
@@ -44,7 +45,27 @@ pub struct VhdxImage {
     creator: String,
     page83: [u8; 16],
     sequence: u64,
+    /// Differencing disks: the parent (opened through the caller's policy) and its name.
+    parent: Option<Box<dyn DiskImage>>,
+    parent_name: Option<String>,
+    /// Differencing disks: the sector bitmap BAT entry of each chunk.
+    bitmaps: Vec<u64>,
 }
+
+impl std::fmt::Debug for VhdxImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VhdxImage")
+            .field("size", &self.size)
+            .field("block_size", &self.block_size)
+            .field("parent", &self.parent_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sector bitmap block state "present" ([MS-VHDX] §2.5.1.2).
+const SB_PRESENT: u8 = 6;
+/// Sectors described by one 1 MiB sector bitmap block ([MS-VHDX] §2.4: 2^23).
+const SECTORS_PER_BITMAP: u64 = 1 << 23;
 
 fn read_header(s: &dyn Storage) -> Result<Header> {
     let mut best: Option<Header> = None;
@@ -249,28 +270,6 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
     }
     let (bat_r, meta_r) = read_regions(s, file_size)?;
     let p = read_metadata(s, &meta_r)?;
-    if p.has_parent {
-        // The parent is only ever reached through the caller's policy (refused by default).
-        let paths = parent_paths(p.locator.as_deref().unwrap_or(&[]))?;
-        let mut first_err = None;
-        for path in &paths {
-            match ctx.open_image(path, "VHDX parent", None) {
-                Ok(_) => {
-                    return Err(Error::unsupported(format!(
-                        "differencing VHDX (parent {path:?}) cannot be read by Ikon yet; merge it into its parent with Hyper-V first"
-                    )))
-                }
-                Err(e) => {
-                    if first_err.is_none() {
-                        first_err = Some(e);
-                    }
-                }
-            }
-        }
-        return Err(first_err.unwrap_or_else(|| {
-            Error::corrupt("differencing VHDX has no usable parent locator entry")
-        }));
-    }
     if p.block_size < MIN_BLOCK || p.block_size > MAX_BLOCK || !p.block_size.is_power_of_two() {
         return Err(Error::corrupt(format!(
             "VHDX block size {} is not a power of two between 1 MiB and 256 MiB",
@@ -296,9 +295,14 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
         )));
     }
     let block_size = u64::from(p.block_size);
-    let chunk_ratio = (1u64 << 23) * u64::from(p.logical) / block_size;
+    let chunk_ratio = SECTORS_PER_BITMAP * u64::from(p.logical) / block_size;
     let nblocks = p.size.div_ceil(block_size);
-    let total = nblocks + (nblocks - 1) / chunk_ratio;
+    // [MS-VHDX] §2.5: differencing disks also need the last chunk's sector bitmap entry.
+    let total = if p.has_parent {
+        nblocks.div_ceil(chunk_ratio) * (chunk_ratio + 1)
+    } else {
+        nblocks + (nblocks - 1) / chunk_ratio
+    };
     let bat_bytes = total.mul_or(8, "VHDX BAT size")?;
     if bat_bytes > MAX_BAT_BYTES {
         return Err(Error::limit(format!(
@@ -312,6 +316,22 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
         )));
     }
     let raw = read_vec(s, bat_r.offset, bat_bytes, MAX_BAT_BYTES, "VHDX BAT")?;
+    let mut bitmaps = Vec::new();
+    if p.has_parent {
+        for k in 0..nblocks.div_ceil(chunk_ratio) {
+            let bi = k * (chunk_ratio + 1) + chunk_ratio;
+            let e = le64(&raw, usize::try_from(bi * 8).unwrap_or(usize::MAX));
+            let off = (e >> 20) << 20;
+            if state_of(e) == SB_PRESENT
+                && (off < MIB || off.checked_add(MIB).is_none_or(|x| x > file_size))
+            {
+                return Err(Error::corrupt(format!(
+                    "VHDX BAT entry {bi}: sector bitmap at 0x{off:x} lies in the header area or past the end of the file (size {file_size})"
+                )));
+            }
+            bitmaps.push(e);
+        }
+    }
     let mut blocks = Vec::with_capacity(usize::try_from(nblocks).unwrap_or(0));
     for i in 0..nblocks {
         let bi = i + i / chunk_ratio;
@@ -321,7 +341,19 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
         let off = (e >> 20) << 20;
         match state {
             PAYLOAD_NOT_PRESENT | PAYLOAD_UNDEFINED | PAYLOAD_ZERO | PAYLOAD_UNMAPPED => {}
-            PAYLOAD_FULLY_PRESENT => {
+            PAYLOAD_FULLY_PRESENT | PAYLOAD_PARTIALLY_PRESENT
+                if state == PAYLOAD_FULLY_PRESENT || p.has_parent =>
+            {
+                let chunk = usize::try_from(i / chunk_ratio).unwrap_or(usize::MAX);
+                if state == PAYLOAD_PARTIALLY_PRESENT
+                    && bitmaps
+                        .get(chunk)
+                        .is_none_or(|&b| state_of(b) != SB_PRESENT)
+                {
+                    return Err(Error::corrupt(format!(
+                        "VHDX BAT entry {bi} is PARTIALLY_PRESENT but its chunk has no sector bitmap"
+                    )));
+                }
                 // the last block may be cut short at the virtual size (qemu writes it so)
                 let used = block_size.min(p.size - i * block_size);
                 if off < MIB || off.checked_add(used).is_none_or(|e| e > file_size) {
@@ -343,8 +375,17 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
         }
         blocks.push(e);
     }
+    let (parent, parent_name) = if p.has_parent {
+        let (img, name) = open_parent(ctx, p.locator.as_deref().unwrap_or(&[]))?;
+        (Some(img), Some(name))
+    } else {
+        (None, None)
+    };
     Ok(VhdxImage {
         storage,
+        parent,
+        parent_name,
+        bitmaps,
         size: p.size,
         block_size,
         chunk_ratio,
@@ -356,6 +397,25 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
         page83: p.page83,
         sequence: h.sequence,
     })
+}
+
+/// Open the parent named by the Parent Locator item, only through the caller's policy
+/// (refused with `Unsafe` by default).
+fn open_parent(ctx: &OpenContext, locator: &[u8]) -> Result<(Box<dyn DiskImage>, String)> {
+    let paths = parent_paths(locator)?;
+    let mut first_err = None;
+    for path in paths {
+        match ctx.open_image(&path, "VHDX parent", None) {
+            Ok(img) => return Ok((img, path)),
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    Err(first_err
+        .unwrap_or_else(|| Error::corrupt("differencing VHDX has no usable parent locator entry")))
 }
 
 /// Parent paths from a Parent Locator item ([MS-VHDX] §2.6.2.6): a 20-byte header
@@ -409,6 +469,74 @@ fn state_of(e: u64) -> u8 {
 }
 
 impl VhdxImage {
+    /// Read from the parent (zeros past its end or without one).
+    fn read_parent(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let Some(p) = &self.parent else {
+            buf.fill(0);
+            return Ok(());
+        };
+        let avail = usize::try_from(p.len().saturating_sub(offset)).unwrap_or(usize::MAX);
+        let n = avail.min(buf.len());
+        let (a, b) = buf.split_at_mut(n);
+        if !a.is_empty() {
+            p.read_exact_at(a, offset)?;
+        }
+        b.fill(0);
+        Ok(())
+    }
+
+    /// Read part of a PARTIALLY_PRESENT block (within one block): sectors whose bit is set
+    /// in the chunk's sector bitmap (bit 0 of byte 0 = first sector, [MS-VHDX] §2.4) come
+    /// from this file at `file_pos`, the others from the parent.
+    fn read_partial(&self, buf: &mut [u8], guest: u64, file_pos: u64) -> Result<()> {
+        let ss = u64::from(self.logical_sector);
+        let first = guest / ss;
+        let last = (guest + buf.len() as u64 - 1) / ss;
+        let chunk = first / SECTORS_PER_BITMAP;
+        let e = usize::try_from(chunk)
+            .ok()
+            .and_then(|c| self.bitmaps.get(c))
+            .copied()
+            .ok_or_else(|| Error::corrupt("VHDX sector bitmap entry missing"))?;
+        let sb = (e >> 20) << 20;
+        let bit0 = first % SECTORS_PER_BITMAP;
+        let byte0 = bit0 / 8;
+        let nbytes = (bit0 + (last - first)) / 8 - byte0 + 1;
+        let bm = read_vec(
+            self.storage.as_ref(),
+            sb + byte0,
+            nbytes,
+            MIB,
+            "VHDX sector bitmap",
+        )?;
+        let present = |sector: u64| -> bool {
+            let b = sector % SECTORS_PER_BITMAP - byte0 * 8;
+            usize::try_from(b / 8)
+                .ok()
+                .and_then(|i| bm.get(i))
+                .is_some_and(|&x| x & (1 << (b % 8)) != 0)
+        };
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = guest + done as u64;
+            let sector = pos / ss;
+            let here = present(sector);
+            let mut end = (sector + 1) * ss;
+            while end < guest + buf.len() as u64 && present(end / ss) == here {
+                end += ss;
+            }
+            let n = usize::try_from(end.min(guest + buf.len() as u64) - pos).unwrap_or(0);
+            let piece = &mut buf[done..done + n];
+            if here {
+                self.storage.read_exact_at(piece, file_pos + done as u64)?;
+            } else {
+                self.read_parent(piece, pos)?;
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
     /// (state, file offset) of block `idx`.
     fn entry(&self, idx: u64) -> (u8, u64) {
         let e = usize::try_from(idx)
@@ -451,7 +579,14 @@ impl BlockDevice for VhdxImage {
                 done += k;
             } else {
                 let k = usize::try_from(n).unwrap_or(0);
-                buf[done..done + k].fill(0);
+                let piece = &mut buf[done..done + k];
+                match state {
+                    PAYLOAD_NOT_PRESENT => self.read_parent(piece, pos)?,
+                    PAYLOAD_PARTIALLY_PRESENT => {
+                        self.read_partial(piece, pos, file_off + in_block)?
+                    }
+                    _ => piece.fill(0),
+                }
                 done += k;
             }
         }
@@ -475,8 +610,28 @@ impl BlockDevice for VhdxImage {
         while pos < end {
             let n = (self.block_size - pos % self.block_size).min(end - pos);
             let kind = match self.entry(pos / self.block_size).0 {
-                PAYLOAD_FULLY_PRESENT => ExtentKind::Data,
+                PAYLOAD_FULLY_PRESENT | PAYLOAD_PARTIALLY_PRESENT => ExtentKind::Data,
                 PAYLOAD_ZERO => ExtentKind::Zero,
+                PAYLOAD_NOT_PRESENT if self.parent.is_some() => {
+                    if let Some(p) = &self.parent {
+                        let pe = (pos + n).min(p.len());
+                        if pe > pos {
+                            for e in p.map(pos, pe - pos)? {
+                                push_extent(&mut out, e.offset, e.len, e.kind, e.compressed);
+                            }
+                        }
+                        let from = pe.max(pos);
+                        push_extent(
+                            &mut out,
+                            from,
+                            pos + n - from,
+                            ExtentKind::Unallocated,
+                            false,
+                        );
+                    }
+                    pos += n;
+                    continue;
+                }
                 _ => ExtentKind::Unallocated,
             };
             push_extent(&mut out, pos, n, kind, false);
@@ -497,14 +652,17 @@ impl DiskImage for VhdxImage {
             .detail("leave_blocks_allocated", self.leave_allocated)
             .detail("header_sequence", self.sequence)
             .detail("page83", guid_str(&self.page83));
-        info.subformat = Some(
-            if self.leave_allocated {
-                "fixed"
-            } else {
-                "dynamic"
-            }
-            .to_string(),
-        );
+        let sub = if self.parent.is_some() {
+            "differencing"
+        } else if self.leave_allocated {
+            "fixed"
+        } else {
+            "dynamic"
+        };
+        info.subformat = Some(sub.to_string());
+        if let Some(p) = &self.parent_name {
+            info.external_files.push(p.clone());
+        }
         info.cluster_size = Some(self.block_size);
         info
     }
