@@ -467,7 +467,6 @@ fn state_of(e: u64) -> u8 {
     u8::try_from(e & 7).unwrap_or(0)
 }
 
-
 impl DiskImage for VhdxImage {
     fn info(&self) -> ImageInfo {
         let mut info = ImageInfo::new(Format::Vhdx, self.size)
