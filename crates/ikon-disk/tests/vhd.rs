@@ -402,6 +402,10 @@ fn hostile_vhd() {
     expect_err("BAT entry past EOF", b, ErrorKind::Corrupt);
 
     let mut b = good.clone();
+    be32_put(&mut b, 1536 + 4, 1);
+    expect_err("BAT entry pointing into the header", b, ErrorKind::Corrupt);
+
+    let mut b = good.clone();
     be64_put(&mut b, 16, 1 << 50);
     be64_put(&mut b, n - 512 + 16, 1 << 50);
     fix_sums(&mut b);

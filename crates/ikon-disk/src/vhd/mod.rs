@@ -207,6 +207,15 @@ fn load_dynamic(img: &VhdImage, file_size: u64) -> Result<Dynamic> {
                 "VHD BAT entry {i} points at block 0x{start:x}..0x{end:x} past the end of the file (size {file_size}); the image is truncated"
             )));
         }
+        let overlaps = |a: u64, b: u64| start < b && a < end;
+        if overlaps(0, FOOTER_SIZE as u64)
+            || overlaps(hoff, hoff + DYN_HEADER_SIZE as u64)
+            || overlaps(toff, toff + table_bytes)
+        {
+            return Err(Error::corrupt(format!(
+                "VHD BAT entry {i} points at block 0x{start:x}..0x{end:x}, which overlaps the footer copy, the dynamic header or the BAT"
+            )));
+        }
     }
     Ok(Dynamic {
         header,
@@ -343,6 +352,15 @@ impl DiskImage for VhdImage {
             if start < meta_end && start + d.bitmap_size + d.block_size > d.header.table_offset {
                 r.corruptions.push(format!(
                     "BAT entry {i}: block at 0x{start:x} overlaps the BAT"
+                ));
+            }
+            let hoff = self.footer.data_offset;
+            if start < FOOTER_SIZE as u64
+                || (start < hoff + DYN_HEADER_SIZE as u64
+                    && hoff < start + d.bitmap_size + d.block_size)
+            {
+                r.corruptions.push(format!(
+                    "BAT entry {i}: block at 0x{start:x} overlaps the footer copy or the dynamic header"
                 ));
             }
             blocks.push((start, i));
