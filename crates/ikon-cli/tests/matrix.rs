@@ -91,6 +91,13 @@ const OUTPUTS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// True when every range of `inner` lies inside some range of `outer` (both merged).
+fn covered(inner: &[(u64, u64)], outer: &[(u64, u64)]) -> bool {
+    inner
+        .iter()
+        .all(|&(s, l)| outer.iter().any(|&(os, ol)| os <= s && s + l <= os + ol))
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -143,11 +150,21 @@ fn check_source(name: &str) {
         std::fs::read(&qraw).unwrap() == std::fs::read(&iraw).unwrap(),
         "{name}: Ikon's content differs from qemu-img's"
     );
-    assert_eq!(
-        ikon_data_ranges(&src, extra),
-        qemu_data_ranges(&src, qfmt),
-        "{name}: map data ranges differ from qemu-img map"
-    );
+    let (mine, qemus) = (ikon_data_ranges(&src, extra), qemu_data_ranges(&src, qfmt));
+    if name.starts_with("vhdx") || name == "vpc-fixed" {
+        // qemu reports container allocation here (its VHDX driver has no block status; a fixed
+        // VHD is "all data", holes included); Ikon reports guest data. Every range Ikon calls
+        // data must be data for qemu too, and everything else reads as zeros (checked above).
+        assert!(
+            covered(&mine, &qemus),
+            "{name}: Ikon data {mine:?} outside qemu's {qemus:?}"
+        );
+    } else {
+        assert_eq!(
+            mine, qemus,
+            "{name}: map data ranges differ from qemu-img map"
+        );
+    }
 
     // Write side: every output format, checked by qemu-img.
     for (oname, ofmt, oopts) in OUTPUTS {
