@@ -26,7 +26,8 @@ const MAX_DEPTH: u16 = 5;
 pub const ROOT_INO: u32 = 2;
 
 fn le16(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+    b.get(o..o + 2)
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
 }
 fn le32(b: &[u8], o: usize) -> u32 {
     b.get(o..o + 4)
@@ -70,15 +71,25 @@ impl<'a> Ext4<'a> {
     pub fn open(dev: &'a dyn BlockDevice, base: u64, len: u64) -> Result<Self> {
         let sb = read(dev, base.saturating_add(1024), 1024)?;
         if le16(&sb, 56) != EXT_MAGIC {
-            return Err(Error::corrupt(format!("ext superblock at 0x{:x}: bad magic", base + 1024)));
+            return Err(Error::corrupt(format!(
+                "ext superblock at 0x{:x}: bad magic",
+                base + 1024
+            )));
         }
         let log = le32(&sb, 24);
         if log > 6 {
-            return Err(Error::corrupt(format!("ext superblock: block size 2^{} KiB absurd", log)));
+            return Err(Error::corrupt(format!(
+                "ext superblock: block size 2^{} KiB absurd",
+                log
+            )));
         }
         let block = 1024u64 << log;
         let ipg = le32(&sb, 40);
-        let inode_size = if le32(&sb, 76) == 0 { 128 } else { u64::from(le16(&sb, 88)) };
+        let inode_size = if le32(&sb, 76) == 0 {
+            128
+        } else {
+            u64::from(le16(&sb, 88))
+        };
         if ipg == 0 || !(128..=block).contains(&inode_size) || !inode_size.is_power_of_two() {
             return Err(Error::corrupt(format!(
                 "ext superblock: inodes per group {ipg} / inode size {inode_size} invalid"
@@ -90,7 +101,9 @@ impl<'a> Ext4<'a> {
             32
         };
         if desc_size > 1024 {
-            return Err(Error::corrupt(format!("ext descriptor size {desc_size} invalid")));
+            return Err(Error::corrupt(format!(
+                "ext descriptor size {desc_size} invalid"
+            )));
         }
         let first = u64::from(le32(&sb, 20));
         Ok(Ext4 {
@@ -107,7 +120,9 @@ impl<'a> Ext4<'a> {
     }
 
     fn rd(&self, off: u64, n: usize) -> Result<Vec<u8>> {
-        let end = off.checked_add(n as u64).ok_or_else(|| Error::corrupt("ext offset overflow"))?;
+        let end = off
+            .checked_add(n as u64)
+            .ok_or_else(|| Error::corrupt("ext offset overflow"))?;
         if end > self.len {
             return Err(Error::corrupt(format!(
                 "ext read at 0x{off:x}+{n} past end of filesystem (0x{:x})",
@@ -120,11 +135,16 @@ impl<'a> Ext4<'a> {
     /// Read inode `ino`.
     pub fn inode(&self, ino: u32) -> Result<Inode> {
         if ino == 0 || ino > self.inodes_count {
-            return Err(Error::corrupt(format!("ext inode number {ino} out of range")));
+            return Err(Error::corrupt(format!(
+                "ext inode number {ino} out of range"
+            )));
         }
         let g = u64::from((ino - 1) / self.inodes_per_group);
         let idx = u64::from((ino - 1) % self.inodes_per_group);
-        let d = self.rd(self.gdt + g * self.desc_size, usize::try_from(self.desc_size).unwrap_or(32))?;
+        let d = self.rd(
+            self.gdt + g * self.desc_size,
+            usize::try_from(self.desc_size).unwrap_or(32),
+        )?;
         let mut table = u64::from(le32(&d, 8));
         if self.desc_size >= 64 {
             table |= u64::from(le32(&d, 0x28)) << 32;
@@ -133,7 +153,10 @@ impl<'a> Ext4<'a> {
             .checked_mul(self.block)
             .and_then(|t| t.checked_add(idx * self.inode_size))
             .ok_or_else(|| Error::corrupt(format!("ext inode table of group {g} absurd")))?;
-        let b = self.rd(off, 160.min(usize::try_from(self.inode_size).unwrap_or(128)))?;
+        let b = self.rd(
+            off,
+            160.min(usize::try_from(self.inode_size).unwrap_or(128)),
+        )?;
         Ok(Inode {
             mode: le16(&b, 0),
             flags: le32(&b, 32),
@@ -165,7 +188,15 @@ impl<'a> Ext4<'a> {
         Ok(out)
     }
 
-    fn indirect(&self, p: u64, lvl: u32, lb: &mut u64, per: u64, max: u64, out: &mut Vec<(u64, u64, u64)>) -> Result<()> {
+    fn indirect(
+        &self,
+        p: u64,
+        lvl: u32,
+        lb: &mut u64,
+        per: u64,
+        max: u64,
+        out: &mut Vec<(u64, u64, u64)>,
+    ) -> Result<()> {
         let span = per.saturating_pow(lvl);
         if *lb >= max {
             return Ok(());
@@ -192,14 +223,22 @@ impl<'a> Ext4<'a> {
         Ok(())
     }
 
-    fn extent_node(&self, node: &[u8], depth_left: u16, max: u64, out: &mut Vec<(u64, u64, u64)>) -> Result<()> {
+    fn extent_node(
+        &self,
+        node: &[u8],
+        depth_left: u16,
+        max: u64,
+        out: &mut Vec<(u64, u64, u64)>,
+    ) -> Result<()> {
         if le16(node, 0) != EXTENT_MAGIC {
             return Err(Error::corrupt("ext extent header: bad magic"));
         }
         let n = usize::from(le16(node, 2));
         let depth = le16(node, 6);
         if depth > depth_left || 12 + n * 12 > node.len() {
-            return Err(Error::corrupt(format!("ext extent node: depth {depth} / {n} entries invalid")));
+            return Err(Error::corrupt(format!(
+                "ext extent node: depth {depth} / {n} entries invalid"
+            )));
         }
         for i in 0..n {
             let e = &node[12 + i * 12..24 + i * 12];
@@ -218,7 +257,8 @@ impl<'a> Ext4<'a> {
             } else {
                 let leaf = (u64::from(le16(e, 8)) << 32) | u64::from(le32(e, 4));
                 let b = self.rd(
-                    leaf.checked_mul(self.block).ok_or_else(|| Error::corrupt("ext extent leaf absurd"))?,
+                    leaf.checked_mul(self.block)
+                        .ok_or_else(|| Error::corrupt("ext extent leaf absurd"))?,
                     usize::try_from(self.block).unwrap_or(4096),
                 )?;
                 self.extent_node(&b, depth - 1, max, out)?;
@@ -233,10 +273,15 @@ impl<'a> Ext4<'a> {
     /// Read up to `limit` bytes of an inode's data.
     pub fn read_inode(&self, ino: &Inode, limit: u64) -> Result<Vec<u8>> {
         if ino.size > limit {
-            return Err(Error::limit(format!("file of {} bytes exceeds the read limit {limit}", ino.size)));
+            return Err(Error::limit(format!(
+                "file of {} bytes exceeds the read limit {limit}",
+                ino.size
+            )));
         }
         let size = usize::try_from(ino.size).map_err(|_| Error::limit("file too large"))?;
-        if ino.flags & FL_INLINE != 0 || (ino.kind() == FileKind::Symlink && ino.flags & FL_EXTENTS == 0 && ino.size < 60) {
+        if ino.flags & FL_INLINE != 0
+            || (ino.kind() == FileKind::Symlink && ino.flags & FL_EXTENTS == 0 && ino.size < 60)
+        {
             let mut v = ino.iblock.clone();
             v.truncate(size);
             return Ok(v);
@@ -250,7 +295,11 @@ impl<'a> Ext4<'a> {
             }
             let want = (n * self.block).min(ino.size - start);
             let w = usize::try_from(want).unwrap_or(0);
-            let src = self.rd(pb.checked_mul(self.block).ok_or_else(|| Error::corrupt("ext block absurd"))?, w)?;
+            let src = self.rd(
+                pb.checked_mul(self.block)
+                    .ok_or_else(|| Error::corrupt("ext block absurd"))?,
+                w,
+            )?;
             let s = usize::try_from(start).unwrap_or(0);
             if let Some(dst) = data.get_mut(s..s + w) {
                 dst.copy_from_slice(&src);

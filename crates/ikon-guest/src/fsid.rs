@@ -86,7 +86,8 @@ pub struct FsInfo {
 }
 
 fn le16(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+    b.get(o..o + 2)
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
 }
 fn le32(b: &[u8], o: usize) -> u32 {
     b.get(o..o + 4)
@@ -99,7 +100,14 @@ pub fn uuid_str(b: &[u8]) -> String {
     if h.len() < 32 {
         return h;
     }
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn cstr(b: &[u8]) -> Option<String> {
@@ -186,7 +194,8 @@ pub fn identify(dev: &dyn BlockDevice, off: u64, len: u64) -> Result<FsInfo> {
     }
     for s in 0..4 {
         let o = s * 512;
-        if head.get(o..o + 8) == Some(b"LABELONE") && head.get(o + 24..o + 32) == Some(b"LVM2 001") {
+        if head.get(o..o + 8) == Some(b"LABELONE") && head.get(o + 24..o + 32) == Some(b"LVM2 001")
+        {
             info.fs_type = FsType::Lvm2;
             return Ok(info);
         }

@@ -87,7 +87,12 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
     let mut fss = Vec::new();
     for (n, off, size) in regions {
         match fsid::identify(dev, off, size) {
-            Ok(info) => fss.push(Filesystem { partition: n, offset: off, size, info }),
+            Ok(info) => fss.push(Filesystem {
+                partition: n,
+                offset: off,
+                size,
+                info,
+            }),
             Err(e) => problems.push(format!("partition {n}: {e}")),
         }
     }
@@ -111,7 +116,10 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
     }
     // Roots we cannot read (xfs, btrfs, LVM): report the type so rules can explain.
     if oses.is_empty() {
-        if let Some(f) = fss.iter().find(|f| matches!(f.info.fs_type, FsType::Xfs | FsType::Btrfs | FsType::Lvm2)) {
+        if let Some(f) = fss
+            .iter()
+            .find(|f| matches!(f.info.fs_type, FsType::Xfs | FsType::Btrfs | FsType::Lvm2))
+        {
             oses.push(OsInfo {
                 os_type: "linux".into(),
                 root_partition: f.partition,

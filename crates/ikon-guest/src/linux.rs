@@ -73,9 +73,14 @@ pub fn detect<F: GuestFs>(fs: &F) -> LinuxInfo {
         .read_text("/etc/hostname")
         .and_then(|h| h.lines().next().map(|l| l.trim().to_string()))
         .or_else(|| fs.read_text("/etc/HOSTNAME").map(|h| h.trim().to_string()))
-        .or_else(|| fs.read_text("/etc/sysconfig/network").and_then(|t| kv(&t, "HOSTNAME")))
+        .or_else(|| {
+            fs.read_text("/etc/sysconfig/network")
+                .and_then(|t| kv(&t, "HOSTNAME"))
+        })
         .filter(|h| !h.is_empty());
-    i.cloud_init = ["/usr/bin/cloud-init", "/etc/cloud/cloud.cfg"].iter().any(|p| fs.exists(p))
+    i.cloud_init = ["/usr/bin/cloud-init", "/etc/cloud/cloud.cfg"]
+        .iter()
+        .any(|p| fs.exists(p))
         || fs
             .read_text("/var/lib/dpkg/status")
             .is_some_and(|s| s.contains("Package: cloud-init\nStatus: install ok installed"));
@@ -84,7 +89,10 @@ pub fn detect<F: GuestFs>(fs: &F) -> LinuxInfo {
 }
 
 fn distro<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
-    if let Some(t) = fs.read_text("/etc/os-release").or_else(|| fs.read_text("/usr/lib/os-release")) {
+    if let Some(t) = fs
+        .read_text("/etc/os-release")
+        .or_else(|| fs.read_text("/usr/lib/os-release"))
+    {
         i.distro = kv(&t, "ID").unwrap_or_default().to_lowercase();
         i.name = kv(&t, "NAME").unwrap_or_default();
         i.version = kv(&t, "VERSION_ID").unwrap_or_default();
@@ -116,7 +124,12 @@ fn distro<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
         i.version = first_number(&t);
     } else if let Some(t) = fs.read_text("/etc/SuSE-release") {
         let l = t.to_lowercase();
-        i.distro = if l.contains("opensuse") { "opensuse" } else { "sles" }.into();
+        i.distro = if l.contains("opensuse") {
+            "opensuse"
+        } else {
+            "sles"
+        }
+        .into();
         i.name = t.lines().next().unwrap_or("").trim().to_string();
         let v = kv(&t, "VERSION").unwrap_or_default();
         i.version = match kv(&t, "PATCHLEVEL") {
@@ -138,8 +151,16 @@ fn distro<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
 }
 
 fn elf_arch<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
-    for p in ["/bin/sh", "/sbin/init", "/bin/bash", "/bin/ls", "/usr/bin/ls"] {
-        let Ok(Some(b)) = fs.read_file(p, 64 << 20) else { continue };
+    for p in [
+        "/bin/sh",
+        "/sbin/init",
+        "/bin/bash",
+        "/bin/ls",
+        "/usr/bin/ls",
+    ] {
+        let Ok(Some(b)) = fs.read_file(p, 64 << 20) else {
+            continue;
+        };
         if b.len() < 20 || &b[0..4] != b"\x7fELF" {
             continue;
         }
@@ -148,14 +169,24 @@ fn elf_arch<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
             2 => 64,
             _ => continue,
         };
-        let m = if b[5] == 2 { u16::from_be_bytes([b[18], b[19]]) } else { u16::from_le_bytes([b[18], b[19]]) };
+        let m = if b[5] == 2 {
+            u16::from_be_bytes([b[18], b[19]])
+        } else {
+            u16::from_le_bytes([b[18], b[19]])
+        };
         // e_machine values from the System V ABI / elf.h.
         let arch = match m {
             3 => "i386",
             62 => "x86_64",
             40 => "arm",
             183 => "aarch64",
-            243 => if bits == 64 { "riscv64" } else { "riscv32" },
+            243 => {
+                if bits == 64 {
+                    "riscv64"
+                } else {
+                    "riscv32"
+                }
+            }
             21 => "ppc64",
             22 => "s390x",
             _ => "unknown",
@@ -169,7 +200,10 @@ fn elf_arch<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
 fn kernels_and_virtio<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
     let mut ks: Vec<String> = Vec::new();
     for n in fs.list_dir("/boot", LIST_MAX).unwrap_or_default() {
-        if let Some(v) = n.strip_prefix("vmlinuz-").or_else(|| n.strip_prefix("vmlinux-")) {
+        if let Some(v) = n
+            .strip_prefix("vmlinuz-")
+            .or_else(|| n.strip_prefix("vmlinux-"))
+        {
             ks.push(v.to_string());
         }
         if let Some(v) = n.strip_prefix("config-") {
@@ -185,10 +219,7 @@ fn kernels_and_virtio<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
             if !ks.contains(&k) {
                 ks.push(k.clone());
             }
-            for (dir, name, flag) in [
-                ("block", "virtio_blk", 0u8),
-                ("net", "virtio_net", 1u8),
-            ] {
+            for (dir, name, flag) in [("block", "virtio_blk", 0u8), ("net", "virtio_net", 1u8)] {
                 for ext in ["ko", "ko.xz", "ko.zst", "ko.gz"] {
                     if fs.exists(&format!("{base}/{k}/kernel/drivers/{dir}/{name}.{ext}")) {
                         if flag == 0 {
@@ -211,7 +242,9 @@ fn kernels_and_virtio<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
 }
 
 fn fstab<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
-    let Some(t) = fs.read_text("/etc/fstab") else { return };
+    let Some(t) = fs.read_text("/etc/fstab") else {
+        return;
+    };
     for l in t.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         if f.len() >= 3 && !f[0].starts_with('#') && f[1] == "/" {
@@ -263,7 +296,9 @@ fn network<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
         if !(n.ends_with(".yaml") || n.ends_with(".yml")) {
             continue;
         }
-        let Some(t) = fs.read_text(&format!("/etc/netplan/{n}")) else { continue };
+        let Some(t) = fs.read_text(&format!("/etc/netplan/{n}")) else {
+            continue;
+        };
         let mut in_eth = false;
         let mut indent = 0usize;
         for l in t.lines() {
@@ -282,19 +317,30 @@ fn network<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
             }
             if in_eth {
                 if let Some(name) = s.strip_suffix(':') {
-                    if ind > indent && !name.contains(' ') && !["dhcp4", "dhcp6", "match", "addresses", "nameservers"].contains(&name) {
+                    if ind > indent
+                        && !name.contains(' ')
+                        && !["dhcp4", "dhcp6", "match", "addresses", "nameservers"].contains(&name)
+                    {
                         add(name, &mut nics);
                     }
                 }
             }
-            if s.starts_with("dhcp6: true") || s.starts_with("dhcp6: yes") || (s.starts_with("- ") && s.contains("::")) {
+            if s.starts_with("dhcp6: true")
+                || s.starts_with("dhcp6: yes")
+                || (s.starts_with("- ") && s.contains("::"))
+            {
                 i.ipv6 = true;
             }
         }
     }
     // NetworkManager keyfiles
-    for n in fs.list_dir("/etc/NetworkManager/system-connections", LIST_MAX).unwrap_or_default() {
-        let Some(t) = fs.read_text(&format!("/etc/NetworkManager/system-connections/{n}")) else { continue };
+    for n in fs
+        .list_dir("/etc/NetworkManager/system-connections", LIST_MAX)
+        .unwrap_or_default()
+    {
+        let Some(t) = fs.read_text(&format!("/etc/NetworkManager/system-connections/{n}")) else {
+            continue;
+        };
         if let Some(ifn) = kv(&t, "interface-name") {
             add(&ifn, &mut nics);
         }
@@ -304,14 +350,20 @@ fn network<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
             if l.starts_with('[') {
                 sect6 = l == "[ipv6]";
             }
-            if sect6 && l.starts_with("method=") && !l.ends_with("ignore") && !l.ends_with("disabled") {
+            if sect6
+                && l.starts_with("method=")
+                && !l.ends_with("ignore")
+                && !l.ends_with("disabled")
+            {
                 i.ipv6 = true;
             }
         }
     }
     // sysctl may disable IPv6 globally
     if let Some(t) = fs.read_text("/etc/sysctl.conf") {
-        if t.lines().any(|l| l.replace(' ', "") == "net.ipv6.conf.all.disable_ipv6=1") {
+        if t.lines()
+            .any(|l| l.replace(' ', "") == "net.ipv6.conf.all.disable_ipv6=1")
+        {
             i.ipv6 = false;
         }
     }

@@ -65,7 +65,8 @@ pub struct PartitionTable {
 }
 
 fn le16(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+    b.get(o..o + 2)
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
 }
 fn le32(b: &[u8], o: usize) -> u32 {
     b.get(o..o + 4)
@@ -179,12 +180,18 @@ pub fn read_table(dev: &dyn BlockDevice) -> Result<PartitionTable> {
     Ok(t)
 }
 
-fn read_logical(dev: &dyn BlockDevice, ext_start: u64, ext_size: u64, t: &mut PartitionTable) -> Result<()> {
+fn read_logical(
+    dev: &dyn BlockDevice,
+    ext_start: u64,
+    ext_size: u64,
+    t: &mut PartitionTable,
+) -> Result<()> {
     let mut ebr = ext_start;
     let mut seen = Vec::new();
     for k in 0..MAX_LOGICAL {
         if seen.contains(&ebr) {
-            t.problems.push(format!("extended partition chain loops at 0x{ebr:x}"));
+            t.problems
+                .push(format!("extended partition chain loops at 0x{ebr:x}"));
             return Ok(());
         }
         seen.push(ebr);
@@ -196,7 +203,8 @@ fn read_logical(dev: &dyn BlockDevice, ext_start: u64, ext_size: u64, t: &mut Pa
             }
         };
         if b.get(510..512) != Some(&MBR_SIGNATURE[..]) {
-            t.problems.push(format!("EBR at 0x{ebr:x} lacks the 55AA signature"));
+            t.problems
+                .push(format!("EBR at 0x{ebr:x} lacks the 55AA signature"));
             return Ok(());
         }
         let e1 = &b[MBR_ENTRIES..MBR_ENTRIES + 16];
@@ -216,11 +224,15 @@ fn read_logical(dev: &dyn BlockDevice, ext_start: u64, ext_size: u64, t: &mut Pa
         }
         ebr = ext_start.saturating_add(u64::from(le32(e2, 8)) * 512);
         if ebr >= ext_start.saturating_add(ext_size) {
-            t.problems.push(format!("EBR link 0x{ebr:x} points outside the extended partition"));
+            t.problems.push(format!(
+                "EBR link 0x{ebr:x} points outside the extended partition"
+            ));
             return Ok(());
         }
     }
-    t.problems.push(format!("more than {MAX_LOGICAL} logical partitions; rest ignored"));
+    t.problems.push(format!(
+        "more than {MAX_LOGICAL} logical partitions; rest ignored"
+    ));
     Ok(())
 }
 
@@ -253,14 +265,18 @@ fn read_gpt(dev: &dyn BlockDevice, ss: u32) -> Result<Option<PartitionTable>> {
     let count = le32(&h, 80);
     let esz = le32(&h, 84);
     if count > MAX_GPT_ENTRIES || !(128..=4096).contains(&esz) || !esz.is_multiple_of(8) {
-        t.problems.push(format!("GPT entry array ({count} entries of {esz} bytes) out of bounds"));
+        t.problems.push(format!(
+            "GPT entry array ({count} entries of {esz} bytes) out of bounds"
+        ));
         return Ok(Some(t));
     }
     let total = usize::try_from(u64::from(count) * u64::from(esz)).unwrap_or(0);
     let arr = match lba.checked_mul(ssz).map(|o| read(dev, o, total)) {
         Some(Ok(a)) => a,
         _ => {
-            t.problems.push(format!("GPT entry array at LBA {lba} unreadable or past end"));
+            t.problems.push(format!(
+                "GPT entry array at LBA {lba} unreadable or past end"
+            ));
             return Ok(Some(t));
         }
     };
@@ -274,8 +290,12 @@ fn read_gpt(dev: &dyn BlockDevice, ss: u32) -> Result<Option<PartitionTable>> {
         }
         let first = le64(e, 32);
         let last = le64(e, 40);
-        let (Some(off), Some(end)) = (first.checked_mul(ssz), last.checked_add(1).and_then(|l| l.checked_mul(ssz))) else {
-            t.problems.push(format!("GPT entry {} has absurd LBAs", i + 1));
+        let (Some(off), Some(end)) = (
+            first.checked_mul(ssz),
+            last.checked_add(1).and_then(|l| l.checked_mul(ssz)),
+        ) else {
+            t.problems
+                .push(format!("GPT entry {} has absurd LBAs", i + 1));
             continue;
         };
         t.partitions.push(Partition {
@@ -300,11 +320,17 @@ fn check_bounds(t: &mut PartitionTable, disk: u64) {
             ));
         }
         for q in t.partitions.iter().skip(i + 1) {
-            let ext = |x: &Partition| MBR_EXTENDED.iter().any(|e| x.type_id == format!("0x{e:02x}"));
+            let ext = |x: &Partition| {
+                MBR_EXTENDED
+                    .iter()
+                    .any(|e| x.type_id == format!("0x{e:02x}"))
+            };
             if ext(p) || ext(q) {
                 continue;
             }
-            if p.offset < q.offset.saturating_add(q.size) && q.offset < p.offset.saturating_add(p.size) {
+            if p.offset < q.offset.saturating_add(q.size)
+                && q.offset < p.offset.saturating_add(p.size)
+            {
                 probs.push(format!("partitions {} and {} overlap", p.number, q.number));
             }
         }
@@ -318,7 +344,11 @@ pub fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -326,5 +356,7 @@ pub fn crc32(data: &[u8]) -> u32 {
 
 /// Whether an MBR type byte denotes an extended container.
 pub fn is_extended(p: &Partition) -> bool {
-    MBR_EXTENDED.iter().any(|e| p.type_id == format!("0x{e:02x}"))
+    MBR_EXTENDED
+        .iter()
+        .any(|e| p.type_id == format!("0x{e:02x}"))
 }

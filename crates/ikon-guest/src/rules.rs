@@ -80,7 +80,9 @@ impl RulesConfig {
             name: "tencent".into(),
             formats: s(&["raw", "vhd", "qcow2", "vmdk"]),
             formats_converted: false,
-            linux_distros: s(&["centos", "rhel", "ubuntu", "debian", "coreos", "fcos", "opensuse", "sles"]),
+            linux_distros: s(&[
+                "centos", "rhel", "ubuntu", "debian", "coreos", "fcos", "opensuse", "sles",
+            ]),
             linux_bits: vec![32, 64],
             windows_versions: s(&["2008", "2008 R2", "2012", "2012 R2"]),
             windows_bits: vec![64],
@@ -114,7 +116,11 @@ impl RulesConfig {
 }
 
 fn r(id: &str, verdict: Verdict, message: String) -> Rule {
-    Rule { id: id.into(), verdict, message }
+    Rule {
+        id: id.into(),
+        verdict,
+        message,
+    }
 }
 
 fn gib(n: u64) -> String {
@@ -131,9 +137,25 @@ pub fn evaluate(ins: &Inspection, cfg: &RulesConfig) -> Vec<Rule> {
     out.push(if fmt_ok {
         r("format", Pass, format!("format {} is accepted", ins.format))
     } else if cfg.formats_converted {
-        r("format", Pass, format!("format {} is converted on import to {}", ins.format, cfg.formats.join("/")))
+        r(
+            "format",
+            Pass,
+            format!(
+                "format {} is converted on import to {}",
+                ins.format,
+                cfg.formats.join("/")
+            ),
+        )
     } else {
-        r("format", Fail, format!("format {} is not accepted; this cloud accepts {}", ins.format, cfg.formats.join(", ")))
+        r(
+            "format",
+            Fail,
+            format!(
+                "format {} is not accepted; this cloud accepts {}",
+                ins.format,
+                cfg.formats.join(", ")
+            ),
+        )
     });
     let tk = ins.partition_table.kind;
     let tname = match tk {
@@ -142,51 +164,135 @@ pub fn evaluate(ins: &Inspection, cfg: &RulesConfig) -> Vec<Rule> {
         TableKind::None => "absent (filesystem on the whole disk)",
     };
     out.push(if cfg.partition_tables.contains(&tk) {
-        r("partition-table", Pass, format!("partition table is {tname}"))
+        r(
+            "partition-table",
+            Pass,
+            format!("partition table is {tname}"),
+        )
     } else {
-        r("partition-table", Fail, format!("partition table is {tname}; this cloud accepts MBR only"))
+        r(
+            "partition-table",
+            Fail,
+            format!("partition table is {tname}; this cloud accepts MBR only"),
+        )
     });
     out.push(if ins.virtual_size <= cfg.max_virtual_size {
-        r("disk-size", Pass, format!("virtual size {} is within the {} limit", gib(ins.virtual_size), gib(cfg.max_virtual_size)))
+        r(
+            "disk-size",
+            Pass,
+            format!(
+                "virtual size {} is within the {} limit",
+                gib(ins.virtual_size),
+                gib(cfg.max_virtual_size)
+            ),
+        )
     } else {
-        r("disk-size", Fail, format!("virtual size {} exceeds the system disk limit of {}", gib(ins.virtual_size), gib(cfg.max_virtual_size)))
+        r(
+            "disk-size",
+            Fail,
+            format!(
+                "virtual size {} exceeds the system disk limit of {}",
+                gib(ins.virtual_size),
+                gib(cfg.max_virtual_size)
+            ),
+        )
     });
     if ins.partial {
-        out.push(r("readable", Warn, format!("inspection is partial: {}", ins.problems.join("; "))));
+        out.push(r(
+            "readable",
+            Warn,
+            format!("inspection is partial: {}", ins.problems.join("; ")),
+        ));
     }
     let Some(os) = ins.operating_systems.first() else {
-        out.push(r("os", Fail, "no operating system was found on the disk".into()));
+        out.push(r(
+            "os",
+            Fail,
+            "no operating system was found on the disk".into(),
+        ));
         return out;
     };
     if os.os_type == "windows" {
         out.push(if cfg.windows_root_fs.contains(&os.root_fs) {
-            r("root-fs", Pass, format!("system filesystem is {}", os.root_fs.name()))
+            r(
+                "root-fs",
+                Pass,
+                format!("system filesystem is {}", os.root_fs.name()),
+            )
         } else {
-            r("root-fs", Fail, format!("system filesystem is {}; this cloud accepts NTFS only", os.root_fs.name()))
+            r(
+                "root-fs",
+                Fail,
+                format!(
+                    "system filesystem is {}; this cloud accepts NTFS only",
+                    os.root_fs.name()
+                ),
+            )
         });
-        out.push(r("os", Fail, "Windows was found but its version could not be read (registry reader not available)".into()));
+        out.push(r(
+            "os",
+            Fail,
+            "Windows was found but its version could not be read (registry reader not available)"
+                .into(),
+        ));
         return out;
     }
     let fsnames: Vec<&str> = cfg.linux_root_fs.iter().map(|f| f.name()).collect();
     out.push(if cfg.linux_root_fs.contains(&os.root_fs) {
-        r("root-fs", Pass, format!("root filesystem is {}", os.root_fs.name()))
+        r(
+            "root-fs",
+            Pass,
+            format!("root filesystem is {}", os.root_fs.name()),
+        )
     } else {
-        r("root-fs", Fail, format!("root filesystem is {}; this cloud accepts {} only", os.root_fs.name(), fsnames.join(" or ")))
+        r(
+            "root-fs",
+            Fail,
+            format!(
+                "root filesystem is {}; this cloud accepts {} only",
+                os.root_fs.name(),
+                fsnames.join(" or ")
+            ),
+        )
     });
     let Some(l) = &os.linux else {
-        out.push(r("os", Fail, "the Linux distribution could not be read".into()));
+        out.push(r(
+            "os",
+            Fail,
+            "the Linux distribution could not be read".into(),
+        ));
         return out;
     };
-    let pretty = if l.name.is_empty() { l.distro.clone() } else { format!("{} {}", l.name, l.version) };
+    let pretty = if l.name.is_empty() {
+        l.distro.clone()
+    } else {
+        format!("{} {}", l.name, l.version)
+    };
     out.push(if cfg.linux_distros.contains(&l.distro) {
         r("os", Pass, format!("{pretty} is a supported distribution"))
     } else {
-        r("os", Fail, format!("distribution {pretty} ({}) is not on this cloud's list ({})", l.distro, cfg.linux_distros.join(", ")))
+        r(
+            "os",
+            Fail,
+            format!(
+                "distribution {pretty} ({}) is not on this cloud's list ({})",
+                l.distro,
+                cfg.linux_distros.join(", ")
+            ),
+        )
     });
     out.push(match l.bits {
-        Some(b) if cfg.linux_bits.contains(&b) => r("arch", Pass, format!("{}-bit {}", b, l.arch.clone().unwrap_or_default())),
+        Some(b) if cfg.linux_bits.contains(&b) => r(
+            "arch",
+            Pass,
+            format!("{}-bit {}", b, l.arch.clone().unwrap_or_default()),
+        ),
         Some(b) => r("arch", Fail, format!("{b}-bit guests are not accepted")),
-        None => r("arch", Warn, "architecture could not be determined (no ELF shell or init found)".into()),
+        None => r(
+            "arch",
+            Warn,
+            "architecture could not be determined (no ELF shell or init found)".into(),
+        ),
     });
     if cfg.require_virtio {
         let mut missing = Vec::new();
@@ -197,18 +303,46 @@ pub fn evaluate(ins: &Inspection, cfg: &RulesConfig) -> Vec<Rule> {
             missing.push("virtio_net");
         }
         out.push(if missing.is_empty() {
-            r("virtio", Pass, "virtio block and network drivers are present".into())
+            r(
+                "virtio",
+                Pass,
+                "virtio block and network drivers are present".into(),
+            )
         } else {
-            r("virtio", Fail, format!("missing virtio drivers: {}; the instance would not boot or have no network", missing.join(", ")))
+            r(
+                "virtio",
+                Fail,
+                format!(
+                    "missing virtio drivers: {}; the instance would not boot or have no network",
+                    missing.join(", ")
+                ),
+            )
         });
     }
     if cfg.byol_distros.contains(&l.distro) {
-        out.push(r("byol", Warn, "Red Hat Enterprise Linux may be imported only with your own subscription (BYOL)".into()));
+        out.push(r(
+            "byol",
+            Warn,
+            "Red Hat Enterprise Linux may be imported only with your own subscription (BYOL)"
+                .into(),
+        ));
     }
     out.push(if l.nics.len() > cfg.max_nics {
-        r("nics", Warn, format!("{} network interfaces are configured ({}); only one (eth0) is supported", l.nics.len(), l.nics.join(", ")))
+        r(
+            "nics",
+            Warn,
+            format!(
+                "{} network interfaces are configured ({}); only one (eth0) is supported",
+                l.nics.len(),
+                l.nics.join(", ")
+            ),
+        )
     } else {
-        r("nics", Pass, format!("{} network interface(s) configured", l.nics.len()))
+        r(
+            "nics",
+            Pass,
+            format!("{} network interface(s) configured", l.nics.len()),
+        )
     });
     if cfg.warn_ipv6 {
         out.push(if l.ipv6 {

@@ -50,11 +50,19 @@ pub trait GuestFs {
     /// component when `follow_last`). `Ok(None)` when it does not exist.
     fn resolve(&self, path: &str, follow_last: bool) -> Result<Option<Self::Node>> {
         if path.len() > MAX_PATH {
-            return Err(Error::limit(format!("path of {} bytes too long", path.len())));
+            return Err(Error::limit(format!(
+                "path of {} bytes too long",
+                path.len()
+            )));
         }
         let mut hops = 0usize;
         let mut stack: Vec<Self::Node> = vec![self.root()];
-        let mut todo: Vec<String> = path.split('/').rev().filter(|c| !c.is_empty()).map(String::from).collect();
+        let mut todo: Vec<String> = path
+            .split('/')
+            .rev()
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect();
         while let Some(comp) = todo.pop() {
             let Some(cur) = stack.last().cloned() else {
                 return Ok(None);
@@ -75,7 +83,9 @@ pub trait GuestFs {
             if self.kind(&next)? == FileKind::Symlink && (!last || follow_last) {
                 hops += 1;
                 if hops > MAX_HOPS {
-                    return Err(Error::limit(format!("more than {MAX_HOPS} symlinks resolving {path}")));
+                    return Err(Error::limit(format!(
+                        "more than {MAX_HOPS} symlinks resolving {path}"
+                    )));
                 }
                 let target = self.read_link(&next)?;
                 if target.len() > MAX_PATH || todo.len() > MAX_PATH {
@@ -84,7 +94,13 @@ pub trait GuestFs {
                 if target.starts_with('/') {
                     stack.truncate(1);
                 }
-                todo.extend(target.split('/').rev().filter(|c| !c.is_empty()).map(String::from));
+                todo.extend(
+                    target
+                        .split('/')
+                        .rev()
+                        .filter(|c| !c.is_empty())
+                        .map(String::from),
+                );
                 continue;
             }
             stack.push(next);
@@ -111,9 +127,11 @@ pub trait GuestFs {
     /// List a directory at `path`; empty when absent.
     fn list_dir(&self, path: &str, max: usize) -> Result<Vec<String>> {
         match self.resolve(path, true)? {
-            Some(n) if self.kind(&n)? == FileKind::Dir => {
-                Ok(self.list_node(&n, max)?.into_iter().map(|e| e.name).collect())
-            }
+            Some(n) if self.kind(&n)? == FileKind::Dir => Ok(self
+                .list_node(&n, max)?
+                .into_iter()
+                .map(|e| e.name)
+                .collect()),
             _ => Ok(vec![]),
         }
     }

@@ -26,7 +26,10 @@ fn print_human(ins: &Inspection) {
     println!("format: {}", ins.format);
     println!("virtual size: {} bytes", ins.virtual_size);
     let t = &ins.partition_table;
-    println!("partition table: {:?} (sector {} bytes)", t.kind, t.sector_size);
+    println!(
+        "partition table: {:?} (sector {} bytes)",
+        t.kind, t.sector_size
+    );
     for f in &ins.filesystems {
         println!(
             "  partition {}: offset {} size {} {}{}",
@@ -34,14 +37,27 @@ fn print_human(ins: &Inspection) {
             f.offset,
             f.size,
             f.info.fs_type.name(),
-            f.info.label.as_ref().map(|l| format!(" label {l}")).unwrap_or_default()
+            f.info
+                .label
+                .as_ref()
+                .map(|l| format!(" label {l}"))
+                .unwrap_or_default()
         );
     }
     for os in &ins.operating_systems {
-        println!("os: {} (root on partition {}, {})", os.os_type, os.root_partition, os.root_fs.name());
+        println!(
+            "os: {} (root on partition {}, {})",
+            os.os_type,
+            os.root_partition,
+            os.root_fs.name()
+        );
         if let Some(l) = &os.linux {
             println!("  distro: {} {} ({})", l.distro, l.version, l.name);
-            println!("  arch: {} {}-bit", l.arch.as_deref().unwrap_or("?"), l.bits.unwrap_or(0));
+            println!(
+                "  arch: {} {}-bit",
+                l.arch.as_deref().unwrap_or("?"),
+                l.bits.unwrap_or(0)
+            );
             println!("  kernels: {}", l.kernels.join(", "));
             println!("  virtio: blk={} net={}", l.virtio_blk, l.virtio_net);
             println!("  fstab root: {}", l.fstab_root.as_deref().unwrap_or("?"));
@@ -67,7 +83,8 @@ pub fn inspect(path: &Path, src: &SourceArgs, output: OutputFormat) -> Result<u8
 
 /// `ikon img precheck`.
 pub fn precheck(path: &Path, src: &SourceArgs, preset: &str, output: OutputFormat) -> Result<u8> {
-    let cfg = RulesConfig::preset(preset).ok_or_else(|| anyhow!("unknown rules preset {preset:?} (tencent, alibaba)"))?;
+    let cfg = RulesConfig::preset(preset)
+        .ok_or_else(|| anyhow!("unknown rules preset {preset:?} (tencent, alibaba)"))?;
     let ins = load(path, src)?;
     let verdicts = rules::evaluate(&ins, &cfg);
     let ok = rules::importable(&verdicts);

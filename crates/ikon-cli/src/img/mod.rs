@@ -198,9 +198,12 @@ pub fn run(cmd: ImgCommand) -> anyhow::Result<u8> {
         } => commands::compare(&a, &b, format_a, format_b, strict, allow_external, quiet),
         ImgCommand::Map { image, src, output } => commands::map(&image, &src, output),
         ImgCommand::Inspect { image, src, output } => inspect::inspect(&image, &src, output),
-        ImgCommand::Precheck { rules, image, src, output } => {
-            inspect::precheck(&image, &src, &rules, output)
-        }
+        ImgCommand::Precheck {
+            rules,
+            image,
+            src,
+            output,
+        } => inspect::precheck(&image, &src, &rules, output),
         ImgCommand::Create {
             format,
             options,
