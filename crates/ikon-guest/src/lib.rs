@@ -9,6 +9,7 @@ pub mod ext4;
 pub mod fsid;
 pub mod linux;
 pub mod partition;
+pub mod regf;
 pub mod rules;
 pub mod vfs;
 
