@@ -8,10 +8,12 @@
 pub mod ext4;
 pub mod fsid;
 pub mod linux;
+pub mod ntfsfs;
 pub mod partition;
 pub mod regf;
 pub mod rules;
 pub mod vfs;
+pub mod windows;
 
 use ikon_disk::{BlockDevice, Result};
 use serde::Serialize;
@@ -46,6 +48,8 @@ pub struct OsInfo {
     pub root_fs: FsType,
     /// Linux details.
     pub linux: Option<LinuxInfo>,
+    /// Windows details.
+    pub windows: Option<windows::WindowsInfo>,
 }
 
 /// Everything `inspect` found.
@@ -108,11 +112,34 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
                             root_partition: f.partition,
                             root_fs: f.info.fs_type,
                             linux: Some(linux::detect(&fs)),
+                            windows: None,
                         });
                     }
                 }
                 Err(e) => problems.push(format!("partition {}: {e}", f.partition)),
             }
+        }
+    }
+    for f in fss.iter().filter(|f| f.info.fs_type == FsType::Ntfs) {
+        // The ntfs crate is third-party code: contain any panic on hostile input.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let fs = ntfsfs::NtfsFs::open(dev, f.offset, f.size)?;
+            Ok::<_, ikon_disk::Error>(windows::is_windows_root(&fs).then(|| windows::detect(&fs)))
+        }));
+        match r {
+            Ok(Ok(Some((w, probs)))) => {
+                problems.extend(probs);
+                oses.push(OsInfo {
+                    os_type: "windows".into(),
+                    root_partition: f.partition,
+                    root_fs: FsType::Ntfs,
+                    linux: None,
+                    windows: Some(w),
+                });
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => problems.push(format!("partition {}: {e}", f.partition)),
+            Err(_) => problems.push(format!("partition {}: NTFS reader failed on corrupt metadata", f.partition)),
         }
     }
     // Roots we cannot read (xfs, btrfs, LVM): report the type so rules can explain.
@@ -126,20 +153,13 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
                 root_partition: f.partition,
                 root_fs: f.info.fs_type,
                 linux: None,
+                windows: None,
             });
             problems.push(format!(
                 "partition {} holds {}, whose contents Ikon does not read; the OS is assumed to be Linux",
                 f.partition,
                 f.info.fs_type.name()
             ));
-        } else if let Some(f) = fss.iter().find(|f| f.info.fs_type == FsType::Ntfs) {
-            oses.push(OsInfo {
-                os_type: "windows".into(),
-                root_partition: f.partition,
-                root_fs: FsType::Ntfs,
-                linux: None,
-            });
-            problems.push("NTFS contents (Windows registry) are not read yet".into());
         }
     }
     let partial = !problems.is_empty();
