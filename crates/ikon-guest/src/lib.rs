@@ -139,7 +139,10 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => problems.push(format!("partition {}: {e}", f.partition)),
-            Err(_) => problems.push(format!("partition {}: NTFS reader failed on corrupt metadata", f.partition)),
+            Err(_) => problems.push(format!(
+                "partition {}: NTFS reader failed on corrupt metadata",
+                f.partition
+            )),
         }
     }
     // Roots we cannot read (xfs, btrfs, LVM): report the type so rules can explain.

@@ -24,7 +24,12 @@ pub struct PartReader<'a> {
 impl<'a> PartReader<'a> {
     /// A reader over a byte range.
     pub fn new(dev: &'a dyn BlockDevice, base: u64, len: u64) -> Self {
-        PartReader { dev, base, len, pos: 0 }
+        PartReader {
+            dev,
+            base,
+            len,
+            pos: 0,
+        }
     }
 }
 
@@ -34,7 +39,10 @@ impl Read for PartReader<'_> {
             return Ok(0);
         }
         let n = usize::try_from((self.len - self.pos).min(buf.len() as u64)).unwrap_or(0);
-        let off = self.base.checked_add(self.pos).ok_or_else(|| std::io::Error::other("offset overflow"))?;
+        let off = self
+            .base
+            .checked_add(self.pos)
+            .ok_or_else(|| std::io::Error::other("offset overflow"))?;
         self.dev
             .read_exact_at(&mut buf[..n], off)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -71,11 +79,17 @@ impl<'a> NtfsFs<'a> {
         let mut r = PartReader::new(dev, base, len);
         let mut ntfs = Ntfs::new(&mut r).map_err(err)?;
         ntfs.read_upcase_table(&mut r).map_err(err)?;
-        Ok(NtfsFs { ntfs, r: Mutex::new(r) })
+        Ok(NtfsFs {
+            ntfs,
+            r: Mutex::new(r),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&Ntfs, &mut PartReader<'a>) -> Result<T>) -> Result<T> {
-        let mut g = self.r.lock().map_err(|_| Error::corrupt("ntfs reader lock poisoned"))?;
+        let mut g = self
+            .r
+            .lock()
+            .map_err(|_| Error::corrupt("ntfs reader lock poisoned"))?;
         f(&self.ntfs, &mut g)
     }
 }
@@ -88,7 +102,11 @@ impl GuestFs for NtfsFs<'_> {
     fn kind(&self, n: &u64) -> Result<FileKind> {
         self.with(|ntfs, r| {
             let f = ntfs.file(r, *n).map_err(err)?;
-            Ok(if f.is_directory() { FileKind::Dir } else { FileKind::File })
+            Ok(if f.is_directory() {
+                FileKind::Dir
+            } else {
+                FileKind::File
+            })
         })
     }
     fn child(&self, dir: &u64, name: &str) -> Result<Option<u64>> {
@@ -112,14 +130,20 @@ impl GuestFs for NtfsFs<'_> {
     fn read_node(&self, n: &u64, limit: u64) -> Result<Vec<u8>> {
         self.with(|ntfs, r| {
             let f = ntfs.file(r, *n).map_err(err)?;
-            let item = f.data(r, "").ok_or_else(|| err("file has no data stream"))?.map_err(err)?;
+            let item = f
+                .data(r, "")
+                .ok_or_else(|| err("file has no data stream"))?
+                .map_err(err)?;
             let attr = item.to_attribute().map_err(err)?;
             let len = attr.value_length();
             if len > limit {
-                return Err(Error::limit(format!("ntfs file of {len} bytes exceeds the read limit {limit}")));
+                return Err(Error::limit(format!(
+                    "ntfs file of {len} bytes exceeds the read limit {limit}"
+                )));
             }
             let mut v = attr.value(r).map_err(err)?;
-            let mut buf = vec![0u8; usize::try_from(len).map_err(|_| Error::limit("file too large"))?];
+            let mut buf =
+                vec![0u8; usize::try_from(len).map_err(|_| Error::limit("file too large"))?];
             let mut done = 0;
             while done < buf.len() {
                 let k = v.read(r, &mut buf[done..]).map_err(err)?;
@@ -145,7 +169,9 @@ impl GuestFs for NtfsFs<'_> {
                 if k.namespace() == NtfsFileNamespace::Dos {
                     continue;
                 }
-                out.push(DirEntry { name: k.name().to_string_lossy() });
+                out.push(DirEntry {
+                    name: k.name().to_string_lossy(),
+                });
                 if out.len() >= max {
                     break;
                 }

@@ -230,24 +230,62 @@ pub fn evaluate(ins: &Inspection, cfg: &RulesConfig) -> Vec<Rule> {
             )
         });
         let Some(w) = &os.windows else {
-            out.push(r("os", Fail, "Windows was found but its registry could not be read".into()));
+            out.push(r(
+                "os",
+                Fail,
+                "Windows was found but its registry could not be read".into(),
+            ));
             return out;
         };
-        let name = format!("{} (version {}, build {})", w.product_name, w.version, w.build);
+        let name = format!(
+            "{} (version {}, build {})",
+            w.product_name, w.version, w.build
+        );
         let listed = cfg.windows_versions.iter().any(|v| {
-            w.product_name.contains(&format!("Server {v} ")) || w.product_name.ends_with(&format!("Server {v}"))
+            w.product_name.contains(&format!("Server {v} "))
+                || w.product_name.ends_with(&format!("Server {v}"))
         });
         out.push(if !w.server {
-            r("os", Fail, format!("{name} is a client edition; this cloud accepts Windows Server {} only", cfg.windows_versions.join(", ")))
+            r(
+                "os",
+                Fail,
+                format!(
+                    "{name} is a client edition; this cloud accepts Windows Server {} only",
+                    cfg.windows_versions.join(", ")
+                ),
+            )
         } else if listed {
-            r("os", Pass, format!("{name} is a supported Windows Server version"))
+            r(
+                "os",
+                Pass,
+                format!("{name} is a supported Windows Server version"),
+            )
         } else {
-            r("os", Fail, format!("{name} is not on this cloud's list (Windows Server {})", cfg.windows_versions.join(", ")))
+            r(
+                "os",
+                Fail,
+                format!(
+                    "{name} is not on this cloud's list (Windows Server {})",
+                    cfg.windows_versions.join(", ")
+                ),
+            )
         });
         out.push(match w.bits {
-            Some(b) if cfg.windows_bits.contains(&b) => r("arch", Pass, format!("{b}-bit {}", w.arch.clone().unwrap_or_default())),
-            Some(b) => r("arch", Fail, format!("{b}-bit Windows is not accepted; this cloud accepts 64-bit only")),
-            None => r("arch", Fail, "the Windows architecture could not be determined".into()),
+            Some(b) if cfg.windows_bits.contains(&b) => r(
+                "arch",
+                Pass,
+                format!("{b}-bit {}", w.arch.clone().unwrap_or_default()),
+            ),
+            Some(b) => r(
+                "arch",
+                Fail,
+                format!("{b}-bit Windows is not accepted; this cloud accepts 64-bit only"),
+            ),
+            None => r(
+                "arch",
+                Fail,
+                "the Windows architecture could not be determined".into(),
+            ),
         });
         if cfg.require_virtio {
             let mut missing = Vec::new();

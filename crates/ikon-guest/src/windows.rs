@@ -51,12 +51,17 @@ fn sval(h: &Hive, key: &str, name: &str) -> Option<String> {
 pub fn detect<F: GuestFs>(fs: &F) -> (WindowsInfo, Vec<String>) {
     let mut w = WindowsInfo::default();
     let mut problems = Vec::new();
-    match fs.read_file("/Windows/System32/config/SOFTWARE", HIVE_LIMIT).map(|d| d.map(Hive::new)) {
+    match fs
+        .read_file("/Windows/System32/config/SOFTWARE", HIVE_LIMIT)
+        .map(|d| d.map(Hive::new))
+    {
         Ok(Some(Ok(h))) => {
             let cv = "Microsoft\\Windows NT\\CurrentVersion";
             w.product_name = sval(&h, cv, "ProductName").unwrap_or_default();
             w.version = sval(&h, cv, "CurrentVersion").unwrap_or_default();
-            w.build = sval(&h, cv, "CurrentBuildNumber").or_else(|| sval(&h, cv, "CurrentBuild")).unwrap_or_default();
+            w.build = sval(&h, cv, "CurrentBuildNumber")
+                .or_else(|| sval(&h, cv, "CurrentBuild"))
+                .unwrap_or_default();
             w.edition = sval(&h, cv, "EditionID").unwrap_or_default();
             w.installation_type = sval(&h, cv, "InstallationType").unwrap_or_default();
             w.system_root = sval(&h, cv, "SystemRoot").unwrap_or_else(|| "C:\\Windows".into());
@@ -68,13 +73,21 @@ pub fn detect<F: GuestFs>(fs: &F) -> (WindowsInfo, Vec<String>) {
         Ok(None) => problems.push("SOFTWARE hive not found".into()),
         Err(e) => problems.push(format!("SOFTWARE hive: {e}")),
     }
-    let system = fs.read_file("/Windows/System32/config/SYSTEM", HIVE_LIMIT).ok().flatten().and_then(|d| Hive::new(d).ok());
+    let system = fs
+        .read_file("/Windows/System32/config/SYSTEM", HIVE_LIMIT)
+        .ok()
+        .flatten()
+        .and_then(|d| Hive::new(d).ok());
     if let Ok(Some(pe)) = fs.read_file("/Windows/System32/ntoskrnl.exe", 64 << 20) {
         pe_arch(&pe, &mut w);
     }
     if w.arch.is_none() {
         if let Some(h) = &system {
-            if let Some(a) = sval(h, "ControlSet001\\Control\\Session Manager\\Environment", "PROCESSOR_ARCHITECTURE") {
+            if let Some(a) = sval(
+                h,
+                "ControlSet001\\Control\\Session Manager\\Environment",
+                "PROCESSOR_ARCHITECTURE",
+            ) {
                 let (arch, bits) = match a.to_ascii_uppercase().as_str() {
                     "AMD64" => ("x86_64", 64),
                     "X86" => ("i386", 32),
@@ -87,14 +100,23 @@ pub fn detect<F: GuestFs>(fs: &F) -> (WindowsInfo, Vec<String>) {
         }
     }
     let svc = |name: &str| {
-        system.as_ref().is_some_and(|h| matches!(h.open_key(&format!("ControlSet001\\Services\\{name}")), Ok(Some(_))))
+        system.as_ref().is_some_and(|h| {
+            matches!(
+                h.open_key(&format!("ControlSet001\\Services\\{name}")),
+                Ok(Some(_))
+            )
+        })
     };
     let file = |name: &str| fs.exists(&format!("/Windows/System32/drivers/{name}.sys"));
     w.virtio_storage = ["viostor", "vioscsi"].iter().any(|d| file(d) && svc(d));
     w.virtio_net = file("netkvm") && svc("netkvm");
-    w.hostname = system
-        .as_ref()
-        .and_then(|h| sval(h, "ControlSet001\\Control\\ComputerName\\ComputerName", "ComputerName"));
+    w.hostname = system.as_ref().and_then(|h| {
+        sval(
+            h,
+            "ControlSet001\\Control\\ComputerName\\ComputerName",
+            "ComputerName",
+        )
+    });
     (w, problems)
 }
 
@@ -106,7 +128,9 @@ fn pe_arch(pe: &[u8], w: &mut WindowsInfo) {
     if pe.get(0..2) != Some(b"MZ") || pe.get(off..off.saturating_add(4)) != Some(b"PE\0\0") {
         return;
     }
-    let Some(m) = pe.get(off + 4..off + 6) else { return };
+    let Some(m) = pe.get(off + 4..off + 6) else {
+        return;
+    };
     let (arch, bits) = match u16::from_le_bytes([m[0], m[1]]) {
         0x8664 => ("x86_64", 64),
         0x014C => ("i386", 32),
