@@ -1,6 +1,7 @@
 //! `ikon img`: the offline toolbox commands, each a thin layer over `ikon-disk`.
 
 mod commands;
+mod inspect;
 mod progress;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -120,6 +121,29 @@ pub enum ImgCommand {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Tell what operating system an image holds (partitions, filesystems, OS, drivers).
+    Inspect {
+        /// Image file.
+        image: PathBuf,
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Output style.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Check a cloud's import rules (exit 0 importable, 1 a rule fails, 2 unreadable).
+    Precheck {
+        /// Rules preset: tencent or alibaba.
+        #[arg(long = "rules")]
+        rules: String,
+        /// Image file.
+        image: PathBuf,
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Output style.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
     /// Create an empty image.
     Create {
         /// Format: raw, qcow2, vhd (alias vpc), vmdk.
@@ -173,6 +197,13 @@ pub fn run(cmd: ImgCommand) -> anyhow::Result<u8> {
             quiet,
         } => commands::compare(&a, &b, format_a, format_b, strict, allow_external, quiet),
         ImgCommand::Map { image, src, output } => commands::map(&image, &src, output),
+        ImgCommand::Inspect { image, src, output } => inspect::inspect(&image, &src, output),
+        ImgCommand::Precheck {
+            rules,
+            image,
+            src,
+            output,
+        } => inspect::precheck(&image, &src, &rules, output),
         ImgCommand::Create {
             format,
             options,
