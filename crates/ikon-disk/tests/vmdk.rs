@@ -73,3 +73,53 @@ fn qemu_monolithic_sparse_reads_identically() {
 fn qemu_stream_optimized_reads_identically() {
     roundtrip("streamOptimized");
 }
+
+fn hostile(edit: impl Fn(&mut Vec<u8>)) -> ikon_disk::ErrorKind {
+    use ikon_disk::{open_storage, Format, MemStorage, OpenContext};
+    let mut h = vec![0u8; 4096];
+    h[0..4].copy_from_slice(b"KDMV");
+    h[4..8].copy_from_slice(&1u32.to_le_bytes());
+    h[12..20].copy_from_slice(&2048u64.to_le_bytes());
+    h[20..28].copy_from_slice(&128u64.to_le_bytes());
+    h[44..48].copy_from_slice(&512u32.to_le_bytes());
+    h[56..64].copy_from_slice(&2u64.to_le_bytes());
+    edit(&mut h);
+    let options = OpenOptions {
+        format: Some(Format::Vmdk),
+        ..OpenOptions::default()
+    };
+    let ctx = OpenContext::new(options, None);
+    let start = std::time::Instant::now();
+    let r = open_storage(std::sync::Arc::new(MemStorage::new(h)), &ctx);
+    assert!(start.elapsed().as_secs_f64() < 1.0);
+    match r {
+        Ok(_) => panic!("hostile vmdk was accepted"),
+        Err(e) => e.kind(),
+    }
+}
+
+#[test]
+fn hostile_headers_are_refused() {
+    use ikon_disk::ErrorKind;
+    assert_eq!(hostile(|h| h.truncate(100)), ErrorKind::Corrupt);
+    let huge = hostile(|h| h[12..20].copy_from_slice(&(1u64 << 60).to_le_bytes()));
+    assert!(matches!(
+        huge,
+        ErrorKind::Corrupt | ErrorKind::LimitExceeded
+    ));
+    assert_eq!(
+        hostile(|h| h[44..48].copy_from_slice(&4u32.to_le_bytes())),
+        ErrorKind::Corrupt
+    );
+    let past = hostile(|h| h[56..64].copy_from_slice(&1_000_000u64.to_le_bytes()));
+    assert_ne!(past, ErrorKind::Unsafe);
+    assert_eq!(
+        hostile(|h| {
+            h[28..36].copy_from_slice(&4u64.to_le_bytes());
+            h[36..44].copy_from_slice(&1u64.to_le_bytes());
+            let d = b"RW 2048 SPARSE \"/etc/hosts\"\n";
+            h[2048..2048 + d.len()].copy_from_slice(d);
+        }),
+        ErrorKind::Unsafe
+    );
+}
