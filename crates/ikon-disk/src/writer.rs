@@ -38,6 +38,10 @@ pub struct CreateOptions {
     pub force_size: bool,
     /// Threads for compression (defaults to the number of CPUs).
     pub threads: usize,
+    /// The file name the image will finally have (formats that record their own name, like
+    /// a VMDK descriptor's extent line, use it; the file may be written under a temporary
+    /// name and renamed).
+    pub name_hint: Option<String>,
 }
 
 impl CreateOptions {
@@ -56,6 +60,7 @@ impl CreateOptions {
             threads: std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(2),
+            name_hint: None,
         }
     }
 
@@ -168,28 +173,38 @@ where
     F: Fn(&[u8]) -> Result<T> + Sync,
 {
     let pieces: Vec<&[u8]> = data.chunks(unit.max(1)).collect();
-    let threads = threads.clamp(1, pieces.len().max(1));
+    par_map(&pieces, threads, |p| f(p))
+}
+
+/// Apply `f` to every item on up to `threads` threads; results in item order.
+pub fn par_map<I, T, F>(items: &[I], threads: usize, f: F) -> Result<Vec<T>>
+where
+    I: Sync,
+    T: Send,
+    F: Fn(&I) -> Result<T> + Sync,
+{
+    let threads = threads.clamp(1, items.len().max(1));
     if threads == 1 {
-        return pieces.into_iter().map(&f).collect();
+        return items.iter().map(&f).collect();
     }
-    let per = pieces.len().div_ceil(threads);
+    let per = items.len().div_ceil(threads);
     let results: Vec<Result<Vec<T>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = pieces
+        let handles: Vec<_> = items
             .chunks(per)
             .map(|group| {
                 let f = &f;
-                s.spawn(move || group.iter().map(|p| f(p)).collect::<Result<Vec<T>>>())
+                s.spawn(move || group.iter().map(f).collect::<Result<Vec<T>>>())
             })
             .collect();
         handles
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(Error::invalid("compression thread panicked")))
+                    .unwrap_or_else(|_| Err(Error::invalid("worker thread panicked")))
             })
             .collect()
     });
-    let mut out = Vec::with_capacity(pieces.len());
+    let mut out = Vec::with_capacity(items.len());
     for r in results {
         out.extend(r?);
     }

@@ -154,6 +154,7 @@ pub fn convert(a: &ConvertArgs<'_>) -> Result<u8> {
         co.apply(o)?;
     }
     co.compress |= a.compress;
+    co.name_hint = a.dest.file_name().map(|n| n.to_string_lossy().into_owned());
     if let Some(t) = a.threads {
         co.threads = t.max(1);
     }
@@ -316,6 +317,7 @@ pub fn create(format: &str, options: &[String], file: &Path, size: &str) -> Resu
     for o in options {
         co.apply(o)?;
     }
+    co.name_hint = file.file_name().map(|n| n.to_string_lossy().into_owned());
     let w = ikon_disk::create(file, &co).map_err(|e| anyhow!(e))?;
     w.finish()?;
     let _ = EXIT_ERROR;
