@@ -151,9 +151,9 @@ fn check_source(name: &str) {
         "{name}: Ikon's content differs from qemu-img's"
     );
     let (mine, qemus) = (ikon_data_ranges(&src, extra), qemu_data_ranges(&src, qfmt));
-    if name.starts_with("vhdx") || name == "vpc-fixed" {
-        // qemu reports container allocation here (its VHDX driver has no block status; a fixed
-        // VHD is "all data", holes included); Ikon reports guest data. Every range Ikon calls
+    if name.starts_with("vhdx") || name == "vpc-fixed" || name.ends_with("flat") {
+        // qemu reports container allocation here (its VHDX driver has no block status; fixed
+        // VHDs and flat VMDK extents are "all data", holes included); Ikon reports guest data. Every range Ikon calls
         // data must be data for qemu too, and everything else reads as zeros (checked above).
         assert!(
             covered(&mine, &qemus),

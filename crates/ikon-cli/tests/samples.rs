@@ -120,10 +120,18 @@ fn sample_maps_agree_with_qemu() {
         ("iotest-version3.vmdk", "vmdk"),
     ] {
         let p = dir.join(name);
-        assert_eq!(
-            ikon_data_ranges(&p, &[]),
-            qemu_data_ranges(&p, fmt),
-            "{name}: data map differs from qemu-img map"
-        );
+        let (mine, qemus) = (ikon_data_ranges(&p, &[]), qemu_data_ranges(&p, fmt));
+        if fmt == "vhdx" {
+            // qemu's VHDX driver reports everything as data; Ikon's data must lie inside it.
+            let inside = mine
+                .iter()
+                .all(|&(s, l)| qemus.iter().any(|&(qs, ql)| qs <= s && s + l <= qs + ql));
+            assert!(
+                inside,
+                "{name}: Ikon data {mine:?} outside qemu's {qemus:?}"
+            );
+        } else {
+            assert_eq!(mine, qemus, "{name}: data map differs from qemu-img map");
+        }
     }
 }

@@ -50,6 +50,16 @@ impl ExternalPolicy {
         } else {
             base_dir.unwrap_or(allowed).join(raw)
         };
+        // First lexically (so `../x` is refused whether or not it exists), then again after
+        // the file system has resolved every symlink.
+        let lexical = normalize(&joined);
+        if !lexical.starts_with(allowed) {
+            return Err(Error::unsafe_ref(format!(
+                "{what} {reference:?} resolves to {} which is outside the allowed directory {}",
+                lexical.display(),
+                allowed.display()
+            )));
+        }
         let canon = std::fs::canonicalize(&joined).map_err(|e| {
             Error::io(
                 e,
@@ -68,4 +78,20 @@ impl ExternalPolicy {
         }
         Ok(canon)
     }
+}
+
+/// Remove `.` and resolve `..` components without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }

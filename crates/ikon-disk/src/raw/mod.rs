@@ -1,5 +1,7 @@
 //! Raw images: the file is the disk. Holes in the file map as zero extents (via
-//! `SEEK_HOLE`/`SEEK_DATA`), and the writer leaves all-zero runs as holes.
+//! `SEEK_HOLE`/`SEEK_DATA`), and the writer leaves all-zero runs as holes. Like qemu, the
+//! virtual size is the file size rounded up to whole 512-byte sectors; the padding reads as
+//! zeros.
 
 use crate::device::{
     check_range, push_extent, BlockDevice, DiskImage, Extent, ExtentKind, ImageInfo,
@@ -8,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::writer::{CreateOptions, ImageWriter};
 use crate::{Format, OpenContext};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// An opened raw image.
@@ -15,15 +18,18 @@ use std::sync::Arc;
 pub struct RawImage {
     storage: Arc<dyn Storage>,
     size: u64,
+    file_size: AtomicU64,
     writable: bool,
 }
 
 /// Open `storage` as a raw image.
 pub fn open(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<Box<dyn DiskImage>> {
-    let size = storage.size()?;
+    let file_size = storage.size()?;
+    let size = file_size.div_ceil(512).saturating_mul(512);
     Ok(Box::new(RawImage {
         storage,
         size,
+        file_size: AtomicU64::new(file_size),
         writable: ctx.options.writable,
     }))
 }
@@ -34,14 +40,26 @@ impl BlockDevice for RawImage {
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         check_range(offset, buf.len(), self.size)?;
-        self.storage.read_exact_at(buf, offset)
+        let avail = usize::try_from(
+            self.file_size
+                .load(Ordering::Acquire)
+                .saturating_sub(offset),
+        )
+        .unwrap_or(usize::MAX)
+        .min(buf.len());
+        let (head, tail) = buf.split_at_mut(avail);
+        tail.fill(0);
+        self.storage.read_exact_at(head, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         if !self.writable {
             return Err(Error::read_only("raw image opened read-only"));
         }
         check_range(offset, buf.len(), self.size)?;
-        self.storage.write_all_at(buf, offset)
+        self.storage.write_all_at(buf, offset)?;
+        self.file_size
+            .fetch_max(offset + buf.len() as u64, Ordering::AcqRel);
+        Ok(())
     }
     fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
         let zeros = vec![0u8; 1 << 20];
@@ -60,9 +78,10 @@ impl BlockDevice for RawImage {
         self.storage.sync()
     }
     fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
-        let end = offset.saturating_add(len).min(self.size);
+        let full_end = offset.saturating_add(len).min(self.size);
+        let end = full_end.min(self.file_size.load(Ordering::Acquire));
         let mut out = Vec::new();
-        let mut pos = offset;
+        let mut pos = offset.min(end);
         for (h, hl) in self.storage.holes(offset, end.saturating_sub(offset))? {
             let h_end = (h + hl).min(end);
             if h > pos {
@@ -80,6 +99,15 @@ impl BlockDevice for RawImage {
         if end > pos {
             push_extent(&mut out, pos, end - pos, ExtentKind::Data, false);
         }
+        // The sector padding past the end of the file.
+        let pad_from = offset.max(end);
+        push_extent(
+            &mut out,
+            pad_from,
+            full_end.saturating_sub(pad_from),
+            ExtentKind::Zero,
+            false,
+        );
         Ok(out)
     }
 }
