@@ -386,6 +386,9 @@ fn compress_cluster(c: &[u8], unit: usize, algo: Compression) -> Result<Option<V
     } else {
         c
     };
+    if crate::writer::incompressible(input) {
+        return Ok(None);
+    }
     let out = match algo {
         Compression::Zlib => {
             let mut z =

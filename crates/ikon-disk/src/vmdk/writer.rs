@@ -304,10 +304,13 @@ impl StreamWriter {
 /// Compress one grain as a zlib stream (padded to a full grain) behind its grain marker,
 /// padded to whole sectors.
 fn grain_record(lba: u64, data: &[u8], grain: usize) -> Result<Vec<u8>> {
-    let mut z = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(grain / 2 + 64),
-        flate2::Compression::default(),
-    );
+    // Incompressible grains still have to be deflate streams: store them (level 0).
+    let level = if crate::writer::incompressible(data) {
+        flate2::Compression::none()
+    } else {
+        flate2::Compression::default()
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(grain / 2 + 64), level);
     z.write_all(data)
         .map_err(|e| Error::io(e, "vmdk compression"))?;
     if data.len() < grain {
