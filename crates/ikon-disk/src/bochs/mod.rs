@@ -213,18 +213,26 @@ impl BlockDevice for BochsImage {
                         "Bochs extent bitmap",
                     )?;
                     let data = start + self.bitmap_bytes;
-                    let mut p = 0usize;
-                    while p < n {
-                        let at = in_ext + p as u64;
-                        let s = at / SECTOR;
-                        let bit = usize::try_from(s / 8 - first / 8)
+                    let bit = |s: u64| {
+                        usize::try_from(s / 8 - first / 8)
                             .ok()
                             .and_then(|b| bm.get(b))
-                            .is_some_and(|b| b & (1 << (s % 8)) != 0);
-                        let m = usize::try_from((SECTOR - at % SECTOR).min((n - p) as u64))
-                            .map_err(|_| Error::invalid("Bochs sector"))?;
+                            .is_some_and(|b| b & (1 << (s % 8)) != 0)
+                    };
+                    let mut p = 0usize;
+                    while p < n {
+                        // One storage read (or fill) per run of sectors with the same bit.
+                        let at = in_ext + p as u64;
+                        let present = bit(at / SECTOR);
+                        let mut run_end = (at / SECTOR + 1) * SECTOR;
+                        let stop = in_ext + n as u64;
+                        while run_end < stop && bit(run_end / SECTOR) == present {
+                            run_end += SECTOR;
+                        }
+                        let m = usize::try_from(run_end.min(stop) - at)
+                            .map_err(|_| Error::invalid("Bochs sector run"))?;
                         let chunk = &mut piece[p..p + m];
-                        if bit {
+                        if present {
                             self.storage.read_exact_at(chunk, data + at)?;
                         } else {
                             chunk.fill(0);
