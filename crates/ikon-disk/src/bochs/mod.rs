@@ -287,3 +287,23 @@ impl DiskImage for BochsImage {
         info
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_compare_up_to_nul() {
+        let mut b = [0u8; 16];
+        b[..7].copy_from_slice(b"Redolog");
+        assert!(field_is(&b, 0, 16, TYPE_REDOLOG));
+        assert!(!field_is(&b, 0, 16, SUBTYPE_GROWING));
+        assert!(!field_is(&b, 8, 16, TYPE_REDOLOG));
+    }
+
+    #[test]
+    fn header_only_file_is_refused() {
+        let s: Arc<dyn Storage> = Arc::new(crate::storage::MemStorage::new(vec![0u8; 512]));
+        assert!(open_bochs(s).is_err());
+    }
+}

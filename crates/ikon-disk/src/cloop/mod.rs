@@ -223,3 +223,19 @@ impl DiskImage for CloopImage {
         info
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_image_has_no_blocks() {
+        let mut b = vec![0u8; 136];
+        b[128..132].copy_from_slice(&512u32.to_be_bytes());
+        b.extend_from_slice(&144u64.to_be_bytes());
+        let s: Arc<dyn Storage> = Arc::new(crate::storage::MemStorage::new(b));
+        let img = open_cloop(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(img.len(), 0);
+        assert!(img.map(0, 100).map(|m| m.is_empty()).unwrap_or(false));
+    }
+}

@@ -93,3 +93,38 @@ impl Header {
         Ok(h)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(magic: &[u8; 16], nb_sectors: u64) -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..16].copy_from_slice(magic);
+        b[16..20].copy_from_slice(&VERSION.to_le_bytes());
+        b[28..32].copy_from_slice(&8u32.to_le_bytes());
+        b[32..36].copy_from_slice(&3u32.to_le_bytes());
+        b[36..44].copy_from_slice(&nb_sectors.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn v1_masks_the_size_to_32_bits() {
+        let h = Header::parse(&header(MAGIC_V1, (1 << 32) | 100)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!h.ext);
+        assert_eq!(h.nb_sectors, 100);
+        let h = Header::parse(&header(MAGIC_V2, (1 << 32) | 100)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(h.ext);
+        assert_eq!(h.nb_sectors, (1 << 32) | 100);
+        assert_eq!(h.bat_entries, 3);
+    }
+
+    #[test]
+    fn refuses_bad_headers() {
+        assert!(Header::parse(&[0u8; 10]).is_err());
+        assert!(Header::parse(&[0u8; 64]).is_err());
+        let mut b = header(MAGIC_V2, 8);
+        b[28..32].fill(0);
+        assert!(Header::parse(&b).is_err());
+    }
+}
