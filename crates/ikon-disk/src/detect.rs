@@ -91,7 +91,7 @@ fn signature(head: &[u8], tail: Option<&[u8; 512]>) -> Result<Format> {
             return Ok(Format::Vhd);
         }
         if &t[..4] == b"koly" {
-            return Err(Error::unsupported("Apple DMG images are not supported"));
+            return Ok(Format::Dmg);
         }
     }
     if starts(QED_MAGIC) {
@@ -110,13 +110,13 @@ fn signature(head: &[u8], tail: Option<&[u8; 512]>) -> Result<Format> {
         ));
     }
     if starts(b"WithoutFreeSpace") || starts(b"WithouFreSpacExt") {
-        return Err(Error::unsupported("Parallels images are not supported"));
+        return Ok(Format::Parallels);
     }
     if starts(b"Bochs Virtual HD Image") {
-        return Err(Error::unsupported("Bochs images are not supported"));
+        return Ok(Format::Bochs);
     }
     if starts(b"#!/bin/sh") && head.windows(9).take(256).any(|w| w == b"#V2.0 For") {
-        return Err(Error::unsupported("cloop images are not supported"));
+        return Ok(Format::Cloop);
     }
     Ok(Format::Raw)
 }

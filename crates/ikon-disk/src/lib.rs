@@ -6,12 +6,16 @@
 //! memory and time they spend on hostile input and never follow a reference outside the
 //! image unless an [`ExternalPolicy`] allows it.
 
+pub mod bochs;
+pub mod cloop;
 pub mod convert;
 pub mod detect;
 pub mod device;
+pub mod dmg;
 pub mod error;
 pub mod external;
 pub mod fuzzing;
+pub mod parallels;
 pub mod qcow2;
 pub mod raw;
 pub mod storage;
@@ -42,16 +46,28 @@ pub enum Format {
     Vmdk,
     /// Hyper-V VHDX (read only).
     Vhdx,
+    /// Bochs growing (redolog) image (read only).
+    Bochs,
+    /// Parallels expanding image (read only).
+    Parallels,
+    /// Linux compressed loop (cloop) image (read only).
+    Cloop,
+    /// Apple disk image (UDIF / DMG, read only).
+    Dmg,
 }
 
 impl Format {
     /// Every format, in a stable order.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 9] = [
         Format::Raw,
         Format::Qcow2,
         Format::Vhd,
         Format::Vmdk,
         Format::Vhdx,
+        Format::Bochs,
+        Format::Parallels,
+        Format::Cloop,
+        Format::Dmg,
     ];
 
     /// Ikon's name for the format.
@@ -62,6 +78,10 @@ impl Format {
             Format::Vhd => "vhd",
             Format::Vmdk => "vmdk",
             Format::Vhdx => "vhdx",
+            Format::Bochs => "bochs",
+            Format::Parallels => "parallels",
+            Format::Cloop => "cloop",
+            Format::Dmg => "dmg",
         }
     }
     /// The name qemu-img uses for the format.
@@ -79,8 +99,12 @@ impl Format {
             "vhd" | "vpc" => Ok(Format::Vhd),
             "vmdk" => Ok(Format::Vmdk),
             "vhdx" => Ok(Format::Vhdx),
+            "bochs" => Ok(Format::Bochs),
+            "parallels" => Ok(Format::Parallels),
+            "cloop" => Ok(Format::Cloop),
+            "dmg" => Ok(Format::Dmg),
             other => Err(Error::invalid(format!(
-                "unknown format {other:?} (raw, qcow2, vhd, vmdk, vhdx)"
+                "unknown format {other:?} (raw, qcow2, vhd, vmdk, vhdx, bochs, parallels, cloop, dmg)"
             ))),
         }
     }
@@ -192,6 +216,10 @@ pub fn open_storage(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<Box<
         Format::Vhd => vhd::open(storage, ctx),
         Format::Vmdk => vmdk::open(storage, ctx),
         Format::Vhdx => vhdx::open(storage, ctx),
+        Format::Bochs => bochs::open(storage, ctx),
+        Format::Parallels => parallels::open(storage, ctx),
+        Format::Cloop => cloop::open(storage, ctx),
+        Format::Dmg => dmg::open(storage, ctx),
     }
 }
 
@@ -214,5 +242,8 @@ pub fn create_storage(
         Format::Vhdx => Err(Error::unsupported(
             "writing VHDX is not supported; VHDX is read-only in Ikon",
         )),
+        f @ (Format::Bochs | Format::Parallels | Format::Cloop | Format::Dmg) => {
+            Err(Error::unsupported(format!("writing {f} is not supported")))
+        }
     }
 }
