@@ -12,7 +12,7 @@ use std::time::Instant;
 /// Container formats each fixture is inspected in (qemu-img `-O` names). Only raw is
 /// supported by ikon-disk on this branch; extend with "qcow2", "vmdk", "vpc", "vhdx" when
 /// those formats are merged. Nothing is skipped: every listed format must open.
-const FORMATS: &[&str] = &["raw", "qcow2", "vpc", "vhdx"];
+const FORMATS: &[&str] = &["raw", "qcow2", "vpc", "vmdk", "vhdx"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 /// Container formats each fixture is inspected in (qemu-img `-O` names); extend with
 /// "qcow2", "vmdk", "vpc" when ikon-disk supports them on this branch.
-const FORMATS: &[&str] = &["raw", "qcow2", "vpc", "vhdx"];
+const FORMATS: &[&str] = &["raw", "qcow2", "vpc", "vmdk", "vhdx"];
 
 fn build(name: &str, env: &[(&str, &str)]) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("ikon-guest-win-{}-{name}", std::process::id()));
