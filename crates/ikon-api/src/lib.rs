@@ -1,0 +1,1 @@
+//! API dialects: parse, authenticate, translate to one service operation, translate back.

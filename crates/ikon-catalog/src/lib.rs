@@ -1,0 +1,1 @@
+//! Catalog: accounts, keys, images, shares, quotas, counters and durable tasks on sqlx.
