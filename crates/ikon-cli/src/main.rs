@@ -4,6 +4,7 @@
 //! found only leaked clusters.
 
 mod img;
+mod server;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ enum Command {
     /// Offline image toolbox: info, convert, check, compare, map, create.
     #[command(subcommand)]
     Img(img::ImgCommand),
+    /// Run the image service (Tencent CVM API on one HTTP endpoint, metrics at /metrics).
+    Serve(server::ServeArgs),
+    /// Administer accounts, keys and platform images (works beside a running server).
+    Admin(server::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +37,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Img(cmd) => img::run(cmd),
+        Command::Serve(args) => server::serve(args),
+        Command::Admin(args) => server::admin(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

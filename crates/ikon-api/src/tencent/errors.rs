@@ -1,0 +1,42 @@
+//! Service errors in Tencent's code strings (reference §4). A few kinds are spelled
+//! differently depending on the action, as the real API does.
+
+use super::ApiError;
+use ikon_service::{Error, ErrorKind};
+
+/// Maps a service error raised by `action`.
+pub fn map(action: &str, e: Error) -> ApiError {
+    let code = match e.kind {
+        ErrorKind::ImageNotFound => "InvalidImageId.NotFound",
+        ErrorKind::ImageIdMalformed => "InvalidImageId.Malformed",
+        ErrorKind::ImageInShared => "InvalidImageId.InShared",
+        ErrorKind::ImageIncorrectState => match action {
+            "ModifyImageSharePermission" => "InvalidParameterValue.InvalidImageState",
+            _ => "InvalidImageId.IncorrectState",
+        },
+        ErrorKind::ImageQuotaExceeded => "ImageQuotaLimitExceeded",
+        ErrorKind::ShareQuotaExceeded => "OverQuota",
+        ErrorKind::ShareToSelf => "InvalidAccountIs.YourSelf",
+        ErrorKind::ShareExists => "FailedOperation.AccountAlreadyExists",
+        ErrorKind::AccountNotFound => "InvalidAccountId.NotFound",
+        ErrorKind::SharedImageReadOnly => match action {
+            "ModifyImageAttribute" => "UnsupportedOperation.SharedImageModifyUnsupported",
+            "ExportImages" => "UnsupportedOperation.SharedImageExportUnsupported",
+            "DeleteImages" => "InvalidParameterValue.InvalidImageId",
+            _ => "UnauthorizedOperation.ImageNotBelongToAccount",
+        },
+        ErrorKind::NotOwner => match action {
+            "DeleteImages" => "InvalidParameterValue.InvalidImageId",
+            _ => "UnauthorizedOperation.ImageNotBelongToAccount",
+        },
+        ErrorKind::NameDuplicate => "InvalidImageName.Duplicate",
+        ErrorKind::DailyLimitExceeded => "LimitExceeded",
+        ErrorKind::InvalidRegion => "InvalidRegion.NotFound",
+        ErrorKind::ByolShare => "FailedOperation.BYOLImageShareFailed",
+        ErrorKind::InvalidParameterValue => "InvalidParameterValue",
+        ErrorKind::InvalidParameterCombination => "InvalidParameterCombination",
+        ErrorKind::Conflict => "ResourceInUse",
+        ErrorKind::Storage | ErrorKind::Internal => "InternalError",
+    };
+    ApiError::new(code, e.message)
+}

@@ -1,0 +1,235 @@
+//! The Tencent Cloud API 3.0 dialect (CVM 2017-03-12, and CBS on the same endpoint): one
+//! path, action in `X-TC-Action`, TC3-HMAC-SHA256, and the `{"Response": {…, "RequestId"}}`
+//! envelope — HTTP 200 with a bare `application/json` content type even for errors, because
+//! the Python SDK ignores error bodies otherwise (reference §1.4).
+
+mod actions;
+pub mod auth;
+mod errors;
+pub mod params;
+mod views;
+
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use ikon_service::{ids, Caller, KeyLookup};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// API version this dialect serves.
+pub const VERSION: &str = "2017-03-12";
+/// Largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+/// An error in the dialect's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// Error code, e.g. `InvalidImageId.NotFound`.
+    pub code: String,
+    /// Message for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a code and message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The authenticated context of one call.
+pub struct Call {
+    /// Who.
+    pub caller: Caller,
+    /// Action name.
+    pub action: String,
+    /// Parameters as JSON.
+    pub params: Value,
+    /// Whether the client asked for English messages.
+    pub english: bool,
+}
+
+fn envelope(request_id: &str, body: Result<Value, ApiError>) -> Response {
+    let inner = match body {
+        Ok(Value::Object(mut m)) => {
+            m.insert("RequestId".into(), Value::String(request_id.to_string()));
+            Value::Object(m)
+        }
+        Ok(_) => json!({ "RequestId": request_id }),
+        Err(e) => json!({
+            "Error": { "Code": e.code, "Message": e.message },
+            "RequestId": request_id,
+        }),
+    };
+    let mut resp = (StatusCode::OK, json!({ "Response": inner }).to_string()).into_response();
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Handles one Tencent-dialect request.
+pub async fn handle(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let request_id = ids::uuid4();
+    let action = header_str(&headers, "x-tc-action").unwrap_or_default();
+    let result = process(&st, &method, &uri, &headers, body).await;
+    let code = match &result {
+        Ok(_) => "Success".to_string(),
+        Err(e) => e.code.clone(),
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let action_label = if action.is_empty() || action.len() > 64 {
+        "-"
+    } else {
+        action.as_str()
+    };
+    st.metrics.record("tencent", action_label, &code, elapsed);
+    tracing::info!(
+        request_id = %request_id,
+        dialect = "tencent",
+        action = %action_label,
+        code = %code,
+        latency_ms = elapsed * 1000.0,
+        "request"
+    );
+    envelope(&request_id, result)
+}
+
+async fn process(
+    st: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, ApiError> {
+    if *method != Method::GET && *method != Method::POST {
+        return Err(ApiError::new(
+            "UnsupportedProtocol",
+            format!("HTTP method {method} is not supported; use GET or POST"),
+        ));
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            "RequestSizeLimitExceeded",
+            format!("request bodies are limited to {MAX_BODY} bytes"),
+        )
+    })?;
+    let action =
+        header_str(headers, "x-tc-action").ok_or_else(|| params::missing("X-TC-Action"))?;
+    let version =
+        header_str(headers, "x-tc-version").ok_or_else(|| params::missing("X-TC-Version"))?;
+    let timestamp =
+        header_str(headers, "x-tc-timestamp").ok_or_else(|| params::missing("X-TC-Timestamp"))?;
+    let timestamp: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::new("InvalidParameter", "X-TC-Timestamp must be unix seconds"))?;
+    let authz = header_str(headers, "authorization").ok_or_else(|| {
+        ApiError::new(
+            "AuthFailure.InvalidAuthorization",
+            "the Authorization header is missing",
+        )
+    })?;
+    let auth = auth::parse_authorization(&authz).map_err(auth_error)?;
+    let lookup = st
+        .svc
+        .lookup_key(&auth.secret_id)
+        .await
+        .map_err(|e| ApiError::new("InternalError", e.to_string()))?;
+    let (secret_key, account_id, is_admin) = match lookup {
+        KeyLookup::Unknown => {
+            return Err(ApiError::new(
+                "AuthFailure.SecretIdNotFound",
+                format!("SecretId {} does not exist", auth.secret_id),
+            ))
+        }
+        KeyLookup::Disabled => {
+            return Err(ApiError::new(
+                "AuthFailure.SecretIdNotFound",
+                format!("SecretId {} is disabled", auth.secret_id),
+            ))
+        }
+        KeyLookup::Active {
+            secret_key,
+            account_id,
+            is_admin,
+        } => (secret_key, account_id, is_admin),
+    };
+    {
+        let header = |name: &str| header_str(headers, name);
+        let signed = auth::SignedRequest {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query().unwrap_or(""),
+            header: &header,
+            body: &body,
+            timestamp,
+        };
+        auth::verify(&secret_key, &auth, &signed, ids::now(), ids::utc_date).map_err(auth_error)?;
+    }
+    if headers.contains_key("x-tc-token") {
+        return Err(ApiError::new(
+            "AuthFailure.TokenFailure",
+            "temporary credentials (X-TC-Token) are not issued by this service",
+        ));
+    }
+    if version != VERSION {
+        return Err(ApiError::new(
+            "NoSuchVersion",
+            format!("API version {version} is not supported; use {VERSION}"),
+        ));
+    }
+    let params = if *method == Method::GET {
+        params::from_query(uri.query().unwrap_or(""))?
+    } else if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                "InvalidParameter",
+                format!("the request body is not valid JSON: {e}"),
+            )
+        })?
+    };
+    let region = header_str(headers, "x-tc-region").unwrap_or_default();
+    let english = header_str(headers, "x-tc-language").is_some_and(|l| l == "en-US");
+    let call = Call {
+        caller: Caller {
+            account_id,
+            is_admin,
+            region,
+        },
+        action,
+        params,
+        english,
+    };
+    actions::dispatch(&st.svc, &call).await
+}
+
+fn auth_error(e: auth::AuthError) -> ApiError {
+    match e {
+        auth::AuthError::InvalidAuthorization(m) => {
+            ApiError::new("AuthFailure.InvalidAuthorization", m)
+        }
+        auth::AuthError::Expired(m) => ApiError::new("AuthFailure.SignatureExpire", m),
+        auth::AuthError::SignatureMismatch(m) => ApiError::new("AuthFailure.SignatureFailure", m),
+    }
+}

@@ -1,0 +1,392 @@
+//! Durable tasks (import, export, copy, create): a row per task, claimed by a worker with a
+//! lease it must renew (heartbeat). A lease that runs out makes the task claimable again;
+//! after `max_attempts` claims it fails terminally with a reason. Every transition is a
+//! conditional update on (`state`, `lease_owner`), so two workers can never both own a task.
+
+use crate::{Catalog, Error, Result};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// Task states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Waiting for a worker (possibly after a failed attempt).
+    Pending,
+    /// Claimed by a worker holding a lease.
+    Running,
+    /// Finished.
+    Succeeded,
+    /// Failed terminally (see `error`).
+    Failed,
+}
+
+impl TaskState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "PENDING",
+            TaskState::Running => "RUNNING",
+            TaskState::Succeeded => "SUCCEEDED",
+            TaskState::Failed => "FAILED",
+        }
+    }
+
+    fn parse(s: &str) -> Result<TaskState> {
+        Ok(match s {
+            "PENDING" => TaskState::Pending,
+            "RUNNING" => TaskState::Running,
+            "SUCCEEDED" => TaskState::Succeeded,
+            "FAILED" => TaskState::Failed,
+            other => return Err(Error::Corrupt(format!("task state {other:?}"))),
+        })
+    }
+}
+
+/// A task to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// Unique id.
+    pub task_id: String,
+    /// Kind (`import`, `export`, `copy`, `create`, ...).
+    pub kind: String,
+    /// Account it works for.
+    pub account_id: String,
+    /// Region it works in.
+    pub region: String,
+    /// Resource it produces or changes (e.g. an image id).
+    pub resource_id: String,
+    /// Kind-specific parameters (JSON).
+    pub payload: String,
+    /// Claims allowed before terminal failure.
+    pub max_attempts: i64,
+}
+
+/// A stored task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Unique id.
+    pub task_id: String,
+    /// Kind.
+    pub kind: String,
+    /// Account.
+    pub account_id: String,
+    /// Region.
+    pub region: String,
+    /// Resource.
+    pub resource_id: String,
+    /// Parameters (JSON).
+    pub payload: String,
+    /// State.
+    pub state: TaskState,
+    /// Claims so far.
+    pub attempts: i64,
+    /// Claims allowed.
+    pub max_attempts: i64,
+    /// Current lease holder.
+    pub lease_owner: String,
+    /// Lease expiry (unix seconds).
+    pub lease_until: i64,
+    /// Progress percent.
+    pub progress: i64,
+    /// Last error.
+    pub error: String,
+    /// Result (JSON) when succeeded.
+    pub result: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskOutcome<'a> {
+    /// None on success, else the failure.
+    pub error: Option<&'a str>,
+    /// Whether a failure may be retried.
+    pub retry: bool,
+    /// Seconds before a retry.
+    pub retry_after: i64,
+    /// Result (JSON) on success.
+    pub result: &'a str,
+    /// Image state change applied with the task's terminal state.
+    pub image: Option<ImageChange<'a>>,
+}
+
+/// An image state change tied to a task.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageChange<'a> {
+    /// Image.
+    pub image_id: &'a str,
+    /// States it may be in.
+    pub from: &'a [&'a str],
+    /// State to set.
+    pub to: &'a str,
+    /// Reason recorded.
+    pub reason: &'a str,
+}
+
+const COLS: &str = "task_id, kind, account_id, region, resource_id, payload, state, attempts, \
+    max_attempts, lease_owner, lease_until, progress, error, result, created_at, updated_at";
+
+fn task_from_row(r: &AnyRow) -> Result<Task> {
+    Ok(Task {
+        task_id: r.try_get("task_id")?,
+        kind: r.try_get("kind")?,
+        account_id: r.try_get("account_id")?,
+        region: r.try_get("region")?,
+        resource_id: r.try_get("resource_id")?,
+        payload: r.try_get("payload")?,
+        state: TaskState::parse(&r.try_get::<String, _>("state")?)?,
+        attempts: r.try_get("attempts")?,
+        max_attempts: r.try_get("max_attempts")?,
+        lease_owner: r.try_get("lease_owner")?,
+        lease_until: r.try_get("lease_until")?,
+        progress: r.try_get("progress")?,
+        error: r.try_get("error")?,
+        result: r.try_get("result")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Catalog {
+    /// Enqueues a task.
+    pub async fn enqueue_task(&self, t: &NewTask, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tasks (task_id, kind, account_id, region, resource_id, payload, state,
+             max_attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, $8, $8)",
+        )
+        .bind(&t.task_id)
+        .bind(&t.kind)
+        .bind(&t.account_id)
+        .bind(&t.region)
+        .bind(&t.resource_id)
+        .bind(&t.payload)
+        .bind(t.max_attempts)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// One task by id.
+    pub async fn task(&self, task_id: &str) -> Result<Option<Task>> {
+        let row = sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE task_id = $1"))
+            .bind(task_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    /// Tasks for a resource, newest first.
+    pub async fn tasks_for(&self, resource_id: &str) -> Result<Vec<Task>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM tasks WHERE resource_id = $1 ORDER BY created_at DESC, task_id"
+        ))
+        .bind(resource_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// Tasks whose lease ran out with no attempts left: they can never be claimed again
+    /// and must be failed terminally by the caller (who also fails their resource).
+    pub async fn exhausted_tasks(&self, now: i64) -> Result<Vec<Task>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM tasks WHERE state = 'RUNNING' AND lease_until < $1
+             AND attempts >= max_attempts ORDER BY created_at"
+        ))
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// Claims the oldest runnable task of one of `kinds` (pending and due, or running with an
+    /// expired lease and attempts left) for `worker` until `now + lease_secs`.
+    pub async fn claim_task(
+        &self,
+        worker: &str,
+        kinds: &[&str],
+        lease_secs: i64,
+        now: i64,
+    ) -> Result<Option<Task>> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        for _ in 0..8 {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Any>::new(
+                "SELECT task_id FROM tasks WHERE ((state = 'PENDING' AND run_after <= ",
+            );
+            qb.push_bind(now);
+            qb.push(") OR (state = 'RUNNING' AND lease_until < ");
+            qb.push_bind(now);
+            qb.push(" AND attempts < max_attempts)) AND kind IN (");
+            let mut sep = qb.separated(", ");
+            for k in kinds {
+                sep.push_bind(k.to_string());
+            }
+            qb.push(") ORDER BY created_at, task_id LIMIT 1");
+            let id: Option<String> = qb.build_query_scalar().fetch_optional(self.pool()).await?;
+            let Some(id) = id else { return Ok(None) };
+            let row = sqlx::query(&format!(
+                "UPDATE tasks SET state = 'RUNNING', lease_owner = $1, lease_until = $2,
+                 attempts = attempts + 1, updated_at = $3
+                 WHERE task_id = $4 AND ((state = 'PENDING' AND run_after <= $3)
+                   OR (state = 'RUNNING' AND lease_until < $3 AND attempts < max_attempts))
+                 RETURNING {COLS}"
+            ))
+            .bind(worker)
+            .bind(now + lease_secs)
+            .bind(now)
+            .bind(&id)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(row) = row {
+                return task_from_row(&row).map(Some);
+            }
+            // Another worker won the race for this one; look again.
+        }
+        Ok(None)
+    }
+
+    /// Renews a lease and records progress; `false` means the lease was lost (another
+    /// worker owns the task now, or it was finished) and the caller must stop.
+    pub async fn heartbeat_task(
+        &self,
+        task_id: &str,
+        worker: &str,
+        lease_secs: i64,
+        progress: i64,
+        now: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE tasks SET lease_until = $1, progress = $2, updated_at = $3
+             WHERE task_id = $4 AND lease_owner = $5 AND state = 'RUNNING' AND lease_until >= $3",
+        )
+        .bind(now + lease_secs)
+        .bind(progress)
+        .bind(now)
+        .bind(task_id)
+        .bind(worker)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Finishes a task the worker still owns. `Ok(true)` = recorded. On success
+    /// (`error = None`) it becomes SUCCEEDED with `result`; on error it goes back to PENDING
+    /// after `retry_after` seconds if attempts remain and `retry` is set, else FAILED. The
+    /// optional image change is applied in the same transaction (on success or terminal
+    /// failure), so an image never turns NORMAL without its task succeeding.
+    pub async fn finish_task(
+        &self,
+        task_id: &str,
+        worker: &str,
+        o: &TaskOutcome<'_>,
+        now: i64,
+    ) -> Result<bool> {
+        let (error, retry, retry_after, result, image) =
+            (o.error, o.retry, o.retry_after, o.result, o.image);
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "SELECT attempts, max_attempts FROM tasks WHERE task_id = $1 AND lease_owner = $2 AND state = 'RUNNING'",
+        )
+        .bind(task_id)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        let attempts: i64 = row.try_get("attempts")?;
+        let max: i64 = row.try_get("max_attempts")?;
+        let (state, run_after) = match error {
+            None => ("SUCCEEDED", 0),
+            Some(_) if retry && attempts < max => ("PENDING", now + retry_after),
+            Some(_) => ("FAILED", 0),
+        };
+        sqlx::query(
+            "UPDATE tasks SET state = $1, run_after = $2, error = $3, result = $4, lease_owner = '',
+             lease_until = 0, progress = CASE WHEN $1 = 'SUCCEEDED' THEN 100 ELSE progress END,
+             updated_at = $5 WHERE task_id = $6",
+        )
+        .bind(state)
+        .bind(run_after)
+        .bind(error.unwrap_or(""))
+        .bind(result)
+        .bind(now)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        if state != "PENDING" {
+            if let Some(ImageChange {
+                image_id,
+                from,
+                to,
+                reason,
+            }) = image
+            {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Any>::new("UPDATE images SET state = ");
+                qb.push_bind(to.to_string());
+                qb.push(", state_reason = ");
+                qb.push_bind(reason.to_string());
+                qb.push(", sync_percent = NULL, updated_at = ");
+                qb.push_bind(now);
+                qb.push(", version = version + 1 WHERE image_id = ");
+                qb.push_bind(image_id.to_string());
+                qb.push(" AND state IN (");
+                let mut sep = qb.separated(", ");
+                for s in from {
+                    sep.push_bind(s.to_string());
+                }
+                qb.push(")");
+                qb.build().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Fails a task terminally regardless of its lease (used for exhausted tasks found after
+    /// a crash); the optional image change is applied in the same transaction.
+    pub async fn fail_task(
+        &self,
+        task_id: &str,
+        reason: &str,
+        image: Option<(&str, &[&str], &str)>,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let r = sqlx::query(
+            "UPDATE tasks SET state = 'FAILED', error = $1, lease_owner = '', lease_until = 0,
+             updated_at = $2 WHERE task_id = $3 AND state IN ('PENDING', 'RUNNING')",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some((image_id, from, to)) = image {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Any>::new("UPDATE images SET state = ");
+            qb.push_bind(to.to_string());
+            qb.push(", state_reason = ");
+            qb.push_bind(reason.to_string());
+            qb.push(", sync_percent = NULL, updated_at = ");
+            qb.push_bind(now);
+            qb.push(", version = version + 1 WHERE image_id = ");
+            qb.push_bind(image_id.to_string());
+            qb.push(" AND state IN (");
+            let mut sep = qb.separated(", ");
+            for s in from {
+                sep.push_bind(s.to_string());
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,285 @@
+//! `ikon serve` and `ikon admin`: the service half of the binary. Both open the same data
+//! directory (SQLite catalog `catalog.db` and chunk store `chunks/` under it) or a
+//! PostgreSQL catalog named with `--database`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use ikon_service::{Config, Service};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the service keeps its state.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Data directory: SQLite catalog and local chunk store.
+    #[arg(long, default_value = "ikon-data")]
+    pub data_dir: PathBuf,
+    /// Catalog database URL (`postgres://…` or `sqlite://…`) instead of DIR/catalog.db.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Configuration file (TOML); defaults are the Tencent preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `ikon serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8780")]
+    pub listen: SocketAddr,
+    /// Log format: `text` or `json`.
+    #[arg(long, default_value = "text")]
+    pub log_format: String,
+}
+
+/// Output format of admin commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Human-readable.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// `ikon admin` commands.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// Admin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `ikon admin account …`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account with one API key (the secret is shown once).
+    Create {
+        /// Unique account name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// List accounts.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+}
+
+/// `ikon admin key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issue another key for an account.
+    Create {
+        /// Account id.
+        account_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Disable a key (its requests are refused from now on).
+    Disable {
+        /// SecretId.
+        secret_id: String,
+    },
+}
+
+/// Loads the configuration named on the command line, or the defaults.
+pub fn load_config(data: &DataArgs) -> Result<Config> {
+    match &data.config {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn catalog_url(data: &DataArgs) -> Result<String> {
+    if let Some(url) = &data.database {
+        return Ok(url.clone());
+    }
+    std::fs::create_dir_all(&data.data_dir)
+        .with_context(|| format!("creating data directory {}", data.data_dir.display()))?;
+    let path = data.data_dir.join("catalog.db");
+    let abs = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    Ok(format!("sqlite://{}", abs.display()))
+}
+
+/// Opens the service over the data directory / database.
+pub async fn open_service(data: &DataArgs) -> Result<Service> {
+    let config = load_config(data)?;
+    let url = catalog_url(data)?;
+    let catalog = ikon_catalog::Catalog::connect(&url)
+        .await
+        .with_context(|| format!("opening the catalog {}", redact(&url)))?;
+    std::fs::create_dir_all(chunk_dir(&data.data_dir))?;
+    Ok(Service::new(catalog, config))
+}
+
+/// The local chunk store directory.
+pub fn chunk_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("chunks")
+}
+
+fn redact(url: &str) -> String {
+    // postgres://user:password@host → hide the password.
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((u, _)) => format!("{}{u}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `ikon serve`.
+pub fn serve(args: ServeArgs) -> Result<u8> {
+    init_logging(&args.log_format)?;
+    runtime()?.block_on(async move {
+        let svc = open_service(&args.data).await?;
+        if let Some(c) = svc.bootstrap_admin().await? {
+            println!(
+                "platform administrator: SecretId={} SecretKey={} (AccountId {}; shown once)",
+                c.secret_id, c.secret_key, c.account_id
+            );
+        }
+        let state = ikon_api::AppState::new(svc.clone());
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let runner = ikon_service::tasks::Runner::new(svc.clone(), 30);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(async move {
+            let mut rx = stop_rx;
+            runner
+                .run_until(std::time::Duration::from_secs(1), async move {
+                    let _ = rx.changed().await;
+                })
+                .await;
+        });
+        println!("ikon listening on http://{addr}");
+        axum::serve(listener, ikon_api::app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
+        Ok(0)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn init_logging(format: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IKON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let res = match format {
+        "json" => builder.json().try_init(),
+        "text" => builder.try_init(),
+        other => bail!("--log-format {other}: expected text or json"),
+    };
+    res.map_err(|e| anyhow::anyhow!("logging: {e}"))
+}
+
+fn print<T: serde::Serialize>(output: Output, v: &T, text: impl FnOnce() -> String) -> Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
+        Output::Text => println!("{}", text()),
+    }
+    Ok(())
+}
+
+/// `ikon admin`.
+pub fn admin(args: AdminArgs) -> Result<u8> {
+    runtime()?.block_on(async move {
+        let svc = open_service(&args.data).await?;
+        match args.command {
+            AdminCommand::Account(AccountCommand::Create { name, output }) => {
+                let c = svc.create_account(&name, false).await?;
+                print(output, &c, || {
+                    format!(
+                        "account {} ({}) created\nSecretId:  {}\nSecretKey: {}",
+                        c.account_id, c.name, c.secret_id, c.secret_key
+                    )
+                })?;
+            }
+            AdminCommand::Account(AccountCommand::List { output }) => {
+                let accounts = svc.catalog().accounts().await?;
+                let rows: Vec<serde_json::Value> = accounts
+                    .iter()
+                    .map(|a| serde_json::json!({"AccountId": a.account_id, "Name": a.name, "Admin": a.is_admin}))
+                    .collect();
+                print(output, &rows, || {
+                    accounts
+                        .iter()
+                        .map(|a| format!("{}  {}{}", a.account_id, a.name, if a.is_admin { "  (admin)" } else { "" }))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?;
+            }
+            AdminCommand::Key(KeyCommand::Create { account_id, output }) => {
+                let a = svc
+                    .catalog()
+                    .account(&account_id)
+                    .await?
+                    .with_context(|| format!("account {account_id} does not exist"))?;
+                let c = svc.create_key(&a.account_id, &a.name).await?;
+                print(output, &c, || format!("SecretId:  {}\nSecretKey: {}", c.secret_id, c.secret_key))?;
+            }
+            AdminCommand::Key(KeyCommand::Disable { secret_id }) => {
+                if !svc.catalog().set_key_enabled(&secret_id, false).await? {
+                    bail!("key {secret_id} does not exist");
+                }
+                println!("key {secret_id} disabled");
+            }
+        }
+        Ok(0)
+    })
+}

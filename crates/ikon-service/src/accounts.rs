@@ -1,0 +1,152 @@
+//! Accounts and API keys: creation (admin), the platform administrator made on first
+//! start, and key lookup for request authentication.
+
+use crate::{ids, Caller, Error, ErrorKind, Result, Service};
+use ikon_catalog::{Account, ApiKey};
+
+/// A newly issued key pair with its account.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Credentials {
+    /// Account id.
+    pub account_id: String,
+    /// Account name.
+    pub name: String,
+    /// Public key half.
+    pub secret_id: String,
+    /// Secret key half (shown once).
+    pub secret_key: String,
+}
+
+/// What a SecretId resolves to.
+#[derive(Debug, Clone)]
+pub enum KeyLookup {
+    /// Unknown SecretId.
+    Unknown,
+    /// Known but disabled.
+    Disabled,
+    /// Usable: the secret to verify with and the account acting.
+    Active {
+        /// Secret key.
+        secret_key: String,
+        /// Account id.
+        account_id: String,
+        /// Platform administrator.
+        is_admin: bool,
+    },
+}
+
+/// Meta key recording that the platform administrator exists.
+const ADMIN_KEY: &str = "platform_admin";
+
+impl Service {
+    /// Creates an account with one key.
+    pub async fn create_account(&self, name: &str, is_admin: bool) -> Result<Credentials> {
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                "account names are 1 to 64 printable characters",
+            ));
+        }
+        let now = ids::now();
+        let mut account = Account {
+            account_id: ids::new_account_id(),
+            name: name.to_string(),
+            is_admin,
+            created_at: now,
+        };
+        // A random 12-digit id can collide; a taken name cannot be retried.
+        let mut tries = 0;
+        loop {
+            match self.catalog().create_account(&account).await {
+                Ok(()) => break,
+                Err(ikon_catalog::Error::Conflict(_)) if tries < 5 => {
+                    if self.catalog().account_by_name(name).await?.is_some() {
+                        return Err(Error::new(
+                            ErrorKind::Conflict,
+                            format!("an account named {name:?} exists"),
+                        ));
+                    }
+                    tries += 1;
+                    account.account_id = ids::new_account_id();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.create_key(&account.account_id, name).await
+    }
+
+    /// Issues another key for an existing account.
+    pub async fn create_key(&self, account_id: &str, name: &str) -> Result<Credentials> {
+        let (secret_id, secret_key) = ids::new_key_pair().map_err(Error::internal)?;
+        let key = ApiKey {
+            secret_id: secret_id.clone(),
+            secret_key: secret_key.clone(),
+            account_id: account_id.to_string(),
+            enabled: true,
+        };
+        self.catalog().create_key(&key, ids::now()).await?;
+        Ok(Credentials {
+            account_id: account_id.to_string(),
+            name: name.to_string(),
+            secret_id,
+            secret_key,
+        })
+    }
+
+    /// Creates the platform administrator if this catalog has none yet; returns its
+    /// credentials only the first time (they are never shown again).
+    pub async fn bootstrap_admin(&self) -> Result<Option<Credentials>> {
+        if self.catalog().meta_get(ADMIN_KEY).await?.is_some() {
+            return Ok(None);
+        }
+        // Claim the right to create it first, so two nodes starting together make one.
+        if !self
+            .catalog()
+            .meta_set_if_absent(ADMIN_KEY, "creating")
+            .await?
+        {
+            return Ok(None);
+        }
+        let creds = self.create_account("platform-admin", true).await?;
+        self.catalog()
+            .meta_set(ADMIN_KEY, &creds.account_id)
+            .await?;
+        Ok(Some(creds))
+    }
+
+    /// Resolves a SecretId for authentication.
+    pub async fn lookup_key(&self, secret_id: &str) -> Result<KeyLookup> {
+        let Some(key) = self.catalog().key(secret_id).await? else {
+            return Ok(KeyLookup::Unknown);
+        };
+        if !key.enabled {
+            return Ok(KeyLookup::Disabled);
+        }
+        let account = self.catalog().account(&key.account_id).await?;
+        let Some(account) = account else {
+            return Ok(KeyLookup::Unknown);
+        };
+        Ok(KeyLookup::Active {
+            secret_key: key.secret_key,
+            account_id: account.account_id,
+            is_admin: account.is_admin,
+        })
+    }
+
+    /// A caller acting as `account_id` in `region` (for admin commands).
+    pub async fn caller_for(&self, account_id: &str, region: &str) -> Result<Caller> {
+        let account = self.catalog().account(account_id).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::AccountNotFound,
+                format!("account {account_id} does not exist"),
+            )
+        })?;
+        self.check_region(region)?;
+        Ok(Caller {
+            account_id: account.account_id,
+            is_admin: account.is_admin,
+            region: region.to_string(),
+        })
+    }
+}

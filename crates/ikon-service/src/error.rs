@@ -1,0 +1,93 @@
+//! Domain errors: what went wrong in the service's own words. The API dialects map each
+//! kind to their code strings (`InvalidImageId.NotFound`, `InvalidImageId.NotFound` in
+//! Alibaba's spelling, ...); the service never speaks a dialect.
+
+/// Kinds of domain errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The image does not exist or is not visible to the caller.
+    ImageNotFound,
+    /// An image id is not well-formed.
+    ImageIdMalformed,
+    /// The image is shared and must be unshared first.
+    ImageInShared,
+    /// The image's state does not allow the operation.
+    ImageIncorrectState,
+    /// The custom-image quota is used up.
+    ImageQuotaExceeded,
+    /// Too many share recipients.
+    ShareQuotaExceeded,
+    /// Sharing to oneself.
+    ShareToSelf,
+    /// Recipient already has the image.
+    ShareExists,
+    /// The recipient account does not exist.
+    AccountNotFound,
+    /// A shared image's recipient tried to change or pass it on.
+    SharedImageReadOnly,
+    /// The caller does not own the image (e.g. a public image).
+    NotOwner,
+    /// An image with that name exists.
+    NameDuplicate,
+    /// The daily limit on a limited operation is used up.
+    DailyLimitExceeded,
+    /// Unknown or unavailable region.
+    InvalidRegion,
+    /// An image of this licence type cannot be shared.
+    ByolShare,
+    /// A parameter has a bad value.
+    InvalidParameterValue,
+    /// Parameters that cannot be combined.
+    InvalidParameterCombination,
+    /// A name already exists (accounts).
+    Conflict,
+    /// The chunk store or the disk engine failed on data.
+    Storage,
+    /// Anything else.
+    Internal,
+}
+
+/// A domain error: a kind and a sentence for people.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// Human explanation.
+    pub message: String,
+}
+
+impl Error {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// "image X not found".
+    pub fn image_not_found(id: &str) -> Error {
+        Error::new(
+            ErrorKind::ImageNotFound,
+            format!("image {id} does not exist"),
+        )
+    }
+
+    /// An internal failure.
+    pub fn internal(msg: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Internal, msg)
+    }
+}
+
+impl From<ikon_catalog::Error> for Error {
+    fn from(e: ikon_catalog::Error) -> Error {
+        match e {
+            ikon_catalog::Error::Conflict(m) => Error::new(ErrorKind::Conflict, m),
+            other => Error::internal(other.to_string()),
+        }
+    }
+}
+
+/// Service result.
+pub type Result<T> = std::result::Result<T, Error>;
