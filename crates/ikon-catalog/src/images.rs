@@ -3,10 +3,11 @@
 //! (`quota_usage.used < limit`), share limits (`share_count + n <= max`), state changes
 //! (`state IN (allowed)`), deletion (`share_count = 0`).
 
+use crate::sql::{Arg, Sql};
 use crate::{conflict_or, Catalog, Error, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::{Any, QueryBuilder, Row};
+use sqlx::Row;
 
 /// One disk of an image: a manifest in the chunk store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,7 +208,7 @@ fn image_from_row(r: &AnyRow) -> Result<Image> {
     })
 }
 
-fn push_filters(qb: &mut QueryBuilder<'_, Any>, q: &ImageQuery) {
+fn push_filters(qb: &mut Sql, q: &ImageQuery) {
     qb.push(" WHERE (1 = 0");
     for c in &q.categories {
         match c {
@@ -215,65 +216,52 @@ fn push_filters(qb: &mut QueryBuilder<'_, Any>, q: &ImageQuery) {
                 qb.push(" OR kind = 'PUBLIC'");
             }
             Category::Private => {
-                qb.push(" OR (kind = 'PRIVATE' AND owner = ");
-                qb.push_bind(q.viewer.clone());
-                qb.push(" AND region = ");
-                qb.push_bind(q.region.clone());
-                qb.push(")");
+                qb.push(" OR (kind = 'PRIVATE' AND owner = ")
+                    .bind_str(&q.viewer);
+                qb.push(" AND region = ").bind_str(&q.region).push(")");
             }
             Category::Shared => {
-                qb.push(" OR (kind = 'PRIVATE' AND region = ");
-                qb.push_bind(q.region.clone());
-                qb.push(" AND image_id IN (SELECT image_id FROM image_shares WHERE account_id = ");
-                qb.push_bind(q.viewer.clone());
-                qb.push("))");
+                qb.push(" OR (kind = 'PRIVATE' AND region = ")
+                    .bind_str(&q.region);
+                qb.push(" AND image_id IN (SELECT image_id FROM image_shares WHERE account_id = ")
+                    .bind_str(&q.viewer)
+                    .push("))");
             }
             Category::Market => {
-                qb.push(" OR (kind = 'MARKET' AND region = ");
-                qb.push_bind(q.region.clone());
-                qb.push(")");
+                qb.push(" OR (kind = 'MARKET' AND region = ")
+                    .bind_str(&q.region)
+                    .push(")");
             }
         }
     }
     qb.push(")");
     if let Some(ids) = &q.ids {
-        qb.push(" AND image_id IN (");
-        let mut sep = qb.separated(", ");
-        sep.push("''");
-        for id in ids {
-            sep.push_bind(id.clone());
-        }
-        qb.push(")");
+        qb.push(" AND image_id IN ")
+            .bind_list(ids.iter().map(String::as_str));
     }
-    let any_like = |qb: &mut QueryBuilder<'_, Any>, col: &str, vals: &[String]| {
+    let any_like = |qb: &mut Sql, col: &str, vals: &[String]| {
         if vals.is_empty() {
             return;
         }
         qb.push(" AND (1 = 0");
         for v in vals {
-            qb.push(format!(" OR LOWER({col}) LIKE "));
-            qb.push_bind(escape_like(v));
-            qb.push(" ESCAPE '\\'");
+            qb.push(&format!(" OR LOWER({col}) LIKE "))
+                .bind_str(&escape_like(v))
+                .push(" ESCAPE '\\'");
         }
         qb.push(")");
     };
     any_like(qb, "name", &q.names);
     any_like(qb, "platform", &q.platforms);
-    let tag_cond =
-        |qb: &mut QueryBuilder<'_, Any>, col: &str, vals: &[String], key: Option<&str>| {
-            qb.push(" AND image_id IN (SELECT image_id FROM image_tags WHERE ");
-            if let Some(k) = key {
-                qb.push("tag_key = ");
-                qb.push_bind(k.to_string());
-                qb.push(" AND ");
-            }
-            qb.push(format!("{col} IN ("));
-            let mut sep = qb.separated(", ");
-            for v in vals {
-                sep.push_bind(v.clone());
-            }
-            qb.push("))");
-        };
+    let tag_cond = |qb: &mut Sql, col: &str, vals: &[String], key: Option<&str>| {
+        qb.push(" AND image_id IN (SELECT image_id FROM image_tags WHERE ");
+        if let Some(k) = key {
+            qb.push("tag_key = ").bind_str(k).push(" AND ");
+        }
+        qb.push(&format!("{col} IN "))
+            .bind_list(vals.iter().map(String::as_str))
+            .push(")");
+    };
     if !q.tag_keys.is_empty() {
         tag_cond(qb, "tag_key", &q.tag_keys, None);
     }
@@ -286,16 +274,11 @@ fn push_filters(qb: &mut QueryBuilder<'_, Any>, q: &ImageQuery) {
         }
     }
     if let Some(f) = &q.family {
-        qb.push(" AND family = ");
-        qb.push_bind(f.clone());
+        qb.push(" AND family = ").bind_str(f);
     }
     if let Some(states) = &q.states {
-        qb.push(" AND state IN ('' ");
-        for s in states {
-            qb.push(", ");
-            qb.push_bind(s.clone());
-        }
-        qb.push(")");
+        qb.push(" AND state IN ")
+            .bind_list(states.iter().map(String::as_str));
     }
     if q.exclude_deprecated {
         qb.push(" AND deprecated = 0");
@@ -404,33 +387,28 @@ impl Catalog {
 
     /// Lists images matching `q`: the total number of matches and one page (newest first).
     pub async fn query_images(&self, q: &ImageQuery) -> Result<(i64, Vec<Image>)> {
-        let mut qb = QueryBuilder::<Any>::new("SELECT COUNT(*) FROM images");
+        let mut qb = Sql::new("SELECT COUNT(*) FROM images");
         push_filters(&mut qb, q);
-        let total: i64 = qb.build_query_scalar().fetch_one(self.pool()).await?;
+        let total: i64 = qb.query().fetch_one(self.pool()).await?.try_get(0)?;
         if total == 0 || q.limit <= 0 || q.offset >= total {
             return Ok((total, Vec::new()));
         }
-        let mut qb = QueryBuilder::<Any>::new(format!("SELECT {COLUMNS} FROM images"));
+        let mut qb = Sql::new(&format!("SELECT {COLUMNS} FROM images"));
         push_filters(&mut qb, q);
-        qb.push(" ORDER BY created_at DESC, image_id LIMIT ");
-        qb.push_bind(q.limit);
-        qb.push(" OFFSET ");
-        qb.push_bind(q.offset);
-        let rows = qb.build().fetch_all(self.pool()).await?;
+        qb.push(" ORDER BY created_at DESC, image_id LIMIT ")
+            .bind_i64(q.limit);
+        qb.push(" OFFSET ").bind_i64(q.offset);
+        let rows = qb.query().fetch_all(self.pool()).await?;
         let mut images = rows
             .iter()
             .map(image_from_row)
             .collect::<Result<Vec<_>>>()?;
         if !images.is_empty() {
-            let mut qb = QueryBuilder::<Any>::new(
-                "SELECT image_id, tag_key, tag_value FROM image_tags WHERE image_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for i in &images {
-                sep.push_bind(i.image_id.clone());
-            }
-            qb.push(") ORDER BY tag_key");
-            for t in qb.build().fetch_all(self.pool()).await? {
+            let mut qb =
+                Sql::new("SELECT image_id, tag_key, tag_value FROM image_tags WHERE image_id IN ");
+            qb.bind_list(images.iter().map(|i| i.image_id.as_str()))
+                .push(" ORDER BY tag_key");
+            for t in qb.query().fetch_all(self.pool()).await? {
                 let id: String = t.try_get("image_id")?;
                 if let Some(img) = images.iter_mut().find(|i| i.image_id == id) {
                     img.tags
@@ -479,23 +457,14 @@ impl Catalog {
         sync_percent: Option<i64>,
         now: i64,
     ) -> Result<bool> {
-        let mut qb = QueryBuilder::<Any>::new("UPDATE images SET state = ");
-        qb.push_bind(to.to_string());
-        qb.push(", state_reason = ");
-        qb.push_bind(reason.to_string());
-        qb.push(", sync_percent = ");
-        qb.push_bind(sync_percent);
-        qb.push(", updated_at = ");
-        qb.push_bind(now);
-        qb.push(", version = version + 1 WHERE image_id = ");
-        qb.push_bind(image_id.to_string());
-        qb.push(" AND state IN (");
-        let mut sep = qb.separated(", ");
-        for s in from {
-            sep.push_bind(s.to_string());
-        }
-        qb.push(")");
-        let r = qb.build().execute(self.pool()).await?;
+        let mut qb = Sql::new("UPDATE images SET state = ");
+        qb.bind_str(to).push(", state_reason = ").bind_str(reason);
+        qb.push(", sync_percent = ").bind(Arg::OptI64(sync_percent));
+        qb.push(", updated_at = ").bind_i64(now);
+        qb.push(", version = version + 1 WHERE image_id = ")
+            .bind_str(image_id);
+        qb.push(" AND state IN ").bind_list(from.iter().copied());
+        let r = qb.query().execute(self.pool()).await?;
         Ok(r.rows_affected() == 1)
     }
 

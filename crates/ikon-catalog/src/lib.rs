@@ -11,6 +11,7 @@
 mod accounts;
 mod images;
 pub mod schema;
+mod sql;
 mod tasks;
 
 pub use accounts::{Account, ApiKey};
@@ -117,6 +118,11 @@ impl Catalog {
     async fn migrate(&self) -> Result<()> {
         // Several nodes may start at once: every statement is idempotent (IF NOT EXISTS).
         let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            // Nodes starting together must not run the DDL concurrently (PostgreSQL's
+            // IF NOT EXISTS is not safe against a concurrent CREATE).
+            tx.execute("SELECT pg_advisory_xact_lock(7349021)").await?;
+        }
         tx.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             .await?;
         let current: Option<String> =

@@ -3,6 +3,7 @@
 //! after `max_attempts` claims it fails terminally with a reason. Every transition is a
 //! conditional update on (`state`, `lease_owner`), so two workers can never both own a task.
 
+use crate::sql::Sql;
 use crate::{Catalog, Error, Result};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -216,19 +217,18 @@ impl Catalog {
             return Ok(None);
         }
         for _ in 0..8 {
-            let mut qb = sqlx::QueryBuilder::<sqlx::Any>::new(
-                "SELECT task_id FROM tasks WHERE ((state = 'PENDING' AND run_after <= ",
-            );
-            qb.push_bind(now);
-            qb.push(") OR (state = 'RUNNING' AND lease_until < ");
-            qb.push_bind(now);
-            qb.push(" AND attempts < max_attempts)) AND kind IN (");
-            let mut sep = qb.separated(", ");
-            for k in kinds {
-                sep.push_bind(k.to_string());
-            }
-            qb.push(") ORDER BY created_at, task_id LIMIT 1");
-            let id: Option<String> = qb.build_query_scalar().fetch_optional(self.pool()).await?;
+            let mut qb =
+                Sql::new("SELECT task_id FROM tasks WHERE ((state = 'PENDING' AND run_after <= ");
+            qb.bind_i64(now)
+                .push(") OR (state = 'RUNNING' AND lease_until < ")
+                .bind_i64(now);
+            qb.push(" AND attempts < max_attempts)) AND kind IN ")
+                .bind_list(kinds.iter().copied());
+            qb.push(" ORDER BY created_at, task_id LIMIT 1");
+            let id: Option<String> = match qb.query().fetch_optional(self.pool()).await? {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            };
             let Some(id) = id else { return Ok(None) };
             let row = sqlx::query(&format!(
                 "UPDATE tasks SET state = 'RUNNING', lease_owner = $1, lease_until = $2,
@@ -326,21 +326,10 @@ impl Catalog {
                 reason,
             }) = image
             {
-                let mut qb = sqlx::QueryBuilder::<sqlx::Any>::new("UPDATE images SET state = ");
-                qb.push_bind(to.to_string());
-                qb.push(", state_reason = ");
-                qb.push_bind(reason.to_string());
-                qb.push(", sync_percent = NULL, updated_at = ");
-                qb.push_bind(now);
-                qb.push(", version = version + 1 WHERE image_id = ");
-                qb.push_bind(image_id.to_string());
-                qb.push(" AND state IN (");
-                let mut sep = qb.separated(", ");
-                for s in from {
-                    sep.push_bind(s.to_string());
-                }
-                qb.push(")");
-                qb.build().execute(&mut *tx).await?;
+                image_update(image_id, from, to, reason, now)
+                    .query()
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -370,23 +359,24 @@ impl Catalog {
             return Ok(false);
         }
         if let Some((image_id, from, to)) = image {
-            let mut qb = sqlx::QueryBuilder::<sqlx::Any>::new("UPDATE images SET state = ");
-            qb.push_bind(to.to_string());
-            qb.push(", state_reason = ");
-            qb.push_bind(reason.to_string());
-            qb.push(", sync_percent = NULL, updated_at = ");
-            qb.push_bind(now);
-            qb.push(", version = version + 1 WHERE image_id = ");
-            qb.push_bind(image_id.to_string());
-            qb.push(" AND state IN (");
-            let mut sep = qb.separated(", ");
-            for s in from {
-                sep.push_bind(s.to_string());
-            }
-            qb.push(")");
-            qb.build().execute(&mut *tx).await?;
+            image_update(image_id, from, to, reason, now)
+                .query()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// `UPDATE images` to `to` (with `reason`) if the image is in one of `from`.
+fn image_update(image_id: &str, from: &[&str], to: &str, reason: &str, now: i64) -> Sql {
+    let mut qb = Sql::new("UPDATE images SET state = ");
+    qb.bind_str(to).push(", state_reason = ").bind_str(reason);
+    qb.push(", sync_percent = NULL, updated_at = ")
+        .bind_i64(now);
+    qb.push(", version = version + 1 WHERE image_id = ")
+        .bind_str(image_id);
+    qb.push(" AND state IN ").bind_list(from.iter().copied());
+    qb
 }
