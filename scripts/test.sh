@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run every test: installs the oracles and fixture tools (idempotently), fetches the real
-# sample images, checks formatting and lints, then runs the whole workspace test suite.
+# sample images, starts a throwaway PostgreSQL server (the catalog suite runs on SQLite and
+# PostgreSQL), checks formatting and lints, runs the whole workspace test suite, then the
+# end-to-end tests that drive `ikon serve` with Tencent's own Python SDK and tccli.
 # Oracles are never optional: a missing one fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,11 @@ step "fetching sample images"
 bash scripts/fetch-sample-images.sh .cache/samples
 export IKON_SAMPLES="$PWD/.cache/samples/qemu"
 
+step "starting PostgreSQL"
+eval "$(bash scripts/start-postgres.sh)"
+export IKON_TEST_DATABASE_URL="$DATABASE_URL"
+trap 'bash scripts/stop-postgres.sh >/dev/null 2>&1 || true' EXIT
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
@@ -21,6 +28,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee .cache/test.log
 status=${PIPESTATUS[0]}
+if [ -f tests/e2e/run.sh ]; then
+    step "end-to-end: Tencent SDK and tccli against ikon serve (SQLite, then PostgreSQL)"
+    if ! bash tests/e2e/run.sh 2>&1 | tee .cache/e2e.log; then
+        status=1
+    fi
+fi
 passed=$(grep -Eo '[0-9]+ passed' .cache/test.log | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' .cache/test.log | awk '{s+=$1} END {print s+0}')
 step "done"

@@ -1,0 +1,272 @@
+//! The durable task runner: success, retry, permanent failure, and a worker that dies
+//! mid-task (its lease runs out; another worker finishes it, or recovery fails it and its
+//! image) — no task stays stuck and no image turns NORMAL without its task succeeding.
+
+use ikon_service::tasks::{BoxFuture, ImageStates, Progress, Runner, TaskError, TaskHandler};
+use ikon_service::{ids, Caller, Config, Image, Service};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Fails `fail_first` times (transiently, or permanently when `permanent`), then succeeds.
+struct Flaky {
+    calls: AtomicU32,
+    fail_first: u32,
+    permanent: bool,
+}
+
+impl TaskHandler for Flaky {
+    fn kind(&self) -> &'static str {
+        "create"
+    }
+    fn image_states(&self) -> Option<ImageStates> {
+        Some(ImageStates {
+            running: &["CREATING"],
+            success: "NORMAL",
+            failure: "CREATEFAILED",
+        })
+    }
+    fn run<'a>(
+        &'a self,
+        _svc: &'a Service,
+        _task: &'a ikon_catalog::Task,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<String, TaskError>> {
+        Box::pin(async move {
+            progress.set(50);
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if n < self.fail_first {
+                if self.permanent {
+                    return Err(TaskError::permanent("the source image is corrupt"));
+                }
+                return Err(TaskError::transient("store unreachable"));
+            }
+            Ok("{\"done\":true}".into())
+        })
+    }
+}
+
+async fn service() -> Service {
+    let dir = std::env::temp_dir().join(format!("ikon-svc-{}", ids::uuid4()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let cat = ikon_catalog::Catalog::connect(&format!("sqlite://{}", dir.join("c.db").display()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Service::new(cat, Config::default())
+}
+
+async fn creating_image(svc: &Service, id: &str) -> Caller {
+    let acc = svc
+        .create_account(&format!("acc-{id}"), false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = ids::now();
+    let img = Image {
+        image_id: id.into(),
+        kind: "PRIVATE".into(),
+        owner: acc.account_id.clone(),
+        region: "ap-guangzhou".into(),
+        name: id.into(),
+        description: String::new(),
+        os_name: String::new(),
+        os_type: String::new(),
+        platform: String::new(),
+        architecture: "x86_64".into(),
+        size_bytes: 0,
+        state: "CREATING".into(),
+        state_reason: String::new(),
+        source: "CREATE_IMAGE".into(),
+        license_type: "TencentCloud".into(),
+        family: String::new(),
+        deprecated: false,
+        cloudinit: false,
+        sync_percent: None,
+        share_count: 0,
+        disks: vec![],
+        origin: String::new(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        tags: vec![],
+    };
+    svc.add_image(&img).await.unwrap_or_else(|e| panic!("{e}"));
+    Caller {
+        account_id: acc.account_id,
+        is_admin: false,
+        region: "ap-guangzhou".into(),
+    }
+}
+
+async fn state(svc: &Service, id: &str) -> (String, String) {
+    let i = svc
+        .catalog()
+        .image(id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("{id} gone"));
+    (i.state, i.state_reason)
+}
+
+fn runner(svc: &Service, h: Flaky) -> Runner {
+    let mut r = Runner::new(svc.clone(), 1);
+    r.register(Arc::new(h));
+    r
+}
+
+#[tokio::test]
+async fn success_retry_and_permanent_failure() {
+    let svc = service().await;
+    let c = creating_image(&svc, "img-task0001").await;
+    let t = svc
+        .submit_task(&c, "create", "img-task0001", &serde_json::json!({}), 3)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = runner(
+        &svc,
+        Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: 1,
+            permanent: false,
+        },
+    );
+    assert!(r.run_once().await.unwrap_or(false));
+    // First attempt failed transiently: the image is still CREATING, the task waits.
+    assert_eq!(state(&svc, "img-task0001").await.0, "CREATING");
+    assert_eq!(
+        svc.task(&t).await.map(|t| t.state).ok(),
+        Some(ikon_catalog::TaskState::Pending)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(r.run_once().await.unwrap_or(false));
+    assert_eq!(state(&svc, "img-task0001").await.0, "NORMAL");
+    let task = svc.task(&t).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (task.state, task.attempts, task.progress),
+        (ikon_catalog::TaskState::Succeeded, 2, 100)
+    );
+
+    let c = creating_image(&svc, "img-task0002").await;
+    svc.submit_task(&c, "create", "img-task0002", &serde_json::json!({}), 3)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = runner(
+        &svc,
+        Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: 9,
+            permanent: true,
+        },
+    );
+    assert!(r.run_once().await.unwrap_or(false));
+    assert_eq!(
+        state(&svc, "img-task0002").await,
+        (
+            "CREATEFAILED".to_string(),
+            "the source image is corrupt".to_string()
+        )
+    );
+    assert!(!r.run_once().await.unwrap_or(true), "nothing left to run");
+}
+
+#[tokio::test]
+async fn a_dead_worker_never_leaves_a_task_stuck() {
+    let svc = service().await;
+    // Attempts left: a second worker takes over after the lease and finishes.
+    let c = creating_image(&svc, "img-dead0001").await;
+    let t1 = svc
+        .submit_task(&c, "create", "img-dead0001", &serde_json::json!({}), 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let claimed = svc
+        .catalog()
+        .claim_task("crashed-worker", &["create"], 1, ids::now())
+        .await
+        .ok()
+        .flatten();
+    assert_eq!(claimed.map(|t| t.task_id), Some(t1.clone()));
+    let r = runner(
+        &svc,
+        Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: 0,
+            permanent: false,
+        },
+    );
+    assert!(
+        !r.run_once().await.unwrap_or(true),
+        "the lease is still held"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(r.run_once().await.unwrap_or(false));
+    assert_eq!(state(&svc, "img-dead0001").await.0, "NORMAL");
+    // The crashed worker's late result is refused.
+    let late = ikon_catalog::TaskOutcome {
+        error: Some("late"),
+        retry: false,
+        retry_after: 0,
+        result: "",
+        image: None,
+    };
+    assert!(!svc
+        .catalog()
+        .finish_task(&t1, "crashed-worker", &late, ids::now())
+        .await
+        .unwrap_or(true));
+
+    // No attempts left: recovery fails the task and its image with a reason.
+    let c = creating_image(&svc, "img-dead0002").await;
+    let t2 = svc
+        .submit_task(&c, "create", "img-dead0002", &serde_json::json!({}), 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(svc
+        .catalog()
+        .claim_task("crashed-worker", &["create"], 1, ids::now())
+        .await
+        .ok()
+        .flatten()
+        .is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(
+        !r.run_once().await.unwrap_or(true),
+        "an exhausted task is not claimable"
+    );
+    assert_eq!(r.recover().await.unwrap_or(0), 1);
+    let (st, reason) = state(&svc, "img-dead0002").await;
+    assert_eq!(st, "CREATEFAILED");
+    assert!(reason.contains("stopped responding"), "{reason}");
+    assert_eq!(
+        svc.task(&t2).await.map(|t| t.state).ok(),
+        Some(ikon_catalog::TaskState::Failed)
+    );
+}
+
+#[tokio::test]
+async fn illegal_state_transitions_are_refused() {
+    let svc = service().await;
+    creating_image(&svc, "img-trans001").await;
+    assert!(
+        svc.transition_image("img-trans001", "SYNCING", "")
+            .await
+            .is_err(),
+        "CREATING cannot become SYNCING"
+    );
+    assert!(svc
+        .transition_image("img-trans001", "NORMAL", "")
+        .await
+        .is_ok());
+    assert!(
+        svc.transition_image("img-trans001", "CREATEFAILED", "")
+            .await
+            .is_err(),
+        "NORMAL cannot fail creation"
+    );
+    assert!(svc
+        .transition_image("img-trans001", "SYNCING", "")
+        .await
+        .is_ok());
+    assert!(svc
+        .transition_image("img-trans001", "NORMAL", "")
+        .await
+        .is_ok());
+}
