@@ -1,0 +1,224 @@
+//! Publishing a disk image file: a platform (public) image, or a custom image on an
+//! account's behalf. The image row is created IMPORTING first (which reserves the quota
+//! unit), the file's data goes into the chunk store, the guest is inspected for its OS
+//! fields, and only then does the image turn NORMAL; any failure leaves it IMPORTFAILED
+//! with the reason, never half-made in NORMAL.
+
+use crate::images::state;
+use crate::{ids, Error, ErrorKind, Result, Service};
+use ikon_catalog::{DiskRef, Image};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What to publish.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// Disk image file (any supported format, detected from content).
+    pub file: PathBuf,
+    /// Region holding it.
+    pub region: String,
+    /// Image name (with `count > 1`: NAME-00001, NAME-00002, ...).
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// OS name override (else from inspection).
+    pub os_name: Option<String>,
+    /// Platform override (else from inspection).
+    pub platform: Option<String>,
+    /// Owner account for a custom image; None = public platform image.
+    pub account: Option<String>,
+    /// Image family.
+    pub family: String,
+    /// How many catalog entries to make sharing the one stored copy (load tests).
+    pub count: u32,
+}
+
+/// What was published.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Published {
+    /// Image ids (one per `count`).
+    pub image_ids: Vec<String>,
+    /// First image id.
+    pub image_id: String,
+    /// Virtual size in bytes.
+    pub virtual_size: u64,
+    /// Container format of the file.
+    pub format: String,
+    /// OS name recorded.
+    pub os_name: String,
+    /// Platform recorded.
+    pub platform: String,
+    /// Bytes of guest data read.
+    pub data_bytes: u64,
+    /// Bytes newly stored (the rest was deduplicated or zero).
+    pub new_bytes: u64,
+}
+
+/// OS fields found by inspection.
+#[derive(Debug, Clone, Default)]
+struct OsFields {
+    os_name: String,
+    os_type: String,
+    platform: String,
+    architecture: String,
+    cloudinit: bool,
+    byol: bool,
+}
+
+fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
+    let Ok(ins) = ikon_guest::inspect(dev, format) else {
+        return OsFields { architecture: "x86_64".into(), ..OsFields::default() };
+    };
+    let Some(os) = ins.operating_systems.first() else {
+        return OsFields { architecture: "x86_64".into(), ..OsFields::default() };
+    };
+    let arch = |a: Option<&String>, bits: Option<u32>| match (a.map(String::as_str), bits) {
+        (Some("x86_64" | "amd64"), _) | (None, Some(64)) => "x86_64".to_string(),
+        (Some("i386" | "i686" | "x86"), _) | (None, Some(32)) => "i386".to_string(),
+        (Some("aarch64" | "arm64"), _) => "arm".to_string(),
+        (Some(other), _) => other.to_string(),
+        (None, _) => "x86_64".to_string(),
+    };
+    if let Some(l) = &os.linux {
+        let bits = if arch(l.arch.as_ref(), l.bits) == "i386" { "32" } else { "64" };
+        let platform = match l.distro.as_str() {
+            "centos" => "CentOS",
+            "rhel" => "RedHat",
+            "ubuntu" => "Ubuntu",
+            "debian" => "Debian",
+            "opensuse" | "opensuse-leap" => "OpenSUSE",
+            "sles" | "suse" => "SUSE",
+            "coreos" | "fedora-coreos" | "fcos" => "CoreOS",
+            "fedora" => "Fedora",
+            _ => "Other Linux",
+        };
+        let name = if l.name.is_empty() { platform.to_string() } else { l.name.clone() };
+        return OsFields {
+            os_name: format!("{name} {} {bits}bit", l.version).split_whitespace().collect::<Vec<_>>().join(" "),
+            os_type: "Linux".into(),
+            platform: platform.into(),
+            architecture: arch(l.arch.as_ref(), l.bits),
+            cloudinit: l.cloud_init,
+            byol: l.byol_required,
+        };
+    }
+    if let Some(w) = &os.windows {
+        return OsFields {
+            os_name: w.product_name.clone(),
+            os_type: "Windows".into(),
+            platform: "Windows".into(),
+            architecture: arch(w.arch.as_ref(), w.bits),
+            cloudinit: false,
+            byol: false,
+        };
+    }
+    OsFields { architecture: "x86_64".into(), ..OsFields::default() }
+}
+
+impl Service {
+    /// Publishes a disk image file (see the module documentation).
+    pub async fn publish_image(
+        &self,
+        req: &PublishRequest,
+        progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+    ) -> Result<Published> {
+        crate::images::check_name(&req.name)?;
+        self.check_region(&req.region)?;
+        let count = req.count.max(1);
+        if let Some(acc) = &req.account {
+            if self.catalog().account(acc).await?.is_none() {
+                return Err(Error::new(ErrorKind::AccountNotFound, format!("account {acc} does not exist")));
+            }
+        }
+        let file = req.file.clone();
+        let (dev, format, fields) = tokio::task::spawn_blocking(move || {
+            let img = ikon_disk::open(&file, &ikon_disk::OpenOptions::default())
+                .map_err(|e| Error::new(ErrorKind::InvalidParameterValue, e.to_string()))?;
+            let format = img.info().format.to_string();
+            let fields = os_fields(img.as_ref(), &format);
+            let img: Arc<dyn ikon_disk::DiskImage> = Arc::from(img);
+            let dev: Arc<dyn ikon_disk::BlockDevice> = img;
+            Ok::<_, Error>((dev, format, fields))
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+        let size = dev.len();
+        let now = ids::now();
+        let disk_id = ids::new_id("disk");
+        let names: Vec<String> = if count == 1 {
+            vec![req.name.clone()]
+        } else {
+            (1..=count).map(|i| format!("{}-{i:05}", req.name)).collect()
+        };
+        // Rows first, IMPORTING: the quota is reserved and a crash leaves a visible,
+        // deletable record instead of a NORMAL image without data.
+        let mut image_ids = Vec::with_capacity(names.len());
+        for name in &names {
+            let img = Image {
+                image_id: ids::new_id("img"),
+                kind: if req.account.is_some() { "PRIVATE" } else { "PUBLIC" }.into(),
+                owner: req.account.clone().unwrap_or_default(),
+                region: req.region.clone(),
+                name: name.clone(),
+                description: req.description.clone(),
+                os_name: req.os_name.clone().unwrap_or_else(|| fields.os_name.clone()),
+                os_type: fields.os_type.clone(),
+                platform: req.platform.clone().unwrap_or_else(|| fields.platform.clone()),
+                architecture: fields.architecture.clone(),
+                size_bytes: size,
+                state: state::IMPORTING.into(),
+                state_reason: String::new(),
+                source: if req.account.is_some() { "EXTERNAL_IMPORT" } else { "OFFICIAL" }.into(),
+                license_type: if fields.byol { "BYOL" } else { "TencentCloud" }.into(),
+                family: req.family.clone(),
+                deprecated: false,
+                cloudinit: fields.cloudinit,
+                sync_percent: None,
+                share_count: 0,
+                disks: vec![],
+                origin: String::new(),
+                created_at: now,
+                updated_at: now,
+                version: 1,
+                tags: vec![],
+            };
+            self.add_image(&img).await?;
+            image_ids.push(img.image_id);
+        }
+        let imported = self.store().import_device(dev, &disk_id, progress).await;
+        let (mref, stats) = match imported {
+            Ok((mref, _manifest, stats)) => (mref, stats),
+            Err(e) => {
+                for id in &image_ids {
+                    let _ = self
+                        .catalog()
+                        .transition_image(id, &[state::IMPORTING], state::IMPORTFAILED, &e.to_string(), None, ids::now())
+                        .await;
+                }
+                return Err(Error::new(ErrorKind::Storage, format!("storing {}: {e}", req.file.display())));
+            }
+        };
+        let disk = DiskRef {
+            disk_id: mref.disk_id.clone(),
+            version: mref.version,
+            usage: "SYSTEM_DISK".into(),
+            size_bytes: size,
+            snapshot_id: ids::new_id("snap"),
+        };
+        for id in &image_ids {
+            self.catalog().set_image_disks(id, std::slice::from_ref(&disk), size).await?;
+            self.transition_image(id, state::NORMAL, "").await?;
+        }
+        Ok(Published {
+            image_id: image_ids[0].clone(),
+            image_ids,
+            virtual_size: size,
+            format,
+            os_name: req.os_name.clone().unwrap_or(fields.os_name),
+            platform: req.platform.clone().unwrap_or(fields.platform),
+            data_bytes: stats.data_bytes,
+            new_bytes: stats.new_bytes,
+        })
+    }
+}
