@@ -21,7 +21,10 @@ async fn env_with(config: Config) -> Env {
     let cat = ikon_catalog::Catalog::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let svc = Service::new(cat, config);
+    let store = ikon_service::Store::open_local(&dir.join("chunks"), 1 << 20)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let svc = Service::new(cat, config, store);
     let app = ikon_api::app(ikon_api::AppState::new(svc.clone()));
     Env { svc, app }
 }

@@ -4,6 +4,7 @@
 //! found only leaked clusters.
 
 mod img;
+mod publish;
 mod server;
 
 use clap::{Parser, Subcommand};

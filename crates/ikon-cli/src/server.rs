@@ -62,6 +62,15 @@ pub enum AdminCommand {
     /// API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Platform and custom images.
+    #[command(subcommand)]
+    Image(crate::publish::ImageCommand),
+    /// Remove chunks and manifests no image references (safe while the server runs).
+    Gc {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
 }
 
 /// `ikon admin account …`.
@@ -131,8 +140,11 @@ pub async fn open_service(data: &DataArgs) -> Result<Service> {
     let catalog = ikon_catalog::Catalog::connect(&url)
         .await
         .with_context(|| format!("opening the catalog {}", redact(&url)))?;
-    std::fs::create_dir_all(chunk_dir(&data.data_dir))?;
-    Ok(Service::new(catalog, config))
+    let dir = chunk_dir(&data.data_dir);
+    let store = ikon_service::Store::open_local(&dir, config.chunk_size)
+        .await
+        .with_context(|| format!("opening the chunk store {}", dir.display()))?;
+    Ok(Service::new(catalog, config, store))
 }
 
 /// The local chunk store directory.
@@ -186,12 +198,37 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
                 })
                 .await;
         });
+        let metrics = state.metrics.clone();
+        let msvc = svc.clone();
+        let refresher = tokio::spawn(async move {
+            loop {
+                match msvc.store_usage().await {
+                    Ok((held, referenced)) => {
+                        metrics
+                            .store_bytes
+                            .set(i64::try_from(held).unwrap_or(i64::MAX));
+                        metrics
+                            .logical_bytes
+                            .set(i64::try_from(referenced).unwrap_or(i64::MAX));
+                        let ratio = if held == 0 {
+                            1.0
+                        } else {
+                            referenced as f64 / held as f64
+                        };
+                        metrics.dedup_ratio.set(ratio);
+                    }
+                    Err(e) => tracing::warn!("store metrics: {e}"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            }
+        });
         println!("ikon listening on http://{addr}");
         axum::serve(listener, ikon_api::app(state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        refresher.abort();
         Ok(0)
     })
 }
@@ -278,6 +315,23 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                     bail!("key {secret_id} does not exist");
                 }
                 println!("key {secret_id} disabled");
+            }
+            AdminCommand::Image(cmd) => return crate::publish::run(&svc, cmd).await,
+            AdminCommand::Gc { output } => {
+                let st = svc.collect_garbage().await?;
+                let v = serde_json::json!({
+                    "LiveChunks": st.live_chunks,
+                    "DeletedChunks": st.deleted_chunks,
+                    "DeletedBytes": st.deleted_bytes,
+                    "DeletedManifests": st.deleted_manifests,
+                    "RemovedTemporaryFiles": st.removed_tmp,
+                });
+                print(output, &v, || {
+                    format!(
+                        "{} chunks live; deleted {} chunks ({} bytes), {} manifests, {} temporary files",
+                        st.live_chunks, st.deleted_chunks, st.deleted_bytes, st.deleted_manifests, st.removed_tmp
+                    )
+                })?;
             }
         }
         Ok(0)

@@ -7,13 +7,18 @@ pub mod config;
 mod error;
 pub mod ids;
 mod images;
+mod publish;
 pub mod tasks;
 
 pub use accounts::{Credentials, KeyLookup};
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use ikon_catalog::{Catalog, Image};
-pub use images::{DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility};
+pub use ikon_store::Store;
+pub use images::{
+    state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility,
+};
+pub use publish::{PublishRequest, Published};
 
 use std::sync::Arc;
 
@@ -37,14 +42,69 @@ pub struct Service {
 struct Inner {
     catalog: Catalog,
     config: Config,
+    store: ikon_store::Store,
 }
 
 impl Service {
-    /// A service over a connected catalog.
-    pub fn new(catalog: Catalog, config: Config) -> Service {
+    /// A service over a connected catalog and a chunk store.
+    pub fn new(catalog: Catalog, config: Config, store: ikon_store::Store) -> Service {
         Service {
-            inner: Arc::new(Inner { catalog, config }),
+            inner: Arc::new(Inner {
+                catalog,
+                config,
+                store,
+            }),
         }
+    }
+
+    /// The chunk store.
+    pub fn store(&self) -> &ikon_store::Store {
+        &self.inner.store
+    }
+
+    /// Removes chunks and manifests no image references any more; safe while other
+    /// writers run (see `ikon_store::gc`). The live set is read after writers finished.
+    pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
+        let live: Vec<ikon_store::ManifestRef> = self
+            .catalog()
+            .image_disks()
+            .await?
+            .into_iter()
+            .map(|d| ikon_store::ManifestRef {
+                disk_id: d.disk_id,
+                version: d.version,
+            })
+            .collect();
+        self.store()
+            .gc(&live, true)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))
+    }
+
+    /// Store figures: (bytes held, data bytes referenced by all images' disks).
+    pub async fn store_usage(&self) -> Result<(u64, u64)> {
+        let held = self
+            .store()
+            .stats()
+            .await
+            .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?
+            .bytes;
+        let mut referenced = 0u64;
+        let mut seen = std::collections::HashSet::new();
+        for d in self.catalog().image_disks().await? {
+            if seen.insert((d.disk_id.clone(), d.version)) {
+                let m = self
+                    .store()
+                    .get_manifest(&ikon_store::ManifestRef {
+                        disk_id: d.disk_id,
+                        version: d.version,
+                    })
+                    .await
+                    .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
+                referenced += m.stored_bytes();
+            }
+        }
+        Ok((held, referenced))
     }
 
     /// The configuration.

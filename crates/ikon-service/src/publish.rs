@@ -68,10 +68,16 @@ struct OsFields {
 
 fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
     let Ok(ins) = ikon_guest::inspect(dev, format) else {
-        return OsFields { architecture: "x86_64".into(), ..OsFields::default() };
+        return OsFields {
+            architecture: "x86_64".into(),
+            ..OsFields::default()
+        };
     };
     let Some(os) = ins.operating_systems.first() else {
-        return OsFields { architecture: "x86_64".into(), ..OsFields::default() };
+        return OsFields {
+            architecture: "x86_64".into(),
+            ..OsFields::default()
+        };
     };
     let arch = |a: Option<&String>, bits: Option<u32>| match (a.map(String::as_str), bits) {
         (Some("x86_64" | "amd64"), _) | (None, Some(64)) => "x86_64".to_string(),
@@ -81,7 +87,11 @@ fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
         (None, _) => "x86_64".to_string(),
     };
     if let Some(l) = &os.linux {
-        let bits = if arch(l.arch.as_ref(), l.bits) == "i386" { "32" } else { "64" };
+        let bits = if arch(l.arch.as_ref(), l.bits) == "i386" {
+            "32"
+        } else {
+            "64"
+        };
         let platform = match l.distro.as_str() {
             "centos" => "CentOS",
             "rhel" => "RedHat",
@@ -93,9 +103,16 @@ fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
             "fedora" => "Fedora",
             _ => "Other Linux",
         };
-        let name = if l.name.is_empty() { platform.to_string() } else { l.name.clone() };
+        let name = if l.name.is_empty() {
+            platform.to_string()
+        } else {
+            l.name.clone()
+        };
         return OsFields {
-            os_name: format!("{name} {} {bits}bit", l.version).split_whitespace().collect::<Vec<_>>().join(" "),
+            os_name: format!("{name} {} {bits}bit", l.version)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
             os_type: "Linux".into(),
             platform: platform.into(),
             architecture: arch(l.arch.as_ref(), l.bits),
@@ -113,10 +130,29 @@ fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
             byol: false,
         };
     }
-    OsFields { architecture: "x86_64".into(), ..OsFields::default() }
+    OsFields {
+        architecture: "x86_64".into(),
+        ..OsFields::default()
+    }
 }
 
 impl Service {
+    async fn fail_import(&self, image_ids: &[String], msg: &str) {
+        for id in image_ids {
+            let _ = self
+                .catalog()
+                .transition_image(
+                    id,
+                    &[state::IMPORTING],
+                    state::IMPORTFAILED,
+                    msg,
+                    None,
+                    ids::now(),
+                )
+                .await;
+        }
+    }
+
     /// Publishes a disk image file (see the module documentation).
     pub async fn publish_image(
         &self,
@@ -128,7 +164,10 @@ impl Service {
         let count = req.count.max(1);
         if let Some(acc) = &req.account {
             if self.catalog().account(acc).await?.is_none() {
-                return Err(Error::new(ErrorKind::AccountNotFound, format!("account {acc} does not exist")));
+                return Err(Error::new(
+                    ErrorKind::AccountNotFound,
+                    format!("account {acc} does not exist"),
+                ));
             }
         }
         let file = req.file.clone();
@@ -149,7 +188,9 @@ impl Service {
         let names: Vec<String> = if count == 1 {
             vec![req.name.clone()]
         } else {
-            (1..=count).map(|i| format!("{}-{i:05}", req.name)).collect()
+            (1..=count)
+                .map(|i| format!("{}-{i:05}", req.name))
+                .collect()
         };
         // Rows first, IMPORTING: the quota is reserved and a crash leaves a visible,
         // deletable record instead of a NORMAL image without data.
@@ -157,19 +198,35 @@ impl Service {
         for name in &names {
             let img = Image {
                 image_id: ids::new_id("img"),
-                kind: if req.account.is_some() { "PRIVATE" } else { "PUBLIC" }.into(),
+                kind: if req.account.is_some() {
+                    "PRIVATE"
+                } else {
+                    "PUBLIC"
+                }
+                .into(),
                 owner: req.account.clone().unwrap_or_default(),
                 region: req.region.clone(),
                 name: name.clone(),
                 description: req.description.clone(),
-                os_name: req.os_name.clone().unwrap_or_else(|| fields.os_name.clone()),
+                os_name: req
+                    .os_name
+                    .clone()
+                    .unwrap_or_else(|| fields.os_name.clone()),
                 os_type: fields.os_type.clone(),
-                platform: req.platform.clone().unwrap_or_else(|| fields.platform.clone()),
+                platform: req
+                    .platform
+                    .clone()
+                    .unwrap_or_else(|| fields.platform.clone()),
                 architecture: fields.architecture.clone(),
                 size_bytes: size,
                 state: state::IMPORTING.into(),
                 state_reason: String::new(),
-                source: if req.account.is_some() { "EXTERNAL_IMPORT" } else { "OFFICIAL" }.into(),
+                source: if req.account.is_some() {
+                    "EXTERNAL_IMPORT"
+                } else {
+                    "OFFICIAL"
+                }
+                .into(),
                 license_type: if fields.byol { "BYOL" } else { "TencentCloud" }.into(),
                 family: req.family.clone(),
                 deprecated: false,
@@ -186,17 +243,21 @@ impl Service {
             self.add_image(&img).await?;
             image_ids.push(img.image_id);
         }
-        let imported = self.store().import_device(dev, &disk_id, progress).await;
-        let (mref, stats) = match imported {
+        let session = match self.store().begin_write().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_import(&image_ids, &e.to_string()).await;
+                return Err(Error::new(ErrorKind::Storage, e.to_string()));
+            }
+        };
+        let (mref, stats) = match session.import_device(dev, &disk_id, progress).await {
             Ok((mref, _manifest, stats)) => (mref, stats),
             Err(e) => {
-                for id in &image_ids {
-                    let _ = self
-                        .catalog()
-                        .transition_image(id, &[state::IMPORTING], state::IMPORTFAILED, &e.to_string(), None, ids::now())
-                        .await;
-                }
-                return Err(Error::new(ErrorKind::Storage, format!("storing {}: {e}", req.file.display())));
+                self.fail_import(&image_ids, &e.to_string()).await;
+                return Err(Error::new(
+                    ErrorKind::Storage,
+                    format!("storing {}: {e}", req.file.display()),
+                ));
             }
         };
         let disk = DiskRef {
@@ -207,9 +268,16 @@ impl Service {
             snapshot_id: ids::new_id("snap"),
         };
         for id in &image_ids {
-            self.catalog().set_image_disks(id, std::slice::from_ref(&disk), size).await?;
+            self.catalog()
+                .set_image_disks(id, std::slice::from_ref(&disk), size)
+                .await?;
             self.transition_image(id, state::NORMAL, "").await?;
         }
+        // The references are committed: the session may end (a collection may now run).
+        session
+            .end()
+            .await
+            .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
         Ok(Published {
             image_id: image_ids[0].clone(),
             image_ids,

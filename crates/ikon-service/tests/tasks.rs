@@ -51,7 +51,13 @@ async fn service() -> Service {
     let cat = ikon_catalog::Catalog::connect(&format!("sqlite://{}", dir.join("c.db").display()))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    Service::new(cat, Config::default())
+    Service::new(
+        cat,
+        Config::default(),
+        ikon_service::Store::open_local(&dir.join("chunks"), 1 << 20)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 async fn creating_image(svc: &Service, id: &str) -> Caller {
