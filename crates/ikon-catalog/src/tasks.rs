@@ -171,6 +171,36 @@ impl Catalog {
         Ok(())
     }
 
+    /// Enqueues a task already claimed by `worker` (who runs it in-process, e.g. an admin
+    /// command): no other worker can take it while the lease is renewed, and if the worker
+    /// dies the lease runs out and recovery fails it.
+    pub async fn enqueue_claimed_task(
+        &self,
+        t: &NewTask,
+        worker: &str,
+        lease_secs: i64,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tasks (task_id, kind, account_id, region, resource_id, payload, state,
+             attempts, max_attempts, lease_owner, lease_until, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', 1, $7, $8, $9, $10, $10)",
+        )
+        .bind(&t.task_id)
+        .bind(&t.kind)
+        .bind(&t.account_id)
+        .bind(&t.region)
+        .bind(&t.resource_id)
+        .bind(&t.payload)
+        .bind(t.max_attempts)
+        .bind(worker)
+        .bind(now + lease_secs)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// One task by id.
     pub async fn task(&self, task_id: &str) -> Result<Option<Task>> {
         let row = sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE task_id = $1"))

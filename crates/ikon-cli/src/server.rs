@@ -188,7 +188,8 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let runner = ikon_service::tasks::Runner::new(svc.clone(), 30);
+        let mut runner = ikon_service::tasks::Runner::new(svc.clone(), 30);
+        runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(async move {
             let mut rx = stop_rx;

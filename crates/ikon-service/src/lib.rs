@@ -18,7 +18,7 @@ pub use ikon_store::Store;
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility,
 };
-pub use publish::{PublishRequest, Published};
+pub use publish::{PublishHandler, PublishRequest, Published};
 
 use std::sync::Arc;
 

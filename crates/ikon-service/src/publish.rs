@@ -243,17 +243,88 @@ impl Service {
             self.add_image(&img).await?;
             image_ids.push(img.image_id);
         }
+        // A durable task owned by this process: if it dies, its lease runs out and the
+        // server's task runner marks these images IMPORTFAILED (see `PublishHandler`).
+        let worker = format!("publish-{}", ids::uuid4());
+        let task_id = ids::new_id("task");
+        let task = ikon_catalog::NewTask {
+            task_id: task_id.clone(),
+            kind: PUBLISH_KIND.into(),
+            account_id: req.account.clone().unwrap_or_default(),
+            region: req.region.clone(),
+            resource_id: image_ids[0].clone(),
+            payload:
+                serde_json::json!({ "images": image_ids, "file": req.file.display().to_string() })
+                    .to_string(),
+            max_attempts: 1,
+        };
+        self.catalog()
+            .enqueue_claimed_task(&task, &worker, PUBLISH_LEASE, ids::now())
+            .await?;
+        let beat = {
+            let (svc, task_id, worker) = (self.clone(), task_id.clone(), worker.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(
+                        u64::try_from(PUBLISH_LEASE / 3).unwrap_or(10),
+                    ))
+                    .await;
+                    let _ = svc
+                        .catalog()
+                        .heartbeat_task(&task_id, &worker, PUBLISH_LEASE, 0, ids::now())
+                        .await;
+                }
+            })
+        };
+        let result = self
+            .publish_data(req, dev, &disk_id, size, &image_ids, progress)
+            .await;
+        beat.abort();
+        let outcome = ikon_catalog::TaskOutcome {
+            error: result.as_ref().err().map(|e| e.message.as_str()),
+            retry: false,
+            retry_after: 0,
+            result: "{}",
+            image: None,
+        };
+        let _ = self
+            .catalog()
+            .finish_task(&task_id, &worker, &outcome, ids::now())
+            .await;
+        let stats = result?;
+        Ok(Published {
+            image_id: image_ids[0].clone(),
+            image_ids,
+            virtual_size: size,
+            format,
+            os_name: req.os_name.clone().unwrap_or(fields.os_name),
+            platform: req.platform.clone().unwrap_or(fields.platform),
+            data_bytes: stats.data_bytes,
+            new_bytes: stats.new_bytes,
+        })
+    }
+
+    /// Stores the data and turns the images NORMAL (or IMPORTFAILED).
+    async fn publish_data(
+        &self,
+        req: &PublishRequest,
+        dev: Arc<dyn ikon_disk::BlockDevice>,
+        disk_id: &str,
+        size: u64,
+        image_ids: &[String],
+        progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+    ) -> Result<ikon_store::ImportStats> {
         let session = match self.store().begin_write().await {
             Ok(s) => s,
             Err(e) => {
-                self.fail_import(&image_ids, &e.to_string()).await;
+                self.fail_import(image_ids, &e.to_string()).await;
                 return Err(Error::new(ErrorKind::Storage, e.to_string()));
             }
         };
-        let (mref, stats) = match session.import_device(dev, &disk_id, progress).await {
+        let (mref, stats) = match session.import_device(dev, disk_id, progress).await {
             Ok((mref, _manifest, stats)) => (mref, stats),
             Err(e) => {
-                self.fail_import(&image_ids, &e.to_string()).await;
+                self.fail_import(image_ids, &e.to_string()).await;
                 return Err(Error::new(
                     ErrorKind::Storage,
                     format!("storing {}: {e}", req.file.display()),
@@ -267,7 +338,7 @@ impl Service {
             size_bytes: size,
             snapshot_id: ids::new_id("snap"),
         };
-        for id in &image_ids {
+        for id in image_ids {
             self.catalog()
                 .set_image_disks(id, std::slice::from_ref(&disk), size)
                 .await?;
@@ -278,15 +349,57 @@ impl Service {
             .end()
             .await
             .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
-        Ok(Published {
-            image_id: image_ids[0].clone(),
-            image_ids,
-            virtual_size: size,
-            format,
-            os_name: req.os_name.clone().unwrap_or(fields.os_name),
-            platform: req.platform.clone().unwrap_or(fields.platform),
-            data_bytes: stats.data_bytes,
-            new_bytes: stats.new_bytes,
+        Ok(stats)
+    }
+}
+
+/// Task kind of an in-process publication.
+pub const PUBLISH_KIND: &str = "publish";
+/// Lease of a publication task, seconds.
+const PUBLISH_LEASE: i64 = 60;
+
+/// Cleans up after a publishing process that died: its images become IMPORTFAILED. (A
+/// publication cannot be resumed elsewhere: the file is on the publisher's machine.)
+pub struct PublishHandler;
+
+impl crate::tasks::TaskHandler for PublishHandler {
+    fn kind(&self) -> &'static str {
+        PUBLISH_KIND
+    }
+
+    fn image_states(&self) -> Option<crate::tasks::ImageStates> {
+        None
+    }
+
+    fn on_abandoned<'a>(
+        &'a self,
+        svc: &'a Service,
+        task: &'a ikon_catalog::Task,
+        reason: &'a str,
+    ) -> crate::tasks::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let images: Vec<String> = serde_json::from_str::<serde_json::Value>(&task.payload)
+                .ok()
+                .and_then(|v| serde_json::from_value(v["images"].clone()).ok())
+                .unwrap_or_else(|| vec![task.resource_id.clone()]);
+            svc.fail_import(
+                &images,
+                &format!("{reason}: the publishing process stopped; publish the file again"),
+            )
+            .await;
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        _svc: &'a Service,
+        _task: &'a ikon_catalog::Task,
+        _progress: &'a crate::tasks::Progress,
+    ) -> crate::tasks::BoxFuture<'a, std::result::Result<String, crate::tasks::TaskError>> {
+        Box::pin(async {
+            Err(crate::tasks::TaskError::permanent(
+                "a publication runs only in its own process",
+            ))
         })
     }
 }

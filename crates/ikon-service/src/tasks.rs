@@ -80,6 +80,16 @@ pub trait TaskHandler: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Image state changes on completion (the task's `resource_id` is the image id).
     fn image_states(&self) -> Option<ImageStates>;
+    /// Called once when the task is abandoned for good (its last worker died), before it is
+    /// failed: clean up what `image_states` does not cover (e.g. several images).
+    fn on_abandoned<'a>(
+        &'a self,
+        _svc: &'a Service,
+        _task: &'a Task,
+        _reason: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
     /// One attempt. Must be idempotent: a retried attempt may find its own partial work.
     fn run<'a>(
         &'a self,
@@ -126,15 +136,17 @@ impl Runner {
         let now = ids::now();
         let mut n = 0;
         for t in self.svc.catalog().exhausted_tasks(now).await? {
-            let image = self
-                .handlers
-                .get(t.kind.as_str())
+            let handler = self.handlers.get(t.kind.as_str());
+            let image = handler
                 .and_then(|h| h.image_states())
                 .map(|s| (t.resource_id.as_str(), s.running, s.failure));
             let reason = format!(
                 "task {} ({}) stopped responding after {} attempts",
                 t.task_id, t.kind, t.attempts
             );
+            if let Some(h) = handler {
+                h.on_abandoned(&self.svc, &t, &reason).await;
+            }
             if self
                 .svc
                 .catalog()

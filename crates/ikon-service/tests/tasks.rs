@@ -276,3 +276,67 @@ async fn illegal_state_transitions_are_refused() {
         .await
         .is_ok());
 }
+
+#[tokio::test]
+async fn a_publisher_that_dies_leaves_failed_deletable_images() {
+    let svc = service().await;
+    let caller = creating_image(&svc, "img-pubd0001").await;
+    // Like `ikon admin image publish`: images IMPORTING, a task claimed by the publisher.
+    let mut second = svc
+        .catalog()
+        .image("img-pubd0001")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gone"));
+    for id in ["img-pubd0001", "img-pubd0002"] {
+        if id == "img-pubd0002" {
+            second.image_id = id.into();
+            second.name = id.into();
+            svc.add_image(&second)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(svc
+            .catalog()
+            .transition_image(id, &["CREATING"], "IMPORTING", "", None, ids::now())
+            .await
+            .unwrap_or(false));
+    }
+    let task = ikon_catalog::NewTask {
+        task_id: "task-pubdead1".into(),
+        kind: "publish".into(),
+        account_id: caller.account_id.clone(),
+        region: "ap-guangzhou".into(),
+        resource_id: "img-pubd0001".into(),
+        payload: serde_json::json!({"images": ["img-pubd0001", "img-pubd0002"]}).to_string(),
+        max_attempts: 1,
+    };
+    svc.catalog()
+        .enqueue_claimed_task(&task, "publisher-that-dies", 1, ids::now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut r = Runner::new(svc.clone(), 1);
+    r.register(Arc::new(ikon_service::PublishHandler));
+    assert_eq!(r.recover().await.unwrap_or(9), 0, "the lease is live");
+    assert!(
+        !r.run_once().await.unwrap_or(true),
+        "nobody else may take a publication"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(r.recover().await.unwrap_or(0), 1);
+    for id in ["img-pubd0001", "img-pubd0002"] {
+        let (st, reason) = state(&svc, id).await;
+        assert_eq!(st, "IMPORTFAILED");
+        assert!(reason.contains("publishing process stopped"), "{reason}");
+    }
+    svc.delete_images(
+        &caller,
+        &ikon_service::DeleteRequest {
+            ids: vec!["img-pubd0001".into(), "img-pubd0002".into()],
+            dry_run: false,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
