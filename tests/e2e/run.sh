@@ -12,6 +12,7 @@ export IKON_TCCLI="$PWD/.cache/venv/bin/tccli"
 [ -x "$IKON_BIN" ] || { echo "e2e: $IKON_BIN was not built" >&2; exit 1; }
 started_pg=0
 if [ -z "${DATABASE_URL:-}" ]; then
+  export PGROOT=/tmp/ikon-pg-e2e PGPORT=55434
   eval "$(bash scripts/start-postgres.sh)"
   started_pg=1
 fi

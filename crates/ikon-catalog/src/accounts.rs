@@ -114,6 +114,33 @@ impl Catalog {
         .transpose()
     }
 
+    /// A key and its account in one query (the authentication hot path).
+    pub async fn key_with_account(&self, secret_id: &str) -> Result<Option<(ApiKey, Account)>> {
+        let row = sqlx::query(
+            "SELECT k.secret_id, k.secret_key, k.account_id, k.enabled, a.name, a.is_admin, a.created_at
+             FROM api_keys k JOIN accounts a ON a.account_id = k.account_id WHERE k.secret_id = $1",
+        )
+        .bind(secret_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            let key = ApiKey {
+                secret_id: r.try_get("secret_id")?,
+                secret_key: r.try_get("secret_key")?,
+                account_id: r.try_get("account_id")?,
+                enabled: r.try_get::<i64, _>("enabled")? != 0,
+            };
+            let account = Account {
+                account_id: key.account_id.clone(),
+                name: r.try_get("name")?,
+                is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+                created_at: r.try_get("created_at")?,
+            };
+            Ok((key, account))
+        })
+        .transpose()
+    }
+
     /// Enables or disables a key; returns whether it exists.
     pub async fn set_key_enabled(&self, secret_id: &str, enabled: bool) -> Result<bool> {
         let r = sqlx::query("UPDATE api_keys SET enabled = $1 WHERE secret_id = $2")

@@ -85,7 +85,7 @@ pub struct Image {
 pub type NewImage = Image;
 
 /// Visibility categories from a caller's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Category {
     /// The caller's own custom images in the region.
     Private,
@@ -208,33 +208,43 @@ fn image_from_row(r: &AnyRow) -> Result<Image> {
     })
 }
 
-fn push_filters(qb: &mut Sql, q: &ImageQuery) {
-    qb.push(" WHERE (1 = 0");
-    for c in &q.categories {
-        match c {
-            Category::Public => {
-                qb.push(" OR kind = 'PUBLIC'");
-            }
-            Category::Private => {
-                qb.push(" OR (kind = 'PRIVATE' AND owner = ")
-                    .bind_str(&q.viewer);
-                qb.push(" AND region = ").bind_str(&q.region).push(")");
-            }
-            Category::Shared => {
-                qb.push(" OR (kind = 'PRIVATE' AND region = ")
-                    .bind_str(&q.region);
-                qb.push(" AND image_id IN (SELECT image_id FROM image_shares WHERE account_id = ")
-                    .bind_str(&q.viewer)
-                    .push("))");
-            }
-            Category::Market => {
-                qb.push(" OR (kind = 'MARKET' AND region = ")
-                    .bind_str(&q.region)
-                    .push(")");
-            }
+/// Appends one category's WHERE clause plus every other filter of `q`. Categories are
+/// disjoint, so a listing is a UNION ALL of per-category queries, each able to use its own
+/// index for both the filter and the order.
+fn push_branch(qb: &mut Sql, q: &ImageQuery, c: Category) {
+    match c {
+        Category::Public => {
+            qb.push(" WHERE kind = 'PUBLIC'");
+        }
+        Category::Private => {
+            qb.push(" WHERE owner = ").bind_str(&q.viewer);
+            qb.push(" AND region = ")
+                .bind_str(&q.region)
+                .push(" AND kind = 'PRIVATE'");
+        }
+        Category::Shared => {
+            qb.push(" WHERE region = ").bind_str(&q.region);
+            qb.push(" AND kind = 'PRIVATE' AND image_id IN (SELECT image_id FROM image_shares WHERE account_id = ")
+                .bind_str(&q.viewer)
+                .push(")");
+        }
+        Category::Market => {
+            qb.push(" WHERE region = ")
+                .bind_str(&q.region)
+                .push(" AND kind = 'MARKET'");
         }
     }
-    qb.push(")");
+    push_filters(qb, q);
+}
+
+fn categories(q: &ImageQuery) -> Vec<Category> {
+    let mut cats = q.categories.clone();
+    cats.sort();
+    cats.dedup();
+    cats
+}
+
+fn push_filters(qb: &mut Sql, q: &ImageQuery) {
     if let Some(ids) = &q.ids {
         qb.push(" AND image_id IN ")
             .bind_list(ids.iter().map(String::as_str));
@@ -360,6 +370,7 @@ impl Catalog {
             .await
             .map_err(|e| conflict_or(e, || format!("tag {k:?}")))?;
         }
+        bump(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -387,15 +398,69 @@ impl Catalog {
 
     /// Lists images matching `q`: the total number of matches and one page (newest first).
     pub async fn query_images(&self, q: &ImageQuery) -> Result<(i64, Vec<Image>)> {
-        let mut qb = Sql::new("SELECT COUNT(*) FROM images");
-        push_filters(&mut qb, q);
+        let Some(cache) = self.list_cache() else {
+            return self.query_images_uncached(q).await;
+        };
+        let gen: i64 = sqlx::query("SELECT gen FROM generations WHERE name = 'images'")
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)?;
+        let key = format!("{q:?}");
+        if let Ok(mut c) = cache.lock() {
+            if c.gen != gen {
+                c.entries.clear();
+                c.gen = gen;
+            }
+            if let Some(hit) = c.entries.get(&key) {
+                return Ok(hit.clone());
+            }
+        }
+        let result = self.query_images_uncached(q).await?;
+        if let Ok(mut c) = cache.lock() {
+            // Stored under the generation read before the query: if a write happened in
+            // between, the generation has moved on and this entry is never served.
+            if c.gen == gen {
+                if c.entries.len() >= crate::LIST_CACHE_ENTRIES {
+                    c.entries.clear();
+                }
+                c.entries.insert(key, result.clone());
+            }
+        }
+        Ok(result)
+    }
+
+    async fn query_images_uncached(&self, q: &ImageQuery) -> Result<(i64, Vec<Image>)> {
+        let cats = categories(q);
+        if cats.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let mut qb = Sql::new("SELECT ");
+        for (i, c) in cats.iter().enumerate() {
+            if i > 0 {
+                qb.push(" + ");
+            }
+            qb.push("(SELECT COUNT(*) FROM images");
+            push_branch(&mut qb, q, *c);
+            qb.push(")");
+        }
         let total: i64 = qb.query().fetch_one(self.pool()).await?.try_get(0)?;
         if total == 0 || q.limit <= 0 || q.offset >= total {
             return Ok((total, Vec::new()));
         }
-        let mut qb = Sql::new(&format!("SELECT {COLUMNS} FROM images"));
-        push_filters(&mut qb, q);
-        qb.push(" ORDER BY created_at DESC, image_id LIMIT ")
+        // Each branch contributes at most offset + limit rows, read in index order.
+        let window = q.offset.saturating_add(q.limit);
+        let mut qb = Sql::new("");
+        for (i, c) in cats.iter().enumerate() {
+            if i > 0 {
+                qb.push(" UNION ALL ");
+            }
+            qb.push(&format!("SELECT * FROM (SELECT {COLUMNS} FROM images"));
+            push_branch(&mut qb, q, *c);
+            qb.push(" ORDER BY created_at DESC, image_id DESC LIMIT ")
+                .bind_i64(window);
+            qb.push(&format!(") AS b{i}"));
+        }
+        qb.push(" ORDER BY created_at DESC, image_id DESC LIMIT ")
             .bind_i64(q.limit);
         qb.push(" OFFSET ").bind_i64(q.offset);
         let rows = qb.query().fetch_all(self.pool()).await?;
@@ -430,6 +495,7 @@ impl Catalog {
         deprecated: Option<bool>,
         now: i64,
     ) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
         let r = sqlx::query(
             "UPDATE images SET name = COALESCE($1, name), description = COALESCE($2, description),
              family = COALESCE($3, family), deprecated = COALESCE($4, deprecated),
@@ -441,9 +507,11 @@ impl Catalog {
         .bind(deprecated.map(i64::from))
         .bind(now)
         .bind(image_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("image name {:?}", name.unwrap_or(""))))?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -464,7 +532,10 @@ impl Catalog {
         qb.push(", version = version + 1 WHERE image_id = ")
             .bind_str(image_id);
         qb.push(" AND state IN ").bind_list(from.iter().copied());
-        let r = qb.query().execute(self.pool()).await?;
+        let mut tx = self.pool().begin().await?;
+        let r = qb.query().execute(&mut *tx).await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -477,14 +548,17 @@ impl Catalog {
     ) -> Result<bool> {
         let disks = serde_json::to_string(disks).map_err(|e| Error::Corrupt(e.to_string()))?;
         let size = i64::try_from(size).map_err(|_| Error::Corrupt(format!("size {size}")))?;
+        let mut tx = self.pool().begin().await?;
         let r = sqlx::query(
             "UPDATE images SET disks = $1, size_bytes = $2, version = version + 1 WHERE image_id = $3",
         )
         .bind(disks)
         .bind(size)
         .bind(image_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -539,6 +613,7 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
+        bump(&mut tx).await?;
         tx.commit().await?;
         Ok(DeleteOutcome::Deleted)
     }
@@ -577,6 +652,7 @@ impl Catalog {
             .await
             .map_err(|e| conflict_or(e, || format!("share to {a}")))?;
         }
+        bump(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -600,6 +676,7 @@ impl Catalog {
         .bind(image_id)
         .execute(&mut *tx)
         .await?;
+        bump(&mut tx).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -654,4 +731,12 @@ impl Catalog {
             .fetch_one(self.pool())
             .await?)
     }
+}
+
+/// Bumps the images generation inside a writer's transaction (see `schema`).
+pub(crate) async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query("UPDATE generations SET gen = gen + 1 WHERE name = 'images'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -52,11 +52,22 @@ pub enum Engine {
     Postgres,
 }
 
+/// Most cached listing results (the cache is cleared whenever it fills).
+pub(crate) const LIST_CACHE_ENTRIES: usize = 4096;
+
+/// Cached listing results, valid for one images generation.
+#[derive(Debug, Default)]
+pub(crate) struct ListCache {
+    pub(crate) gen: i64,
+    pub(crate) entries: std::collections::HashMap<String, (i64, Vec<Image>)>,
+}
+
 /// A connection pool to the catalog database.
 #[derive(Clone, Debug)]
 pub struct Catalog {
     pool: AnyPool,
     engine: Engine,
+    cache: Option<std::sync::Arc<std::sync::Mutex<ListCache>>>,
 }
 
 impl Catalog {
@@ -80,7 +91,7 @@ impl Catalog {
             url.to_string()
         };
         let opts = AnyConnectOptions::from_str(&url)?;
-        let max = if engine == Engine::Sqlite { 4 } else { 8 };
+        let max = if engine == Engine::Sqlite { 8 } else { 16 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(1)
@@ -100,9 +111,20 @@ impl Catalog {
         if engine == Engine::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
-        let cat = Catalog { pool, engine };
+        // IKON_CATALOG_CACHE=0 turns the listing cache off (benchmarks of the raw queries).
+        let cache = (std::env::var("IKON_CATALOG_CACHE").as_deref() != Ok("0"))
+            .then(|| std::sync::Arc::new(std::sync::Mutex::new(ListCache::default())));
+        let cat = Catalog {
+            pool,
+            engine,
+            cache,
+        };
         cat.migrate().await?;
         Ok(cat)
+    }
+
+    pub(crate) fn list_cache(&self) -> Option<&std::sync::Mutex<ListCache>> {
+        self.cache.as_deref()
     }
 
     /// The engine behind this catalog.

@@ -91,4 +91,15 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
         updated_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, run_after)",
     "CREATE INDEX IF NOT EXISTS tasks_resource ON tasks(resource_id)",
+], &[
+    // Listing order (newest first, id as tie-break) served from indexes per category.
+    "CREATE INDEX IF NOT EXISTS images_kind_order ON images(kind, created_at, image_id)",
+    "CREATE INDEX IF NOT EXISTS images_owner_order ON images(owner, region, kind, created_at, image_id)",
+    "CREATE INDEX IF NOT EXISTS images_region_kind_order ON images(region, kind, created_at, image_id)",
+    "CREATE INDEX IF NOT EXISTS image_shares_account_image ON image_shares(account_id, image_id)",
+], &[
+    // A counter bumped in the same transaction as every change to images or shares, so
+    // listing results can be cached and revalidated with one primary-key read.
+    "CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, gen BIGINT NOT NULL)",
+    "INSERT INTO generations (name, gen) VALUES ('images', 0) ON CONFLICT (name) DO NOTHING",
 ]];

@@ -360,6 +360,7 @@ impl Catalog {
                     .query()
                     .execute(&mut *tx)
                     .await?;
+                crate::images::bump(&mut tx).await?;
             }
         }
         tx.commit().await?;
@@ -393,6 +394,7 @@ impl Catalog {
                 .query()
                 .execute(&mut *tx)
                 .await?;
+            crate::images::bump(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(true)

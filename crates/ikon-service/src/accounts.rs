@@ -117,16 +117,12 @@ impl Service {
 
     /// Resolves a SecretId for authentication.
     pub async fn lookup_key(&self, secret_id: &str) -> Result<KeyLookup> {
-        let Some(key) = self.catalog().key(secret_id).await? else {
+        let Some((key, account)) = self.catalog().key_with_account(secret_id).await? else {
             return Ok(KeyLookup::Unknown);
         };
         if !key.enabled {
             return Ok(KeyLookup::Disabled);
         }
-        let account = self.catalog().account(&key.account_id).await?;
-        let Some(account) = account else {
-            return Ok(KeyLookup::Unknown);
-        };
         Ok(KeyLookup::Active {
             secret_key: key.secret_key,
             account_id: account.account_id,
