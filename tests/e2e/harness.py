@@ -76,32 +76,46 @@ class Server:
         with open(self.config, "w") as f:
             f.write(config)
         self.db_args = []
+        self.db = None
         if DATABASE:
-            db = "e2e_%s" % secrets.token_hex(6)
+            self.db = db = "e2e_%s" % secrets.token_hex(6)
             subprocess.run(["psql", DATABASE, "-q", "-v", "ON_ERROR_STOP=1", "-c", "CREATE DATABASE %s" % db],
                            check=True, capture_output=True, text=True)
             self.db_args = ["--database", DATABASE.rsplit("/", 1)[0] + "/" + db]
+        self.start(first=True)
+
+    def start(self, first=False):
+        """Starts `ikon serve` on the data dir; waits for its readiness line (no sleeps)."""
         self.lines = []
         self.ready = threading.Event()
-        self.addr = self.admin_id = self.admin_key = None
-        self.stderr = open(os.path.join(self.dir, "serve.stderr"), "w+")
+        self.addr = None
+        self.printed_admin = False
+        if first:
+            self.admin_id = self.admin_key = None
+        self.stderr = open(os.path.join(self.dir, "serve.stderr"), "a+")
         self.proc = subprocess.Popen(
             [IKON, "serve", "--data-dir", os.path.join(self.dir, "data"), "--listen", "127.0.0.1:0",
              "--config", self.config] + self.db_args,
             stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL, text=True,
             start_new_session=True)
-        _SERVERS.append(self)
+        if self not in _SERVERS:
+            _SERVERS.append(self)
         self.reader = threading.Thread(target=self._read_stdout, daemon=True)
         self.reader.start()
         if not self.ready.wait(120) or not self.addr:
             log = self.log()
             self.stop()
             raise AssertionError("ikon serve did not print its readiness line:\n" + log)
-        if not (self.admin_id and self.admin_key):
+        if first and not (self.admin_id and self.admin_key):
             raise AssertionError("the first start of a fresh data dir must print the platform administrator's "
                                  "keys before the readiness line:\n" + self.log())
         self.host = self.addr
         self.url = "http://" + self.addr
+
+    def restart(self):
+        """Stops the process (keeping the data) and starts it again on a new port."""
+        self._terminate()
+        self.start()
 
     def _read_stdout(self):
         for line in self.proc.stdout:
@@ -109,6 +123,7 @@ class Server:
             m = re.search(r"platform administrator: SecretId=(\S+) SecretKey=(\S+)", line)
             if m:
                 self.admin_id, self.admin_key = m.group(1), m.group(2)
+                self.printed_admin = True
             m = re.match(r"ikon listening on http://(\S+)", line)
             if m:
                 self.addr = m.group(1)
@@ -163,9 +178,7 @@ class Server:
             assert r.status == 200
             return r.read().decode()
 
-    def stop(self):
-        if self in _SERVERS:
-            _SERVERS.remove(self)
+    def _terminate(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -179,8 +192,18 @@ class Server:
         except ProcessLookupError:
             pass
         self.reader.join(10)
+        self.proc.stdout.close()
         self.stderr.close()
+
+    def stop(self):
+        if self in _SERVERS:
+            _SERVERS.remove(self)
+        self._terminate()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.db:
+            subprocess.run(["psql", DATABASE, "-q", "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db],
+                           capture_output=True, text=True)
+            self.db = None
 
 
 def stop_all():
