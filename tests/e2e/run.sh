@@ -19,7 +19,7 @@ export IKON_TCCLI="$root/.cache/venv/bin/tccli"
 [ -x "$IKON_BIN" ] || { echo "e2e: $IKON_BIN was not built" >&2; exit 1; }
 started_pg=0
 if [ -z "${DATABASE_URL:-}" ]; then
-  export PGROOT=/tmp/ikon-pg-e2e PGPORT=${IKON_E2E_PGPORT:-55434}
+  export PGROOT=${IKON_E2E_PGROOT:-/tmp/ikon-pg-e2e} PGPORT=${IKON_E2E_PGPORT:-55434}
   eval "$(bash scripts/start-postgres.sh)"
   started_pg=1
 fi

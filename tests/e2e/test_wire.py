@@ -211,6 +211,7 @@ class Metrics(h.ServerTestCase):
         self.assertEqual(sum(v for (act, code), v in delta.items() if code == "InvalidAction"), 1, delta)
 
     def test_metrics_is_prometheus_text(self):
+        h.sdk(S, S.account("w-prom")).DescribeRegions(req("DescribeRegions"))
         with urllib.request.urlopen(S.url + "/metrics", timeout=30) as r:
             self.assertEqual(r.status, 200)
             ct = r.headers["Content-Type"]
