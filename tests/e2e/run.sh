@@ -4,7 +4,7 @@
 # embedded SQLite catalog and once on PostgreSQL (--database $DATABASE_URL; when it is unset
 # a throwaway server is started with scripts/start-postgres.sh and stopped afterwards).
 # Builds `ikon` with cargo (honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS).
-# Usage: tests/e2e/run.sh [unittest args, e.g. test_sdk.PostSharing]  (default: every test_*.py)
+# Usage: tests/e2e/run.sh [unittest args, e.g. test_sdk.SharingPost test_wire]  (default: every test_*.py)
 # Nothing is skipped: a missing client, tool or server fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,13 +28,13 @@ trap cleanup EXIT
 # Proxies would intercept the SDK's loopback calls.
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
 # The suites run from tests/e2e (so `import harness` works); arguments are unittest's.
-if [ $# -gt 0 ]; then args=("$@"); else args=(discover -s . -p 'test_*.py'); fi
+if [ $# -gt 0 ]; then args=(-v "$@"); else args=(discover -v -s . -p 'test_*.py'); fi
 leaked() { pgrep -f "^$IKON_BIN serve" || true; }
 status=0
 echo "== e2e on SQLite"
-(cd tests/e2e && IKON_E2E_DATABASE= "$root/.cache/venv/bin/python" -m unittest -v "${args[@]}") || status=1
+(cd tests/e2e && IKON_E2E_DATABASE= "$root/.cache/venv/bin/python" -m unittest "${args[@]}") || status=1
 echo "== e2e on PostgreSQL ($(sed -E 's#//([^:@/]+):[^@]*@#//\1:***@#' <<<"$DATABASE_URL"))"
-(cd tests/e2e && IKON_E2E_DATABASE="$DATABASE_URL" "$root/.cache/venv/bin/python" -m unittest -v "${args[@]}") \
+(cd tests/e2e && IKON_E2E_DATABASE="$DATABASE_URL" "$root/.cache/venv/bin/python" -m unittest "${args[@]}") \
   || status=1
 if [ -n "$(leaked)" ]; then
   echo "e2e: ikon serve processes left running after the suite:" >&2
