@@ -9,6 +9,8 @@ Environment:
                       empty → the embedded SQLite catalog in the data dir
 """
 
+import atexit
+import ctypes
 import hashlib
 import json
 import os
@@ -65,6 +67,15 @@ def require_tools():
 _SERVERS = []
 
 
+def _die_with_parent():
+    """In the child before exec: SIGTERM it when the test runner dies (even by SIGKILL), so a
+    crashed or interrupted run leaves no `ikon serve` behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Server:
     """`ikon serve` on a free port (port 0, address read from its readiness line) with a
     temporary data dir, a config file and, with IKON_E2E_DATABASE, a fresh PostgreSQL DB."""
@@ -97,7 +108,7 @@ class Server:
             [IKON, "serve", "--data-dir", os.path.join(self.dir, "data"), "--listen", "127.0.0.1:0",
              "--config", self.config] + self.db_args,
             stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL, text=True,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent)
         if self not in _SERVERS:
             _SERVERS.append(self)
         self.reader = threading.Thread(target=self._read_stdout, daemon=True)
@@ -209,6 +220,11 @@ class Server:
 def stop_all():
     for s in list(_SERVERS):
         s.stop()
+
+
+atexit.register(stop_all)
+# SIGTERM to the runner: unwind (tearDownModule, atexit) instead of dying on the spot.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def make_disk(dirpath, name="disk.qcow2", size_mib=16, data_mib=2):
