@@ -132,6 +132,23 @@ class Contract(h.ServerTestCase):
                                                    Filters=[("image-name", ["x%d" % i for i in range(6)])])))
         self.assertEqual(e.code, "InvalidFilterValue.LimitExceeded")
 
+    def test_size_limits(self):
+        a = S.account("sizes")
+        c = h.sdk(S, a)
+        img = S.publish(DISK, account=a)["ImageId"]
+        e = sdk_error(lambda: c.DescribeImages(req("DescribeImages", ImageIds=["img-%08d" % i for i in range(101)])))
+        self.assertEqual(e.code, "InvalidParameterValue.LimitExceeded")
+        e = sdk_error(lambda: c.ModifyImageAttribute(req("ModifyImageAttribute", ImageId=img,
+                                                         ImageDescription="d" * 257)))
+        self.assertIn(e.code, ("InvalidParameterValue.TooLong", "InvalidParameterValue.TooLarge"))
+        c.ModifyImageAttribute(req("ModifyImageAttribute", ImageId=img, ImageDescription="d" * 256,
+                                   ImageName="n" * 60))
+        i = c.DescribeImages(req("DescribeImages", ImageIds=[img])).ImageSet[0]
+        self.assertEqual((len(i.ImageName), len(i.ImageDescription)), (60, 256))
+        e = sdk_error(lambda: c.ModifyImageSharePermission(req("ModifyImageSharePermission", ImageId=img,
+                                                               AccountIds=[], Permission="SHARE")))
+        self.assertIn(e.code, ("MissingParameter", "InvalidParameterValue"))
+
     def test_malformed_requests(self):
         a = S.account("malformed")
         for body in (b"{not json", b"[1, 2]", b'{"Limit": "ten"}', b'{"ImageIds": "img-12345678"}'):

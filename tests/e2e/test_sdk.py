@@ -404,6 +404,9 @@ class Sharing(Base):
         self.assertIn(sdk_error(lambda: self.share(b, img, [owner["AccountId"]])).code,
                       ("UnauthorizedOperation.ImageNotBelongToAccount", "InvalidImageId.NotFound"))
         self.assertIsNotNone(sdk_error(lambda: b.DeleteImages(req("DeleteImages", ImageIds=[img]))).code)
+        self.assertIn(sdk_error(lambda: b.DescribeImageSharePermission(
+            req("DescribeImageSharePermission", ImageId=img))).code,
+            ("UnauthorizedOperation.ImageNotBelongToAccount", "InvalidImageId.NotFound"))
         # Still shared: the owner cannot delete it (dry run or not).
         for dry in (True, False):
             e = sdk_error(lambda: o.DeleteImages(req("DeleteImages", ImageIds=[img], DryRun=dry)))
