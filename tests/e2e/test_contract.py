@@ -194,6 +194,10 @@ class Contract(h.ServerTestCase):
         c = h.sdk(S, a)
         fam = "fd%s" % secrets.token_hex(3)
         old = S.publish(DISK, name="fam-old", account=a)["ImageId"]
+        # CreatedTime has one-second resolution: make "newest" unambiguous (at most 1 s).
+        created = c.DescribeImages(req("DescribeImages", ImageIds=[old])).ImageSet[0].CreatedTime
+        while time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) <= created:
+            time.sleep(0.05)
         new = S.publish(DISK, name="fam-new", account=a)["ImageId"]
         for img in (old, new):
             c.ModifyImageAttribute(req("ModifyImageAttribute", ImageId=img, ImageFamily=fam))
