@@ -65,6 +65,10 @@ pub struct Limits {
     pub daily_operations: i64,
     /// The limited actions (dialect-independent operation names).
     pub daily_limited_actions: Vec<String>,
+    /// Instances per account per region.
+    pub instances_per_region: i64,
+    /// Snapshots per account per region.
+    pub snapshots_per_region: i64,
 }
 
 impl Default for Limits {
@@ -76,6 +80,8 @@ impl Default for Limits {
             daily_limited_actions: ["CreateImage", "ImportImage", "SyncImages", "ExportImages"]
                 .map(String::from)
                 .to_vec(),
+            instances_per_region: 500,
+            snapshots_per_region: 500,
         }
     }
 }
