@@ -13,7 +13,13 @@ const MIBU: usize = 1 << 20;
 
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
-        .map(|i| u8::try_from(i % 256).unwrap_or(0).wrapping_mul(31).wrapping_add(seed) | 1)
+        .map(|i| {
+            u8::try_from(i % 256)
+                .unwrap_or(0)
+                .wrapping_mul(31)
+                .wrapping_add(seed)
+                | 1
+        })
         .collect()
 }
 
