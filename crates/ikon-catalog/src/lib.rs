@@ -15,7 +15,7 @@ mod sql;
 mod tasks;
 
 pub use accounts::{Account, ApiKey};
-pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageQuery, NewImage, Share};
+pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageOs, ImageQuery, NewImage, Share};
 pub use tasks::{ImageChange, NewTask, Task, TaskOutcome, TaskState};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

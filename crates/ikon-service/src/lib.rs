@@ -7,6 +7,7 @@ pub mod config;
 mod error;
 pub mod ids;
 mod images;
+pub mod import;
 mod publish;
 pub mod tasks;
 
@@ -18,6 +19,7 @@ pub use ikon_store::Store;
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility,
 };
+pub use import::{ImportHandler, ImportOs, ImportRequest, Upload};
 pub use publish::{PublishHandler, PublishRequest, Published};
 
 use std::sync::Arc;
@@ -43,6 +45,7 @@ struct Inner {
     catalog: Catalog,
     config: Config,
     store: ikon_store::Store,
+    buckets: import::Buckets,
 }
 
 impl Service {
@@ -53,8 +56,14 @@ impl Service {
                 catalog,
                 config,
                 store,
+                buckets: import::Buckets::default(),
             }),
         }
+    }
+
+    /// Buckets `s3://` import URLs may name.
+    pub(crate) fn buckets(&self) -> &import::Buckets {
+        &self.inner.buckets
     }
 
     /// The chunk store.
