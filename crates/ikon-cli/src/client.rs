@@ -193,6 +193,11 @@ async fn response(resp: reqwest::Response, action: &str) -> Result<Value> {
 /// Runs `ikon image …`; exit 0 on success, 1 when a waited-for import failed.
 pub fn run(cmd: ImageCommand) -> Result<u8> {
     let ImageCommand::Import(a) = cmd;
+    // A server that closes an upload early must surface as an error, not kill the client.
+    // SAFETY: changing a signal disposition before the runtime's threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let secret_id = a
         .secret_id
         .clone()
@@ -226,6 +231,9 @@ pub fn run(cmd: ImageCommand) -> Result<u8> {
         .enable_all()
         .build()?
         .block_on(async move {
+            // Credentials and endpoint first: a refused upload would otherwise be noticed
+            // only after the server closed the connection in mid-stream.
+            client.call("DescribeImportImageOs", &json!({})).await?;
             let up = client.upload(&a.file).await?;
             let upload_id = up["UploadId"]
                 .as_str()
