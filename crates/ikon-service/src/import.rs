@@ -508,10 +508,11 @@ fn check_file(path: &Path, cfg: &RulesConfig, declared: &Payload) -> Checked {
     }
     out.rules.extend(rules::evaluate(&ins, cfg));
     out.fields = fields_from(&ins);
-    if !out.fields.platform.is_empty()
-        && !out.fields.platform.eq_ignore_ascii_case(&declared.os_type)
-        && !(out.fields.platform == "Windows" && declared.os_type.starts_with("Windows"))
-    {
+    let f = &out.fields;
+    let matches = f.platform.is_empty()
+        || f.platform.eq_ignore_ascii_case(&declared.os_type)
+        || (f.platform == "Windows" && declared.os_type.starts_with("Windows"));
+    if !matches {
         out.rules.push(rule(
             "declared-os",
             Verdict::Warn,
@@ -691,9 +692,8 @@ impl ImportHandler {
         let report: Arc<dyn Fn(u64, u64) + Send + Sync> = {
             let prog = prog.clone();
             Arc::new(move |done, total| {
-                if total > 0 {
-                    let pct = 40 + done.saturating_mul(60) / total;
-                    prog.set(i64::try_from(pct).unwrap_or(100));
+                if let Some(pct) = done.saturating_mul(60).checked_div(total) {
+                    prog.set(i64::try_from(40 + pct).unwrap_or(100));
                 }
             })
         };

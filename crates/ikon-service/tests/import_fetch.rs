@@ -22,10 +22,13 @@ fn payload() -> Vec<u8> {
         .collect()
 }
 
+/// Requests seen: (path, If-Range).
+type Hits = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
 struct Server {
     port: u16,
     /// GET requests seen per path.
-    hits: Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    hits: Hits,
 }
 
 async fn read_head(s: &mut TcpStream) -> Option<String> {
@@ -48,7 +51,7 @@ async fn serve(
     port: u16,
     data: Arc<Vec<u8>>,
     drops: Arc<AtomicUsize>,
-    hits: Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    hits: Hits,
 ) {
     let Some(head) = read_head(&mut s).await else {
         return;
