@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB=${1:-1024}
 IKON_BIN=${IKON_BIN:-${CARGO_TARGET_DIR:-target}/release/ikon}
-PY=${IKON_PY:-.cache/venv/bin/python}
+PY=${IKON_PY:-$PWD/.cache/venv/bin/python}
 [ -x "$IKON_BIN" ] || { echo "measure-import: build ikon first ($IKON_BIN)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "measure-import: /usr/bin/time is required (apt-get install time)" >&2; exit 1; }
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
@@ -53,6 +53,7 @@ mib = int(sys.argv[4])
 print("import: %s in %.1f s = %.0f MiB/s end to end (download, inspection, chunking) %s"
       % (img.ImageState, dt, mib / dt, img.ImageDescription[:200]))
 PY
-kill -TERM "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
+# Stop the server itself (the child of /usr/bin/time), so that time writes its report.
+kill -TERM "$(pgrep -P "${pids[1]}")"; wait "${pids[1]}" 2>/dev/null || true
 grep -E "Maximum resident|Elapsed" "$W/time.txt"
 grep -o 'import download interrupted.*' "$W/serve.err" | head -3 || true
