@@ -5,6 +5,8 @@
 
 mod client;
 mod img;
+mod market;
+mod nbd;
 mod publish;
 mod server;
 
@@ -24,13 +26,16 @@ enum Command {
     /// Offline image toolbox: info, convert, check, compare, map, create.
     #[command(subcommand)]
     Img(img::ImgCommand),
-    /// Run the image service (Tencent CVM API on one HTTP endpoint, metrics at /metrics).
+    /// Run the image service (Tencent CVM API on one HTTP endpoint, metrics at /metrics,
+    /// instance disks over NBD).
     Serve(server::ServeArgs),
     /// Administer accounts, keys and platform images (works beside a running server).
     Admin(server::AdminArgs),
     /// Client commands against a running service: `image import FILE`.
     #[command(subcommand)]
     Image(client::ImageCommand),
+    /// Print the NBD URL of an instance disk, made from its owner's key pair.
+    NbdUrl(nbd::NbdUrlArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server::serve(args),
         Command::Admin(args) => server::admin(args),
         Command::Image(cmd) => client::run(cmd),
+        Command::NbdUrl(args) => nbd::url(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -8,6 +8,8 @@ pub mod auth;
 mod errors;
 mod import;
 pub use import::upload;
+mod instances;
+mod market;
 pub mod params;
 mod views;
 
