@@ -2,7 +2,7 @@
 //!
 //! [`app`] builds the whole HTTP surface as an axum `Router` (tested without a socket):
 //! the Tencent CVM 2017-03-12 dialect on `/` (requests carrying `X-TC-Action`), and
-//! Prometheus metrics on `/metrics`. No rule of the domain is enforced here.
+//! Prometheus metrics on `/metrics`, and `PUT /ikon/upload` for `ikon image import FILE`. No rule of the domain is enforced here.
 
 pub mod metrics;
 pub mod tencent;
@@ -10,7 +10,7 @@ pub mod tencent;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::Router;
 use ikon_service::Service;
 use std::sync::Arc;
@@ -38,6 +38,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(render_metrics))
+        .route("/ikon/upload", put(tencent::upload).post(tencent::upload))
         .fallback(tencent::handle)
         .with_state(state)
 }

@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+    /// Allow ImportImage URLs to reach this address or CIDR block although it is loopback,
+    /// private, link-local or a metadata address (repeatable; adds to `import.allow`).
+    #[arg(long = "allow-import-from", value_name = "ADDR[/PREFIX]")]
+    pub allow_import_from: Vec<String>,
     /// Address of the NBD server exporting instance disks (`off` = none). Default
     /// 127.0.0.1:10809, skipped with a warning when that port is taken.
     #[arg(long)]
@@ -153,7 +157,20 @@ fn catalog_url(data: &DataArgs) -> Result<String> {
 
 /// Opens the service over the data directory / database.
 pub async fn open_service(data: &DataArgs) -> Result<Service> {
-    let config = load_config(data)?;
+    open_service_with(data, &[]).await
+}
+
+/// Opens the service, adding `allow` to the import allow-list; the import spool defaults
+/// to `DIR/spool`.
+pub async fn open_service_with(data: &DataArgs, allow: &[String]) -> Result<Service> {
+    let mut config = load_config(data)?;
+    config.import.allow.extend(allow.iter().cloned());
+    if config.import.spool_dir.is_none() {
+        config.import.spool_dir = Some(data.data_dir.join("spool"));
+    }
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let url = catalog_url(data)?;
     let catalog = ikon_catalog::Catalog::connect(&url)
         .await
@@ -194,7 +211,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn serve(args: ServeArgs) -> Result<u8> {
     init_logging(&args.log_format)?;
     runtime()?.block_on(async move {
-        let svc = open_service(&args.data).await?;
+        let svc = open_service_with(&args.data, &args.allow_import_from).await?;
         if let Some(c) = svc.bootstrap_admin().await? {
             println!(
                 "platform administrator: SecretId={} SecretKey={} (AccountId {}; shown once)",
@@ -208,6 +225,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         let addr = listener.local_addr()?;
         let mut runner = ikon_service::tasks::Runner::new(svc.clone(), 30);
         runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
+        runner.register(std::sync::Arc::new(ikon_service::ImportHandler));
         runner.register(std::sync::Arc::new(ikon_service::CreateImageHandler));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let nbd = crate::nbd::start(&svc, args.nbd_listen.as_deref(), stop_rx.clone()).await?;

@@ -86,18 +86,36 @@ impl Default for Limits {
     }
 }
 
-/// Operating systems accepted by ImportImage.
+/// ImportImage: sources, limits and the SSRF allow-list.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ImportOs {
-    /// OS type, e.g. `CentOS`.
-    pub os_name: String,
-    /// `Linux` or `Windows`.
-    pub family: String,
-    /// Accepted versions.
-    pub versions: Vec<String>,
-    /// Accepted architectures.
-    pub architectures: Vec<String>,
+#[serde(deny_unknown_fields, default)]
+pub struct ImportConfig {
+    /// Addresses and CIDR blocks import URLs may reach although they are loopback, private,
+    /// link-local or metadata addresses (`["127.0.0.1", "10.0.0.0/8"]`); `ikon serve
+    /// --allow-import-from ADDR` adds to it.
+    pub allow: Vec<String>,
+    /// Largest source file accepted, bytes (checked against Content-Length and while
+    /// streaming).
+    pub max_bytes: u64,
+    /// HTTP attempts per task attempt (each after the first resumes with Range).
+    pub attempts: u32,
+    /// Seconds to wait for a connection; also the longest pause between two reads.
+    pub timeout_secs: u64,
+    /// Where downloads and uploads are kept until imported (default: `DATA_DIR/spool` for
+    /// `ikon serve`, the system temporary directory otherwise).
+    pub spool_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig {
+            allow: Vec::new(),
+            max_bytes: 64 << 30,
+            attempts: 5,
+            timeout_secs: 30,
+            spool_dir: None,
+        }
+    }
 }
 
 /// Top-level configuration.
@@ -110,8 +128,8 @@ pub struct Config {
     pub regions: Vec<Region>,
     /// Limits.
     pub limits: Limits,
-    /// ImportImage OS list.
-    pub import_os: Vec<ImportOs>,
+    /// ImportImage sources and limits (the accepted OS list comes from `rules`).
+    pub import: ImportConfig,
     /// Chunk size of the local chunk store in bytes.
     pub chunk_size: u32,
     /// Prices.
@@ -169,18 +187,8 @@ fn region(name: &str, display: &str, zones: Vec<Zone>, copy: bool) -> Region {
     }
 }
 
-fn os(name: &str, family: &str, versions: &[&str], arch: &[&str]) -> ImportOs {
-    ImportOs {
-        os_name: name.into(),
-        family: family.into(),
-        versions: versions.iter().map(|s| s.to_string()).collect(),
-        architectures: arch.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
-        let both = ["x86_64", "i386"];
         Config {
             rules: "tencent".into(),
             regions: vec![
@@ -252,27 +260,7 @@ impl Default for Config {
                 ),
             ],
             limits: Limits::default(),
-            import_os: vec![
-                os("CentOS", "Linux", &["8", "7", "6"], &both),
-                os("Redhat", "Linux", &["8", "7", "6"], &both),
-                os(
-                    "Ubuntu",
-                    "Linux",
-                    &["22.04", "20.04", "18.04", "16.04"],
-                    &both,
-                ),
-                os("Debian", "Linux", &["12", "11", "10", "9"], &both),
-                os("CoreOS", "Linux", &["stable"], &["x86_64"]),
-                os("OpenSUSE", "Linux", &["15", "42.3"], &both),
-                os("SUSE", "Linux", &["15", "12"], &both),
-                os("Windows Server 2008", "Windows", &["R2"], &["x86_64"]),
-                os(
-                    "Windows Server 2012",
-                    "Windows",
-                    &["R2", "Standard"],
-                    &["x86_64"],
-                ),
-            ],
+            import: ImportConfig::default(),
             chunk_size: 1 << 20,
             pricing: Pricing::default(),
         }
@@ -330,6 +318,10 @@ impl Config {
                 "chunk_size {} must be a power of two in 64 KiB..8 MiB",
                 self.chunk_size
             ));
+        }
+        crate::import::Guard::new(&self.import.allow).map_err(|e| format!("import.allow: {e}"))?;
+        if self.import.attempts == 0 || self.import.timeout_secs == 0 {
+            return Err("import.attempts and import.timeout_secs must be at least 1".into());
         }
         let p = &self.pricing;
         for (name, v) in [

@@ -8,6 +8,7 @@ mod disks;
 mod error;
 pub mod ids;
 mod images;
+pub mod import;
 pub mod instances;
 pub mod market;
 pub mod pricing;
@@ -25,6 +26,7 @@ pub use ikon_store::Store;
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility,
 };
+pub use import::{ImportHandler, ImportOs, ImportRequest, Upload};
 pub use instances::{DataDiskSpec, InstanceFilter, InstanceView, RunRequest};
 pub use publish::{PublishHandler, PublishRequest, Published};
 pub use snapshots::{
@@ -54,6 +56,7 @@ struct Inner {
     catalog: Catalog,
     config: Config,
     store: ikon_store::Store,
+    buckets: import::Buckets,
     open_disks: disks::OpenDisks,
 }
 
@@ -65,9 +68,15 @@ impl Service {
                 catalog,
                 config,
                 store,
+                buckets: import::Buckets::default(),
                 open_disks: disks::OpenDisks::default(),
             }),
         }
+    }
+
+    /// Buckets `s3://` import URLs may name.
+    pub(crate) fn buckets(&self) -> &import::Buckets {
+        &self.inner.buckets
     }
 
     /// The chunk store.

@@ -57,6 +57,11 @@ impl Progress {
         self.percent.store(percent.clamp(0, 100), Ordering::Relaxed);
     }
 
+    /// The progress recorded so far.
+    pub fn percent(&self) -> i64 {
+        self.percent.load(Ordering::Relaxed)
+    }
+
     /// Whether the lease was lost: the handler must stop without side effects.
     pub fn lease_lost(&self) -> bool {
         self.lost.load(Ordering::Relaxed)
