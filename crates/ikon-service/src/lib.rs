@@ -16,7 +16,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use ikon_catalog::{Catalog, Image};
 pub use ikon_store::Store;
 pub use images::{
-    state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility,
+    state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, ShareUpdate, Visibility,
 };
 pub use publish::{PublishHandler, PublishRequest, Published};
 

@@ -1,0 +1,76 @@
+//! Service errors in Alibaba's codes and HTTP statuses (reference §1.6, §2), misspellings
+//! included where the contract has them (`InvalidAccount.Forbbiden`, "bean used").
+
+use super::ApiError;
+use ikon_service::{Error, ErrorKind};
+
+/// Maps a service error raised by `action`.
+pub fn map(action: &str, e: Error) -> ApiError {
+    let (status, code, message): (u16, &str, String) = match e.kind {
+        ErrorKind::ImageNotFound | ErrorKind::ImageIdMalformed => (
+            404,
+            "InvalidImageId.NotFound",
+            "The specified ImageId does not exist.".into(),
+        ),
+        ErrorKind::ImageInShared => (
+            403,
+            "ImageUseShared",
+            "The specified image is shared to other accounts; cancel the sharing first.".into(),
+        ),
+        ErrorKind::ImageIncorrectState => (
+            403,
+            "IncorrectImageStatus",
+            format!("The specified Image is not available. ({})", e.message),
+        ),
+        ErrorKind::ImageQuotaExceeded => (403, "QuotaExceed.Image", "The Image Quota exceeds.".into()),
+        ErrorKind::ShareQuotaExceeded => (
+            403,
+            "QuotaExceed.ShareImageUser",
+            format!("The shared Image user Quota exceeds. ({})", e.message),
+        ),
+        ErrorKind::ShareToSelf => (
+            404,
+            "InvalidAccount.Forbbiden",
+            "The specified image cannot be shared to its own account.".into(),
+        ),
+        ErrorKind::ShareExists => (400, "InvalidParameter", e.message),
+        ErrorKind::AccountNotFound => (
+            404,
+            "InvalidAccount.NotFound",
+            format!(
+                "The specified parameter \"AddAccount.n\" or \"RemoveAccount.n\" does not exist. ({})",
+                e.message
+            ),
+        ),
+        ErrorKind::SharedImageReadOnly | ErrorKind::NotOwner | ErrorKind::ByolShare => {
+            (403, "OperationDenied", e.message)
+        }
+        ErrorKind::NameDuplicate => (
+            400,
+            "InvalidImageName.Duplicated",
+            "The specified Image name has already bean used.".into(),
+        ),
+        ErrorKind::DailyLimitExceeded => (400, "Throttling.User", e.message),
+        ErrorKind::InvalidRegion => (
+            404,
+            "InvalidRegionId.NotFound",
+            "The specified RegionId does not exist.".into(),
+        ),
+        ErrorKind::InvalidParameterValue => match action {
+            "DescribeImages" => (400, "InvalidParamter", e.message),
+            _ => (400, "InvalidParameter", e.message),
+        },
+        ErrorKind::InvalidParameterCombination => (400, "InvalidParameter.Conflict", e.message),
+        ErrorKind::Conflict => (409, "OperationConflict", e.message),
+        ErrorKind::Storage | ErrorKind::Internal => {
+            tracing::error!(error = %e.message, "internal error");
+            (
+                500,
+                "InternalError",
+                "The request processing has failed due to some unknown error, exception or failure."
+                    .into(),
+            )
+        }
+    };
+    ApiError::new(status, code, message)
+}
