@@ -92,7 +92,13 @@ fn form(pairs: &[(String, String)]) -> String {
     // Tea encodes spaces as '+', as urlencode does.
     pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v).replace("%20", "+")))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                percent_encode(k),
+                percent_encode(v).replace("%20", "+")
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -122,12 +128,8 @@ async fn send(env: &Env, r: Req<'_>) -> Resp {
             ];
             let signed: Vec<String> = hdrs.iter().map(|(k, _)| k.to_string()).collect();
             let lookup = hdrs.clone();
-            let header = move |h: &str| {
-                lookup
-                    .iter()
-                    .find(|(k, _)| *k == h)
-                    .map(|(_, v)| v.clone())
-            };
+            let header =
+                move |h: &str| lookup.iter().find(|(k, _)| *k == h).map(|(_, v)| v.clone());
             let sig = v3_sign(
                 &secret,
                 &signed,
@@ -335,7 +337,10 @@ async fn signatures_v1_and_v3_and_their_failures() {
             },
         )
         .await;
-        assert_eq!((r.status, r.code.as_str()), (400, "InvalidTimeStamp.Expired"));
+        assert_eq!(
+            (r.status, r.code.as_str()),
+            (400, "InvalidTimeStamp.Expired")
+        );
     }
     // A nonce is accepted once.
     let first = Req::new(&alice, "DescribeRegions", &[]);
@@ -355,7 +360,10 @@ async fn signatures_v1_and_v3_and_their_failures() {
         ..alice.clone()
     };
     let r = call(&env, &ghost, "DescribeRegions", &[]).await;
-    assert_eq!((r.status, r.code.as_str()), (404, "InvalidAccessKeyId.NotFound"));
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (404, "InvalidAccessKeyId.NotFound")
+    );
     let r = send(
         &env,
         Req {
@@ -367,15 +375,27 @@ async fn signatures_v1_and_v3_and_their_failures() {
     assert_eq!((r.status, r.code.as_str()), (400, "InvalidVersion"));
     let r = call(&env, &alice, "RunInstances", &[]).await;
     assert_eq!((r.status, r.code.as_str()), (404, "InvalidAction.NotFound"));
-    let r = call(&env, &alice, "DescribeImages", &[("RegionId", "cn-nowhere")]).await;
-    assert_eq!((r.status, r.code.as_str()), (404, "InvalidRegionId.NotFound"));
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[("RegionId", "cn-nowhere")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (404, "InvalidRegionId.NotFound")
+    );
     env.svc
         .catalog()
         .set_key_enabled(&alice.secret_id, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let r = call(&env, &alice, "DescribeRegions", &[]).await;
-    assert_eq!((r.status, r.code.as_str()), (403, "Forbidden.AccessKeyDisabled"));
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (403, "Forbidden.AccessKeyDisabled")
+    );
     // An x-acs-* header left out of the signature is refused.
     let req = Request::builder()
         .method("POST")
@@ -391,9 +411,16 @@ async fn signatures_v1_and_v3_and_their_failures() {
         )
         .body(Body::empty())
         .unwrap_or_else(|e| panic!("{e}"));
-    let resp = env.app.clone().oneshot(req).await.unwrap_or_else(|e| panic!("{e}"));
+    let resp = env
+        .app
+        .clone()
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status(), 400);
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
     let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
     assert_eq!(v["Code"], "IncompleteSignature");
     // Requests in Tencent's shape still reach the Tencent dialect.
@@ -405,11 +432,21 @@ async fn signatures_v1_and_v3_and_their_failures() {
         .header("x-tc-timestamp", ids::now().to_string())
         .body(Body::from("{}"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let resp = env.app.clone().oneshot(req).await.unwrap_or_else(|e| panic!("{e}"));
+    let resp = env
+        .app
+        .clone()
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status(), 200);
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
     let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    assert_eq!(v["Response"]["Error"]["Code"], "AuthFailure.InvalidAuthorization");
+    assert_eq!(
+        v["Response"]["Error"]["Code"],
+        "AuthFailure.InvalidAuthorization"
+    );
 }
 
 #[tokio::test]
@@ -420,9 +457,22 @@ async fn describe_images_visibility_filters_and_paging() {
     add(&env, img("img-pub00001", "PUBLIC", "", "CentOS 7.9")).await;
     add(&env, img("img-mkt00001", "MARKET", "", "Market thing")).await;
     for n in 1..=3 {
-        add(&env, img(&format!("img-alice00{n}"), "PRIVATE", &alice.account_id, &format!("alice-{n}"))).await;
+        add(
+            &env,
+            img(
+                &format!("img-alice00{n}"),
+                "PRIVATE",
+                &alice.account_id,
+                &format!("alice-{n}"),
+            ),
+        )
+        .await;
     }
-    add(&env, img("img-bob00001", "PRIVATE", &bob.account_id, "bob-1")).await;
+    add(
+        &env,
+        img("img-bob00001", "PRIVATE", &bob.account_id, "bob-1"),
+    )
+    .await;
     let r = call(&env, &alice, "DescribeImages", &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // Default: system + self + others, not marketplace; never another account's image.
@@ -430,7 +480,14 @@ async fn describe_images_visibility_filters_and_paging() {
         image_ids(&r),
         ["m-alice001", "m-alice002", "m-alice003", "m-pub00001"]
     );
-    assert_eq!((r.body["TotalCount"].as_u64(), r.body["PageNumber"].as_u64(), r.body["PageSize"].as_u64()), (Some(4), Some(1), Some(10)));
+    assert_eq!(
+        (
+            r.body["TotalCount"].as_u64(),
+            r.body["PageNumber"].as_u64(),
+            r.body["PageSize"].as_u64()
+        ),
+        (Some(4), Some(1), Some(10))
+    );
     assert_eq!(r.body["RegionId"], REGION);
     let one = r.body["Images"]["Image"]
         .as_array()
@@ -443,26 +500,82 @@ async fn describe_images_visibility_filters_and_paging() {
     assert_eq!(one["OSType"], "linux");
     assert_eq!(one["IsSelfShared"], "false");
     assert_eq!(one["Progress"], "100%");
-    assert_eq!(one["ImageOwnerId"].as_u64().map(|v| v.to_string()), Some(alice.account_id.clone()));
+    assert_eq!(
+        one["ImageOwnerId"].as_u64().map(|v| v.to_string()),
+        Some(alice.account_id.clone())
+    );
     let m = &one["DiskDeviceMappings"]["DiskDeviceMapping"][0];
-    assert_eq!((m["Size"].as_str(), m["Device"].as_str(), m["SnapshotId"].as_str()), (Some("20"), Some("/dev/xvda"), Some("s-abcd1234")));
+    assert_eq!(
+        (
+            m["Size"].as_str(),
+            m["Device"].as_str(),
+            m["SnapshotId"].as_str()
+        ),
+        (Some("20"), Some("/dev/xvda"), Some("s-abcd1234"))
+    );
     assert!(one["Tags"]["Tag"].is_array());
-    let r = call(&env, &alice, "DescribeImages", &[("ImageOwnerAlias", "system")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[("ImageOwnerAlias", "system")],
+    )
+    .await;
     assert_eq!(image_ids(&r), ["m-pub00001"]);
-    let r = call(&env, &alice, "DescribeImages", &[("ImageOwnerAlias", "marketplace")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[("ImageOwnerAlias", "marketplace")],
+    )
+    .await;
     assert_eq!(image_ids(&r), ["m-mkt00001"]);
-    let r = call(&env, &alice, "DescribeImages", &[("ImageOwnerAlias", "others")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[("ImageOwnerAlias", "others")],
+    )
+    .await;
     assert_eq!(image_ids(&r), Vec::<String>::new());
-    let r = call(&env, &alice, "DescribeImages", &[("ImageOwnerAlias", "friends")]).await;
-    assert_eq!((r.status, r.code.as_str()), (400, "InvalidImageOwnerAlias.ValueNotSupported"));
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[("ImageOwnerAlias", "friends")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (400, "InvalidImageOwnerAlias.ValueNotSupported")
+    );
     // Ids: other accounts' and malformed ones are simply absent.
-    let r = call(&env, &alice, "DescribeImages", &[("ImageId", "m-alice002,m-bob00001,img-alice001,centos.vhd")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[("ImageId", "m-alice002,m-bob00001,img-alice001,centos.vhd")],
+    )
+    .await;
     assert_eq!(image_ids(&r), ["m-alice002"]);
     let r = call(&env, &alice, "DescribeImages", &[("ImageName", "alice-3")]).await;
     assert_eq!(image_ids(&r), ["m-alice003"]);
     // Paging.
-    let r = call(&env, &alice, "DescribeImages", &[("ImageOwnerAlias", "self"), ("PageNumber", "2"), ("PageSize", "2")]).await;
-    assert_eq!((r.body["TotalCount"].as_u64(), image_ids(&r).len()), (Some(3), 1));
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[
+            ("ImageOwnerAlias", "self"),
+            ("PageNumber", "2"),
+            ("PageSize", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.body["TotalCount"].as_u64(), image_ids(&r).len()),
+        (Some(3), 1)
+    );
     assert_eq!(r.body["PageNumber"], 2);
     let r = call(&env, &alice, "DescribeImages", &[("PageSize", "101")]).await;
     assert_eq!((r.status, r.code.as_str()), (400, "InvalidParamter"));
@@ -474,20 +587,63 @@ async fn describe_images_visibility_filters_and_paging() {
     let r = call(&env, &alice, "DescribeImages", &[("DryRun", "True")]).await;
     assert_eq!((r.status, r.code.as_str()), (400, "DryRunOperation"));
     // Deprecated images show only when asked for.
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-alice001"), ("Status", "Deprecated")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[("ImageId", "m-alice001"), ("Status", "Deprecated")],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = call(&env, &alice, "DescribeImages", &[("ImageOwnerAlias", "self")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[("ImageOwnerAlias", "self")],
+    )
+    .await;
     assert_eq!(image_ids(&r), ["m-alice002", "m-alice003"]);
-    let r = call(&env, &alice, "DescribeImages", &[("ImageOwnerAlias", "self"), ("Status", "Available,Deprecated")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[
+            ("ImageOwnerAlias", "self"),
+            ("Status", "Available,Deprecated"),
+        ],
+    )
+    .await;
     assert_eq!(image_ids(&r).len(), 3);
-    let dep = r.body["Images"]["Image"].as_array().and_then(|a| a.iter().find(|i| i["ImageId"] == "m-alice001")).cloned().unwrap_or_default();
+    let dep = r.body["Images"]["Image"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["ImageId"] == "m-alice001"))
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(dep["Status"], "Deprecated");
     // Families.
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-alice002"), ("ImageFamily", "web")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[("ImageId", "m-alice002"), ("ImageFamily", "web")],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = call(&env, &alice, "DescribeImageFromFamily", &[("ImageFamily", "web")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImageFromFamily",
+        &[("ImageFamily", "web")],
+    )
+    .await;
     assert_eq!(r.body["Image"]["ImageId"], "m-alice002");
-    let r = call(&env, &bob, "DescribeImageFromFamily", &[("ImageFamily", "web")]).await;
+    let r = call(
+        &env,
+        &bob,
+        "DescribeImageFromFamily",
+        &[("ImageFamily", "web")],
+    )
+    .await;
     assert_eq!(r.body["Image"], serde_json::json!({}));
     let r = call(&env, &alice, "DescribeImageFromFamily", &[]).await;
     assert_eq!((r.status, r.code.as_str()), (400, "MissingParameter"));
@@ -500,8 +656,16 @@ async fn modify_delete_and_other_accounts() {
     let env = env().await;
     let alice = account(&env, "alice").await;
     let bob = account(&env, "bob").await;
-    add(&env, img("img-alice001", "PRIVATE", &alice.account_id, "alice-1")).await;
-    add(&env, img("img-alice002", "PRIVATE", &alice.account_id, "alice-2")).await;
+    add(
+        &env,
+        img("img-alice001", "PRIVATE", &alice.account_id, "alice-1"),
+    )
+    .await;
+    add(
+        &env,
+        img("img-alice002", "PRIVATE", &alice.account_id, "alice-2"),
+    )
+    .await;
     add(&env, img("img-pub00001", "PUBLIC", "", "CentOS 7.9")).await;
     // Bob cannot see, change or delete Alice's image.
     for (action, extra) in [
@@ -510,36 +674,115 @@ async fn modify_delete_and_other_accounts() {
         ("DescribeImageSharePermission", ("PageNumber", "1")),
     ] {
         let r = call(&env, &bob, action, &[("ImageId", "m-alice001"), extra]).await;
-        assert_eq!((r.status, r.code.as_str()), (404, "InvalidImageId.NotFound"), "{action}");
+        assert_eq!(
+            (r.status, r.code.as_str()),
+            (404, "InvalidImageId.NotFound"),
+            "{action}"
+        );
     }
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-pub00001"), ("ImageName", "mine")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[("ImageId", "m-pub00001"), ("ImageName", "mine")],
+    )
+    .await;
     assert_eq!((r.status, r.code.as_str()), (403, "OperationDenied"));
     let r = call(&env, &alice, "DeleteImage", &[("ImageId", "m-nothere1")]).await;
-    assert_eq!((r.status, r.code.as_str()), (404, "InvalidImageId.NotFound"));
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (404, "InvalidImageId.NotFound")
+    );
     let r = call(&env, &alice, "DeleteImage", &[]).await;
     assert_eq!((r.status, r.code.as_str()), (400, "MissingParameter"));
     // Form checks, then the rename.
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-alice001"), ("ImageName", "1abc")]).await;
-    assert_eq!((r.status, r.code.as_str()), (400, "InvalidImageName.Malformed"));
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-alice001"), ("Description", "http://x")]).await;
-    assert_eq!((r.status, r.code.as_str()), (400, "InvalidDescription.Malformed"));
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-alice001"), ("ImageName", "alice-2")]).await;
-    assert_eq!((r.status, r.code.as_str()), (400, "InvalidImageName.Duplicated"));
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-alice001"), ("ImageName", "renamed"), ("DryRun", "true")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[("ImageId", "m-alice001"), ("ImageName", "1abc")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (400, "InvalidImageName.Malformed")
+    );
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[("ImageId", "m-alice001"), ("Description", "http://x")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (400, "InvalidDescription.Malformed")
+    );
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[("ImageId", "m-alice001"), ("ImageName", "alice-2")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (400, "InvalidImageName.Duplicated")
+    );
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[
+            ("ImageId", "m-alice001"),
+            ("ImageName", "renamed"),
+            ("DryRun", "true"),
+        ],
+    )
+    .await;
     assert_eq!((r.status, r.code.as_str()), (400, "DryRunOperation"));
     let r = call(&env, &alice, "DescribeImages", &[("ImageId", "m-alice001")]).await;
     assert_eq!(r.body["Images"]["Image"][0]["ImageName"], "alice-1");
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-alice001"), ("ImageName", "renamed"), ("Description", "new words")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[
+            ("ImageId", "m-alice001"),
+            ("ImageName", "renamed"),
+            ("Description", "new words"),
+        ],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = call(&env, &alice, "DescribeImages", &[("ImageId", "m-alice001")]).await;
     let i = &r.body["Images"]["Image"][0];
-    assert_eq!((i["ImageName"].as_str(), i["Description"].as_str()), (Some("renamed"), Some("new words")));
+    assert_eq!(
+        (i["ImageName"].as_str(), i["Description"].as_str()),
+        (Some("renamed"), Some("new words"))
+    );
     // Delete: dry run first, then for real (legacy V1 encoding).
-    let r = call(&env, &alice, "DeleteImage", &[("ImageId", "m-alice002"), ("DryRun", "True")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DeleteImage",
+        &[("ImageId", "m-alice002"), ("DryRun", "True")],
+    )
+    .await;
     assert_eq!((r.status, r.code.as_str()), (400, "DryRunOperation"));
-    let r = send(&env, Req::new(&alice, "DeleteImage", &[("ImageId", "m-alice002")]).sig(Sig::V1)).await;
+    let r = send(
+        &env,
+        Req::new(&alice, "DeleteImage", &[("ImageId", "m-alice002")]).sig(Sig::V1),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = call(&env, &alice, "DescribeImages", &[("ImageOwnerAlias", "self")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImages",
+        &[("ImageOwnerAlias", "self")],
+    )
+    .await;
     assert_eq!(image_ids(&r), ["m-alice001"]);
 }
 
@@ -552,7 +795,11 @@ async fn sharing_rules_and_limits() {
     let bob = account(&env, "bob").await;
     let carol = account(&env, "carol").await;
     let dave = account(&env, "dave").await;
-    add(&env, img("img-alice001", "PRIVATE", &alice.account_id, "alice-1")).await;
+    add(
+        &env,
+        img("img-alice001", "PRIVATE", &alice.account_id, "alice-1"),
+    )
+    .await;
     let share = |add: Vec<&str>, remove: Vec<&str>| {
         let mut p: Vec<(String, String)> = vec![("ImageId".into(), "m-alice001".into())];
         for (i, a) in add.iter().enumerate() {
@@ -563,57 +810,146 @@ async fn sharing_rules_and_limits() {
         }
         p
     };
-    let r = send(&env, run(&alice, share(vec![alice.account_id.as_str()], vec![]))).await;
-    assert_eq!((r.status, r.code.as_str()), (404, "InvalidAccount.Forbbiden"));
+    let r = send(
+        &env,
+        run(&alice, share(vec![alice.account_id.as_str()], vec![])),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (404, "InvalidAccount.Forbbiden")
+    );
     let r = send(&env, run(&alice, share(vec!["999999999999"], vec![]))).await;
-    assert_eq!((r.status, r.code.as_str()), (404, "InvalidAccount.NotFound"));
-    let r = send(&env, run(&alice, vec![("ImageId".into(), "m-alice001".into())])).await;
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (404, "InvalidAccount.NotFound")
+    );
+    let r = send(
+        &env,
+        run(&alice, vec![("ImageId".into(), "m-alice001".into())]),
+    )
+    .await;
     assert_eq!((r.status, r.code.as_str()), (400, "MissingParameter"));
     // Dry run changes nothing.
     let mut dry = share(vec![bob.account_id.as_str()], vec![]);
     dry.push(("DryRun".into(), "True".into()));
     let r = send(&env, run(&alice, dry)).await;
     assert_eq!((r.status, r.code.as_str()), (400, "DryRunOperation"));
-    let r = call(&env, &bob, "DescribeImages", &[("ImageOwnerAlias", "others")]).await;
+    let r = call(
+        &env,
+        &bob,
+        "DescribeImages",
+        &[("ImageOwnerAlias", "others")],
+    )
+    .await;
     assert_eq!(image_ids(&r), Vec::<String>::new());
-    let r = send(&env, run(&alice, share(vec![bob.account_id.as_str(), carol.account_id.as_str()], vec![]))).await;
+    let r = send(
+        &env,
+        run(
+            &alice,
+            share(
+                vec![bob.account_id.as_str(), carol.account_id.as_str()],
+                vec![],
+            ),
+        ),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     // Bob sees it as "others", through the same id.
-    let r = call(&env, &bob, "DescribeImages", &[("ImageOwnerAlias", "others")]).await;
+    let r = call(
+        &env,
+        &bob,
+        "DescribeImages",
+        &[("ImageOwnerAlias", "others")],
+    )
+    .await;
     assert_eq!(image_ids(&r), ["m-alice001"]);
     assert_eq!(r.body["Images"]["Image"][0]["ImageOwnerAlias"], "others");
     let r = call(&env, &alice, "DescribeImages", &[("ImageId", "m-alice001")]).await;
     assert_eq!(r.body["Images"]["Image"][0]["IsSelfShared"], "true");
     // The limit (2 here) counts after the withdrawals of the same call.
-    let r = send(&env, run(&alice, share(vec![dave.account_id.as_str()], vec![]))).await;
-    assert_eq!((r.status, r.code.as_str()), (403, "QuotaExceed.ShareImageUser"));
-    let r = send(&env, run(&alice, share(vec![dave.account_id.as_str()], vec![carol.account_id.as_str()]))).await;
+    let r = send(
+        &env,
+        run(&alice, share(vec![dave.account_id.as_str()], vec![])),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code.as_str()),
+        (403, "QuotaExceed.ShareImageUser")
+    );
+    let r = send(
+        &env,
+        run(
+            &alice,
+            share(
+                vec![dave.account_id.as_str()],
+                vec![carol.account_id.as_str()],
+            ),
+        ),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = call(&env, &alice, "DescribeImageSharePermission", &[("ImageId", "m-alice001")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "DescribeImageSharePermission",
+        &[("ImageId", "m-alice001")],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["TotalCount"], 2);
     assert_eq!(r.body["ImageId"], "m-alice001");
     let mut got: Vec<String> = r.body["Accounts"]["Account"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x["AliyunId"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["AliyunId"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     got.sort();
     let mut want = vec![bob.account_id.clone(), dave.account_id.clone()];
     want.sort();
     assert_eq!(got, want);
     // The recipient cannot modify, delete, re-share or list the shares.
-    let r = call(&env, &bob, "ModifyImageAttribute", &[("ImageId", "m-alice001"), ("ImageName", "bobs")]).await;
+    let r = call(
+        &env,
+        &bob,
+        "ModifyImageAttribute",
+        &[("ImageId", "m-alice001"), ("ImageName", "bobs")],
+    )
+    .await;
     assert_eq!((r.status, r.code.as_str()), (403, "OperationDenied"));
     let r = call(&env, &bob, "DeleteImage", &[("ImageId", "m-alice001")]).await;
     assert_eq!((r.status, r.code.as_str()), (403, "OperationDenied"));
-    let r = send(&env, run(&bob, share(vec![carol.account_id.as_str()], vec![]))).await;
+    let r = send(
+        &env,
+        run(&bob, share(vec![carol.account_id.as_str()], vec![])),
+    )
+    .await;
     assert_eq!((r.status, r.code.as_str()), (403, "OperationDenied"));
-    let r = call(&env, &bob, "DescribeImageSharePermission", &[("ImageId", "m-alice001")]).await;
+    let r = call(
+        &env,
+        &bob,
+        "DescribeImageSharePermission",
+        &[("ImageId", "m-alice001")],
+    )
+    .await;
     assert_eq!((r.status, r.code.as_str()), (403, "OperationDenied"));
     // A shared image cannot be deleted until it is unshared.
     let r = call(&env, &alice, "DeleteImage", &[("ImageId", "m-alice001")]).await;
     assert_eq!((r.status, r.code.as_str()), (403, "ImageUseShared"));
-    let r = send(&env, run(&alice, share(vec![], vec![bob.account_id.as_str(), dave.account_id.as_str()]))).await;
+    let r = send(
+        &env,
+        run(
+            &alice,
+            share(
+                vec![],
+                vec![bob.account_id.as_str(), dave.account_id.as_str()],
+            ),
+        ),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = call(&env, &bob, "DescribeImages", &[("ImageId", "m-alice001")]).await;
     assert_eq!(image_ids(&r), Vec::<String>::new());
@@ -671,8 +1007,15 @@ async fn tencent(env: &Env, key: &Credentials, action: &str, body: Value) -> Val
         )
         .body(Body::from(body))
         .unwrap_or_else(|e| panic!("{e}"));
-    let resp = env.app.clone().oneshot(req).await.unwrap_or_else(|e| panic!("{e}"));
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap_or_default();
+    let resp = env
+        .app
+        .clone()
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap_or_default();
     let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
     v["Response"].clone()
 }
@@ -682,11 +1025,27 @@ async fn one_image_through_both_dialects() {
     let env = env().await;
     let alice = account(&env, "alice").await;
     let bob = account(&env, "bob").await;
-    add(&env, img("img-both0001", "PRIVATE", &alice.account_id, "both")).await;
+    add(
+        &env,
+        img("img-both0001", "PRIVATE", &alice.account_id, "both"),
+    )
+    .await;
     // Renamed through Alibaba, seen through Tencent under its img- id.
-    let r = call(&env, &alice, "ModifyImageAttribute", &[("ImageId", "m-both0001"), ("ImageName", "renamed")]).await;
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageAttribute",
+        &[("ImageId", "m-both0001"), ("ImageName", "renamed")],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let t = tencent(&env, &alice, "DescribeImages", serde_json::json!({"ImageIds": ["img-both0001"]})).await;
+    let t = tencent(
+        &env,
+        &alice,
+        "DescribeImages",
+        serde_json::json!({"ImageIds": ["img-both0001"]}),
+    )
+    .await;
     assert_eq!(t["ImageSet"][0]["ImageName"], "renamed", "{t}");
     // Shared through Tencent, seen by the recipient through Alibaba under its m- id.
     let t = tencent(
@@ -700,11 +1059,32 @@ async fn one_image_through_both_dialects() {
     let r = call(&env, &bob, "DescribeImages", &[("ImageId", "m-both0001")]).await;
     assert_eq!(image_ids(&r), ["m-both0001"]);
     assert_eq!(r.body["Images"]["Image"][0]["ImageOwnerAlias"], "others");
-    let t = tencent(&env, &bob, "DescribeImages", serde_json::json!({"ImageIds": ["img-both0001"]})).await;
+    let t = tencent(
+        &env,
+        &bob,
+        "DescribeImages",
+        serde_json::json!({"ImageIds": ["img-both0001"]}),
+    )
+    .await;
     assert_eq!(t["ImageSet"][0]["ImageType"], "SHARED_IMAGE", "{t}");
     // Unshared through Alibaba: gone for Bob in both.
-    let r = call(&env, &alice, "ModifyImageSharePermission", &[("ImageId", "m-both0001"), ("RemoveAccount.1", &bob.account_id)]).await;
+    let r = call(
+        &env,
+        &alice,
+        "ModifyImageSharePermission",
+        &[
+            ("ImageId", "m-both0001"),
+            ("RemoveAccount.1", &bob.account_id),
+        ],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let t = tencent(&env, &bob, "DescribeImages", serde_json::json!({"ImageIds": ["img-both0001"]})).await;
+    let t = tencent(
+        &env,
+        &bob,
+        "DescribeImages",
+        serde_json::json!({"ImageIds": ["img-both0001"]}),
+    )
+    .await;
     assert_eq!(t["TotalCount"], 0, "{t}");
 }
