@@ -7,6 +7,7 @@ declare -A PKG=(
   [mkfs.vfat]=dosfstools [mcopy]=mtools [mkntfs]=ntfs-3g [ntfscp]=ntfs-3g
   [hivexregedit]=libhivex-bin [mkfs.xfs]=xfsprogs [faketime]=faketime
   [python3]=python3 [gcc]=gcc [qemu-img]=qemu-utils [mkswap]=util-linux [hivexget]=libhivex-bin [ntfsfix]=ntfs-3g
+  [debootstrap]=debootstrap
 )
 need=()
 for t in "${!PKG[@]}"; do

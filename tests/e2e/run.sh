@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# End-to-end tests: the official Tencent Cloud Python SDK and tccli against a real
-# `ikon serve`, once on the embedded SQLite catalog and once on PostgreSQL
-# ($DATABASE_URL; started here with scripts/start-postgres.sh when unset).
+# End-to-end tests: the official Tencent Cloud Python SDK and tccli (pinned, installed into
+# .cache/venv by scripts/install-api-clients.sh) against a real `ikon serve`, once on the
+# embedded SQLite catalog and once on PostgreSQL (--database $DATABASE_URL; when it is unset
+# a throwaway server is started with scripts/start-postgres.sh and stopped afterwards).
+# Builds `ikon` with cargo (honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS).
+# Usage: tests/e2e/run.sh [unittest args, e.g. test_sdk.SharingPost test_wire]  (default: every test_*.py)
+# Nothing is skipped: a missing client, tool or server fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+root=$PWD
 bash scripts/install-api-clients.sh
+command -v qemu-img >/dev/null || { echo "e2e: qemu-img is required (scripts/install-test-deps.sh)" >&2; exit 1; }
 cargo build -q -p ikon-cli --locked
-target=${CARGO_TARGET_DIR:-$PWD/target}
+target=${CARGO_TARGET_DIR:-$root/target}
+case $target in /*) ;; *) target=$root/$target ;; esac
 export IKON_BIN="$target/debug/ikon"
-export IKON_TCCLI="$PWD/.cache/venv/bin/tccli"
+export IKON_TCCLI="$root/.cache/venv/bin/tccli"
 [ -x "$IKON_BIN" ] || { echo "e2e: $IKON_BIN was not built" >&2; exit 1; }
 started_pg=0
 if [ -z "${DATABASE_URL:-}" ]; then
-  export PGROOT=/tmp/ikon-pg-e2e PGPORT=55434
+  export PGROOT=${IKON_E2E_PGROOT:-/tmp/ikon-pg-e2e} PGPORT=${IKON_E2E_PGPORT:-55434}
   eval "$(bash scripts/start-postgres.sh)"
   started_pg=1
 fi
@@ -20,9 +27,23 @@ cleanup() { if [ "$started_pg" = 1 ]; then bash scripts/stop-postgres.sh || true
 trap cleanup EXIT
 # Proxies would intercept the SDK's loopback calls.
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
+# The suites run from tests/e2e (so `import harness` works); arguments are unittest's.
+if [ $# -gt 0 ]; then args=(-v "$@"); else args=(discover -v -s . -p 'test_*.py'); fi
+leaked() { pgrep -f "^$IKON_BIN serve" || true; }
 status=0
 echo "== e2e on SQLite"
-IKON_E2E_DATABASE= .cache/venv/bin/python -m unittest -v tests/e2e/test_tencent.py || status=1
-echo "== e2e on PostgreSQL"
-IKON_E2E_DATABASE="$DATABASE_URL" .cache/venv/bin/python -m unittest -v tests/e2e/test_tencent.py || status=1
+(cd tests/e2e && IKON_E2E_DATABASE= "$root/.cache/venv/bin/python" -m unittest "${args[@]}") || status=1
+echo "== e2e on PostgreSQL ($(sed -E 's#//([^:@/]+):[^@]*@#//\1:***@#' <<<"$DATABASE_URL"))"
+# On PostgreSQL the catalog suite (crates/ikon-catalog) already runs every catalog test; here
+# one whole-service pass (test_tencent: every action and error path through the SDK and
+# tccli) proves `ikon serve --database postgres://…`. IKON_E2E_FULL_PG=1 runs everything.
+pg_args=("${args[@]}")
+if [ $# -eq 0 ] && [ "${IKON_E2E_FULL_PG:-0}" != 1 ]; then pg_args=(-v test_tencent); fi
+(cd tests/e2e && IKON_E2E_DATABASE="$DATABASE_URL" "$root/.cache/venv/bin/python" -m unittest "${pg_args[@]}") \
+  || status=1
+if [ -n "$(leaked)" ]; then
+  echo "e2e: ikon serve processes left running after the suite:" >&2
+  ps -o pid,args -p "$(leaked | paste -sd,)" >&2 || true
+  status=1
+fi
 exit $status

@@ -36,8 +36,8 @@ pub struct Region {
     /// Zones.
     #[serde(default)]
     pub zones: Vec<Zone>,
-    /// Where this region's chunks live (object-store URL or directory); default: the data
-    /// directory's shared chunk store.
+    /// Where this region's chunks live (object-store URL or directory). Reserved for
+    /// cross-region copy: today every region uses the data directory's chunk store.
     #[serde(default)]
     pub store: Option<String>,
     /// Whether images may be copied to and from this region.
