@@ -16,7 +16,7 @@ mod tasks;
 
 pub use accounts::{Account, ApiKey};
 pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageQuery, NewImage, Share};
-pub use tasks::{ImageChange, NewTask, Task, TaskOutcome, TaskState};
+pub use tasks::{ImageChange, NewTask, Task, TaskOutcome, TaskQuery, TaskState};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
