@@ -39,6 +39,12 @@ pub enum ErrorKind {
     InvalidParameterValue,
     /// Parameters that cannot be combined.
     InvalidParameterCombination,
+    /// The task does not exist or is not the caller's.
+    TaskNotFound,
+    /// The task has finished and cannot be cancelled.
+    TaskIncorrectState,
+    /// Tasks of this kind cannot be cancelled.
+    TaskNotCancellable,
     /// A name already exists (accounts).
     Conflict,
     /// The chunk store or the disk engine failed on data.

@@ -13,12 +13,13 @@ pub mod tasks;
 pub use accounts::{Credentials, KeyLookup};
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
-pub use ikon_catalog::{Catalog, Image};
+pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_store::Store;
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, ShareUpdate, Visibility,
 };
-pub use publish::{PublishHandler, PublishRequest, Published};
+pub use publish::{PublishHandler, PublishRequest, Published, PUBLISH_KIND};
+pub use tasks::{ListTasks, TaskListing};
 
 use std::sync::Arc;
 

@@ -61,6 +61,21 @@ pub fn map(action: &str, e: Error) -> ApiError {
             _ => (400, "InvalidParameter", e.message),
         },
         ErrorKind::InvalidParameterCombination => (400, "InvalidParameter.Conflict", e.message),
+        ErrorKind::TaskNotFound => (
+            400,
+            "InvalidTaskId.NotFound",
+            "The specified \"TaskId\" is not found.".into(),
+        ),
+        ErrorKind::TaskIncorrectState => (
+            403,
+            "InvalidTaskId.IncorrectTaskStatus",
+            format!("The current status of the task does not support this operation. ({})", e.message),
+        ),
+        ErrorKind::TaskNotCancellable => (
+            403,
+            "InvalidTaskId.TaskActionNotSupport",
+            format!("The task action does not support this operation. ({})", e.message),
+        ),
         ErrorKind::Conflict => (409, "OperationConflict", e.message),
         ErrorKind::Storage | ErrorKind::Internal => {
             tracing::error!(error = %e.message, "internal error");

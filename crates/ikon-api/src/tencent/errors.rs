@@ -35,6 +35,9 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::ByolShare => "FailedOperation.BYOLImageShareFailed",
         ErrorKind::InvalidParameterValue => "InvalidParameterValue",
         ErrorKind::InvalidParameterCombination => "InvalidParameterCombination",
+        ErrorKind::TaskNotFound => "ResourceNotFound",
+        ErrorKind::TaskIncorrectState => "FailedOperation",
+        ErrorKind::TaskNotCancellable => "UnsupportedOperation",
         ErrorKind::Conflict => "ResourceInUse",
         ErrorKind::Storage | ErrorKind::Internal => "InternalError",
     };
