@@ -121,6 +121,41 @@ impl Default for ImportRules {
     }
 }
 
+/// An instance type offered in every region (what images can run on).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceType {
+    /// Type id, e.g. `ecs.g7.large` or `S5.MEDIUM4`.
+    pub id: String,
+    /// Family, e.g. `ecs.g7`.
+    pub family: String,
+    /// vCPUs.
+    pub cpus: u32,
+    /// Memory, MiB.
+    pub memory_mib: u32,
+    /// CPU architecture: `x86_64` or `arm64`.
+    #[serde(default = "x86_64")]
+    pub architecture: String,
+}
+
+fn x86_64() -> String {
+    "x86_64".into()
+}
+
+fn itype(id: &str, cpus: u32, memory_mib: u32, arch: &str) -> InstanceType {
+    let family = match id.rsplit_once('.') {
+        Some((f, _)) => f.to_string(),
+        None => id.to_string(),
+    };
+    InstanceType {
+        id: id.into(),
+        family,
+        cpus,
+        memory_mib,
+        architecture: arch.into(),
+    }
+}
+
 /// The preset names.
 pub const PRESETS: &[&str] = &["tencent", "alibaba"];
 
@@ -142,6 +177,8 @@ pub struct Config {
     pub import_os: Vec<ImportOs>,
     /// Chunk size of the local chunk store in bytes.
     pub chunk_size: u32,
+    /// Instance types (what an image can run on; see `Service::instance_types_for_image`).
+    pub instance_types: Vec<InstanceType>,
 }
 
 fn zone(name: &str, display: &str, id: &str) -> Zone {
@@ -228,6 +265,15 @@ impl Config {
             daily_operations: 5,
             daily_limited_actions: vec![],
         };
+        c.instance_types = vec![
+            itype("ecs.t5-lc2m1.nano", 1, 512, "x86_64"),
+            itype("ecs.t6-c1m1.large", 2, 2048, "x86_64"),
+            itype("ecs.c7.large", 2, 4096, "x86_64"),
+            itype("ecs.g7.large", 2, 8192, "x86_64"),
+            itype("ecs.g7.xlarge", 4, 16_384, "x86_64"),
+            itype("ecs.r7.large", 2, 16_384, "x86_64"),
+            itype("ecs.g8y.large", 2, 8192, "arm64"),
+        ];
         let r = |name: &str, display: &str, letters: &str, base: u32| {
             region(name, display, lettered(name, display, letters, base), true)
         };
@@ -349,6 +395,14 @@ impl Config {
                 ),
             ],
             chunk_size: 1 << 20,
+            instance_types: vec![
+                itype("S5.SMALL1", 1, 1024, "x86_64"),
+                itype("S5.MEDIUM2", 2, 2048, "x86_64"),
+                itype("S5.MEDIUM4", 2, 4096, "x86_64"),
+                itype("S5.LARGE8", 4, 8192, "x86_64"),
+                itype("SA2.MEDIUM4", 2, 4096, "x86_64"),
+                itype("SR1.MEDIUM4", 2, 4096, "arm64"),
+            ],
         }
     }
 }
@@ -462,6 +516,21 @@ impl Config {
             return Err(format!(
                 "import.native_formats: {f:?} is not in import.formats"
             ));
+        }
+        let mut types = std::collections::HashSet::new();
+        for t in &self.instance_types {
+            if !types.insert(t.id.as_str()) {
+                return Err(format!("instance type {} listed twice", t.id));
+            }
+            if t.cpus == 0
+                || t.memory_mib == 0
+                || !["x86_64", "arm64"].contains(&t.architecture.as_str())
+            {
+                return Err(format!(
+                    "instance type {}: cpus and memory_mib must be positive, architecture x86_64 or arm64",
+                    t.id
+                ));
+            }
         }
         if i.max_system_disk_gib == 0 {
             return Err("import.max_system_disk_gib must be positive".into());

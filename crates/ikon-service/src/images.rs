@@ -530,6 +530,28 @@ impl Service {
         Ok((self.config().limits.custom_images_per_region, used))
     }
 
+    /// The configured instance types `image_id` (visible to the caller) can run on: those
+    /// of its architecture (`i386` runs on `x86_64`), and for Windows at least 1 GiB of memory.
+    pub async fn instance_types_for_image(
+        &self,
+        caller: &Caller,
+        image_id: &str,
+    ) -> Result<Vec<crate::config::InstanceType>> {
+        let v = self.visible_image(caller, image_id).await?;
+        let arch = match v.image.architecture.as_str() {
+            "arm" | "arm64" | "aarch64" => "arm64",
+            _ => "x86_64",
+        };
+        let windows = v.image.os_type.eq_ignore_ascii_case("windows");
+        Ok(self
+            .config()
+            .instance_types
+            .iter()
+            .filter(|t| t.architecture == arch && (!windows || t.memory_mib >= 1024))
+            .cloned()
+            .collect())
+    }
+
     /// The newest usable (NORMAL, not deprecated) image of a family visible to the caller.
     pub async fn image_from_family(
         &self,

@@ -308,10 +308,14 @@ impl Service {
     }
 }
 
+/// The image change a cancellation makes to its task's resource: (states it may be in, new
+/// state).
+pub type CancelChange = (&'static [&'static str], &'static str);
+
 /// Task kinds an account may cancel while they run, with the image change a cancellation
-/// makes to the task's resource (`(from, to)`; None: the image is not affected). Kinds not
-/// listed (publication, copy, creation) cannot be cancelled by their account.
-pub const CANCELLABLE: &[(&str, Option<(&[&str], &str)>)] = &[
+/// makes (None: the image is not affected). Kinds not listed (publication, copy, creation)
+/// cannot be cancelled by their account.
+pub const CANCELLABLE: &[(&str, Option<CancelChange>)] = &[
     ("import", Some((&[state::IMPORTING], state::IMPORTFAILED))),
     ("export", None),
 ];

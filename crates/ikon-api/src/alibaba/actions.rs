@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 /// Page sizes (reference §4).
 const DEFAULT_PAGE_SIZE: u64 = 10;
 const MAX_PAGE_SIZE: u64 = 100;
-/// Ids in one `ImageId` list.
-const MAX_IDS: usize = 100;
+/// Ids in one `ImageId` / `TaskIds` list.
+pub(super) const MAX_IDS: usize = 100;
 /// Accounts considered per `AddAccount.N` / `RemoveAccount.N` (later ones are ignored).
 const MAX_SHARE_ACCOUNTS_PER_CALL: usize = 10;
 /// `Tag.N` entries.
@@ -27,6 +27,10 @@ const KNOWN: &[&str] = &[
     "ModifyImageSharePermission",
     "DescribeImageSharePermission",
     "DescribeImageFromFamily",
+    "DescribeImageSupportInstanceTypes",
+    "DescribeTasks",
+    "DescribeTaskAttribute",
+    "CancelTask",
 ];
 
 /// Runs `call.action`.
@@ -97,6 +101,10 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
                 .map_err(map)?;
             Ok(json!({ "Image": img.as_ref().map_or_else(|| json!({}), views::image) }))
         }
+        "DescribeImageSupportInstanceTypes" => support_instance_types(svc, call, dry_run).await,
+        "DescribeTasks" => dry(dry_run, super::tasks::describe(svc, call).await),
+        "DescribeTaskAttribute" => dry(dry_run, super::tasks::attribute(svc, call).await),
+        "CancelTask" => super::tasks::cancel(svc, call, dry_run).await,
         _ => Err(ApiError::new(
             404,
             "InvalidAction.NotFound",
@@ -105,8 +113,16 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     }
 }
 
+/// A read's answer, or `DryRunOperation` when only checking (after every check passed).
+fn dry(dry_run: bool, r: Result<Value, ApiError>) -> Result<Value, ApiError> {
+    match r {
+        Ok(_) if dry_run => Err(ApiError::dry_run()),
+        other => other,
+    }
+}
+
 /// Success, or `DryRunOperation` when only checking.
-fn done(dry_run: bool) -> Result<Value, ApiError> {
+pub(super) fn done(dry_run: bool) -> Result<Value, ApiError> {
     if dry_run {
         Err(ApiError::dry_run())
     } else {
@@ -126,7 +142,7 @@ fn image_id(p: &Params) -> Result<String, ApiError> {
     })
 }
 
-fn paging(p: &Params, code: &str) -> Result<(u64, u64), ApiError> {
+pub(super) fn paging(p: &Params, code: &str) -> Result<(u64, u64), ApiError> {
     let page = p.u64_opt("PageNumber")?.unwrap_or(1);
     let size = p.u64_opt("PageSize")?.unwrap_or(DEFAULT_PAGE_SIZE);
     if page == 0 {
@@ -331,6 +347,64 @@ async fn describe_images(svc: &Service, call: &Call, dry_run: bool) -> Result<Va
         "PageNumber": page,
         "PageSize": size,
         "Images": { "Image": images },
+    }))
+}
+
+async fn support_instance_types(
+    svc: &Service,
+    call: &Call,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let p = &call.params;
+    if let Some(a) = p.str_opt("ActionType") {
+        if !["CreateEcs", "ChangeOS"].contains(&a) {
+            return Err(ApiError::new(
+                400,
+                "InvalidParamter",
+                format!("ActionType {a:?} must be CreateEcs or ChangeOS"),
+            ));
+        }
+    }
+    // The image comes from `ImageId`, or from the deprecated `Filter.N` with key `imageId`.
+    let from_filter = p
+        .objects("Filter")
+        .into_iter()
+        .find(|f| f.get("Key").map(String::as_str) == Some("imageId"))
+        .and_then(|f| f.get("Value").cloned());
+    let given = match (p.str_opt("ImageId"), &from_filter) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(id)) => id.clone(),
+        (None, None) => return Err(missing("ImageId")),
+    };
+    let id = views::from_alibaba_id(&given).ok_or_else(|| {
+        ApiError::new(
+            404,
+            "InvalidImageId.NotFound",
+            "The specified ImageId does not exist.",
+        )
+    })?;
+    let types = svc
+        .instance_types_for_image(&call.caller, &id)
+        .await
+        .map_err(|e| errors::map("DescribeImageSupportInstanceTypes", e))?;
+    if dry_run {
+        return Err(ApiError::dry_run());
+    }
+    let types: Vec<Value> = types
+        .iter()
+        .map(|t| {
+            json!({
+                "InstanceTypeId": t.id,
+                "InstanceTypeFamily": t.family,
+                "CpuCoreCount": t.cpus,
+                "MemorySize": f64::from(t.memory_mib) / 1024.0,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "RegionId": call.caller.region,
+        "ImageId": given,
+        "InstanceTypes": { "InstanceType": types },
     }))
 }
 

@@ -12,6 +12,7 @@ mod actions;
 pub mod auth;
 mod errors;
 pub mod params;
+mod tasks;
 pub mod views;
 
 use crate::AppState;
