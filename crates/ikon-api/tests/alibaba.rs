@@ -85,7 +85,7 @@ async fn signatures_v1_and_v3_and_their_failures() {
     )
     .await;
     assert_eq!((r.status, r.code.as_str()), (400, "InvalidVersion"));
-    let r = call(&env, &alice, "RunInstances", &[]).await;
+    let r = call(&env, &alice, "StartInstance", &[]).await;
     assert_eq!((r.status, r.code.as_str()), (404, "InvalidAction.NotFound"));
     let r = call(
         &env,

@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+    /// Address of the NBD server exporting instance disks (`off` = none). Default
+    /// 127.0.0.1:10809, skipped with a warning when that port is taken.
+    #[arg(long)]
+    pub nbd_listen: Option<String>,
 }
 
 /// Output format of admin commands.
@@ -70,7 +74,15 @@ pub enum AdminCommand {
     /// Platform and custom images.
     #[command(subcommand)]
     Image(crate::publish::ImageCommand),
-    /// Remove chunks and manifests no image references (safe while the server runs).
+    /// Chunk store usage: chunks and bytes held, bytes referenced by images, disks and
+    /// snapshots.
+    Usage {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Remove chunks and manifests no image, disk or snapshot references (safe while the
+    /// server runs).
     Gc {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
@@ -195,7 +207,9 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         let addr = listener.local_addr()?;
         let mut runner = ikon_service::tasks::Runner::new(svc.clone(), 30);
         runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
+        runner.register(std::sync::Arc::new(ikon_service::CreateImageHandler));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let nbd = crate::nbd::start(&svc, args.nbd_listen.as_deref(), stop_rx.clone()).await?;
         let worker = tokio::spawn(async move {
             let mut rx = stop_rx;
             runner
@@ -228,12 +242,18 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             }
         });
+        if let Some((a, _)) = &nbd {
+            println!("ikon nbd listening on nbd://{a}");
+        }
         println!("ikon listening on http://{addr}");
         axum::serve(listener, ikon_api::app(state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        if let Some((_, t)) = nbd {
+            let _ = t.await;
+        }
         refresher.abort();
         Ok(0)
     })
@@ -323,6 +343,21 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 println!("key {secret_id} disabled");
             }
             AdminCommand::Image(cmd) => return crate::publish::run(&svc, cmd).await,
+            AdminCommand::Usage { output } => {
+                let st = svc.store().stats().await?;
+                let (_, referenced) = svc.store_usage().await?;
+                let v = serde_json::json!({
+                    "Chunks": st.chunks,
+                    "BytesHeld": st.bytes,
+                    "ReferencedBytes": referenced,
+                });
+                print(output, &v, || {
+                    format!(
+                        "{} chunks, {} bytes held; {} bytes referenced",
+                        st.chunks, st.bytes, referenced
+                    )
+                })?;
+            }
             AdminCommand::Gc { output } => {
                 let st = svc.collect_garbage().await?;
                 let v = serde_json::json!({

@@ -68,6 +68,10 @@ pub struct Limits {
     pub daily_operations: i64,
     /// The limited actions (dialect-independent operation names).
     pub daily_limited_actions: Vec<String>,
+    /// Instances per account per region.
+    pub instances_per_region: i64,
+    /// Snapshots per account per region.
+    pub snapshots_per_region: i64,
 }
 
 impl Default for Limits {
@@ -79,6 +83,8 @@ impl Default for Limits {
             daily_limited_actions: ["CreateImage", "ImportImage", "SyncImages", "ExportImages"]
                 .map(String::from)
                 .to_vec(),
+            instances_per_region: 500,
+            snapshots_per_region: 500,
         }
     }
 }
@@ -264,6 +270,7 @@ impl Config {
             share_accounts_max: 50,
             daily_operations: 5,
             daily_limited_actions: vec![],
+            ..Limits::default()
         };
         c.instance_types = vec![
             itype("ecs.t5-lc2m1.nano", 1, 512, "x86_64"),

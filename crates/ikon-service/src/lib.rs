@@ -4,21 +4,32 @@
 
 mod accounts;
 pub mod config;
+mod disks;
 mod error;
 pub mod ids;
 mod images;
+pub mod instances;
 mod publish;
+mod resources;
+pub mod snapshots;
 pub mod tasks;
 
 pub use accounts::{Credentials, KeyLookup};
 pub use config::Config;
+pub use disks::{nbd_export_name, nbd_token};
 pub use error::{Error, ErrorKind, Result};
 pub use ikon_catalog::{Catalog, Image, Task, TaskState};
+pub use ikon_catalog::{Disk, Instance, Snapshot};
 pub use ikon_store::Store;
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, ShareUpdate, Visibility,
 };
+pub use instances::{DataDiskSpec, InstanceFilter, InstanceView, RunRequest};
 pub use publish::{PublishHandler, PublishRequest, Published, PUBLISH_KIND};
+pub use resources::DiskFilter;
+pub use snapshots::{
+    CreateImageHandler, CreateImageRequest, ImageSource, SnapshotFilter, SnapshotView,
+};
 pub use tasks::{ListTasks, TaskListing};
 
 use std::sync::Arc;
@@ -44,6 +55,7 @@ struct Inner {
     catalog: Catalog,
     config: Config,
     store: ikon_store::Store,
+    open_disks: disks::OpenDisks,
 }
 
 impl Service {
@@ -54,6 +66,7 @@ impl Service {
                 catalog,
                 config,
                 store,
+                open_disks: disks::OpenDisks::default(),
             }),
         }
     }
@@ -63,26 +76,30 @@ impl Service {
         &self.inner.store
     }
 
-    /// Removes chunks and manifests no image references any more; safe while other
-    /// writers run (see `ikon_store::gc`). The live set is read after writers finished.
-    pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
-        let live: Vec<ikon_store::ManifestRef> = self
+    /// Every manifest an image, disk or snapshot references (the chunk store's live set).
+    async fn live_manifests(&self) -> Result<Vec<ikon_store::ManifestRef>> {
+        Ok(self
             .catalog()
-            .image_disks()
+            .live_manifests()
             .await?
             .into_iter()
-            .map(|d| ikon_store::ManifestRef {
-                disk_id: d.disk_id,
-                version: d.version,
-            })
-            .collect();
+            .map(|(disk_id, version)| ikon_store::ManifestRef { disk_id, version })
+            .collect())
+    }
+
+    /// Removes chunks and manifests no image, disk or snapshot references any more; safe
+    /// while other writers run (see `ikon_store::gc`). The live set is read after writers
+    /// finished.
+    pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
+        let live = self.live_manifests().await?;
         self.store()
             .gc(&live, true)
             .await
             .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))
     }
 
-    /// Store figures: (bytes held, data bytes referenced by all images' disks).
+    /// Store figures: (bytes held, data bytes referenced by all images, disks and
+    /// snapshots, counting each manifest once).
     pub async fn store_usage(&self) -> Result<(u64, u64)> {
         let held = self
             .store()
@@ -91,19 +108,13 @@ impl Service {
             .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?
             .bytes;
         let mut referenced = 0u64;
-        let mut seen = std::collections::HashSet::new();
-        for d in self.catalog().image_disks().await? {
-            if seen.insert((d.disk_id.clone(), d.version)) {
-                let m = self
-                    .store()
-                    .get_manifest(&ikon_store::ManifestRef {
-                        disk_id: d.disk_id,
-                        version: d.version,
-                    })
-                    .await
-                    .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
-                referenced += m.stored_bytes();
-            }
+        for r in self.live_manifests().await? {
+            let m = self
+                .store()
+                .get_manifest(&r)
+                .await
+                .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
+            referenced += m.stored_bytes();
         }
         Ok((held, referenced))
     }

@@ -14,6 +14,7 @@ mod error;
 pub mod gc;
 mod import;
 pub mod manifest;
+mod writable;
 
 pub use backend::Backend;
 pub use disk::ManifestDisk;
@@ -21,6 +22,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use gc::{GcStats, WriteSession};
 pub use import::ImportStats;
 pub use manifest::{ChunkHash, Manifest};
+pub use writable::{CommitHook, WritableDisk, MAX_DIRTY_CHUNKS};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -62,7 +64,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::new(ErrorKind::Io, format!("store worker failed: {e}")))?
 }
 
-fn check_disk_id(id: &str) -> Result<()> {
+pub(crate) fn check_disk_id(id: &str) -> Result<()> {
     if !id.is_empty()
         && id.len() <= 64
         && id

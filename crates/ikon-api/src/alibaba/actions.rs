@@ -31,7 +31,60 @@ const KNOWN: &[&str] = &[
     "DescribeTasks",
     "DescribeTaskAttribute",
     "CancelTask",
+    "RunInstances",
+    "DescribeInstances",
+    "DeleteInstance",
+    "DeleteInstances",
+    "ReplaceSystemDisk",
+    "CreateImage",
+    "CreateSnapshot",
+    "DescribeSnapshots",
+    "DeleteSnapshot",
+    "DescribeDisks",
 ];
+
+/// Actions whose requests may carry no `RegionId` (the Tea SDK sends none): they act in the
+/// region of the resource named by this parameter, with this service id prefix.
+const REGION_FROM: &[(&str, &str, &str)] = &[
+    ("DeleteInstance", "InstanceId", "ins"),
+    ("ReplaceSystemDisk", "InstanceId", "ins"),
+    ("CreateSnapshot", "DiskId", "disk"),
+    ("DeleteSnapshot", "SnapshotId", "snap"),
+];
+
+/// The call in the region of the resource it names, when it names no region.
+async fn with_region(svc: &Service, call: &Call) -> Result<Option<Call>, ApiError> {
+    let Some((_, param, prefix)) = REGION_FROM.iter().find(|(a, _, _)| *a == call.action) else {
+        return Ok(None);
+    };
+    let what = match *prefix {
+        "ins" => "Instance",
+        "disk" => "Disk",
+        _ => "Snapshot",
+    };
+    let given = call.params.str_req(param)?;
+    let id = super::instances::id_of(prefix, given, what)?;
+    let region = svc
+        .resource_region(&call.caller, &id)
+        .await
+        .map_err(|e| errors::map(&call.action, e))?
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                format!("Invalid{what}Id.NotFound"),
+                format!("The specified {what}Id does not exist."),
+            )
+        })?;
+    Ok(Some(Call {
+        caller: ikon_service::Caller {
+            region,
+            ..call.caller.clone()
+        },
+        action: call.action.clone(),
+        params: call.params.clone(),
+        host: call.host.clone(),
+    }))
+}
 
 /// Runs `call.action`.
 pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
@@ -46,9 +99,15 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     if a == "DescribeRegions" {
         return describe_regions(svc, call);
     }
-    if call.caller.region.is_empty() {
-        return Err(missing("RegionId"));
-    }
+    let inferred;
+    let call = if call.caller.region.is_empty() {
+        inferred = with_region(svc, call)
+            .await?
+            .ok_or_else(|| missing("RegionId"))?;
+        &inferred
+    } else {
+        call
+    };
     let p = &call.params;
     let dry_run = p.bool_opt("DryRun")?.unwrap_or(false);
     let map = |e| errors::map(a, e);
@@ -66,6 +125,8 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
                 &DeleteRequest {
                     ids: vec![id],
                     dry_run,
+                    // Alibaba keeps an image's snapshots when the image is deleted.
+                    delete_snapshots: false,
                 },
             )
             .await
@@ -105,6 +166,15 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         "DescribeTasks" => dry(dry_run, super::tasks::describe(svc, call).await),
         "DescribeTaskAttribute" => dry(dry_run, super::tasks::attribute(svc, call).await),
         "CancelTask" => super::tasks::cancel(svc, call, dry_run).await,
+        "RunInstances" => super::instances::run(svc, call, dry_run).await,
+        "DescribeInstances" => super::instances::describe(svc, call, dry_run).await,
+        "DeleteInstance" | "DeleteInstances" => super::instances::delete(svc, call, dry_run).await,
+        "ReplaceSystemDisk" => super::instances::replace_system_disk(svc, call, dry_run).await,
+        "CreateImage" => super::instances::create_image(svc, call, dry_run).await,
+        "CreateSnapshot" => super::disks::create_snapshot(svc, call, dry_run).await,
+        "DescribeSnapshots" => super::disks::describe_snapshots(svc, call, dry_run).await,
+        "DeleteSnapshot" => super::disks::delete_snapshot(svc, call, dry_run).await,
+        "DescribeDisks" => super::disks::describe_disks(svc, call, dry_run).await,
         _ => Err(ApiError::new(
             404,
             "InvalidAction.NotFound",

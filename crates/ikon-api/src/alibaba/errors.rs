@@ -17,6 +17,15 @@ pub fn map(action: &str, e: Error) -> ApiError {
             "ImageUseShared",
             "The specified image is shared to other accounts; cancel the sharing first.".into(),
         ),
+        ErrorKind::ImageIncorrectState
+            if matches!(action, "RunInstances" | "ReplaceSystemDisk") =>
+        {
+            (
+                403,
+                "OperationDenied.ImageNotValid",
+                format!("The specified Image is disabled or is deleted. ({})", e.message),
+            )
+        }
         ErrorKind::ImageIncorrectState => (
             403,
             "IncorrectImageStatus",
@@ -77,6 +86,33 @@ pub fn map(action: &str, e: Error) -> ApiError {
             format!("The task action does not support this operation. ({})", e.message),
         ),
         ErrorKind::Conflict => (409, "OperationConflict", e.message),
+        ErrorKind::InstanceNotFound | ErrorKind::InstanceIdMalformed => (
+            404,
+            "InvalidInstanceId.NotFound",
+            "The specified InstanceId does not exist.".into(),
+        ),
+        ErrorKind::DiskNotFound => (
+            404,
+            "InvalidDiskId.NotFound",
+            format!("The specified DiskId does not exist. ({})", e.message),
+        ),
+        ErrorKind::SnapshotNotFound => (
+            404,
+            "InvalidSnapshotId.NotFound",
+            "The specified SnapshotId does not exist.".into(),
+        ),
+        ErrorKind::SnapshotHasImages => (
+            403,
+            "SnapshotCreatedImage",
+            format!("The snapshot has been used to create user defined image(s). ({})", e.message),
+        ),
+        ErrorKind::ZoneMismatch => (
+            404,
+            "InvalidZoneId.NotFound",
+            format!("The specified zone does not exist. ({})", e.message),
+        ),
+        ErrorKind::InstanceQuotaExceeded => (400, "QuotaExceed.AfterpayInstance", e.message),
+        ErrorKind::SnapshotQuotaExceeded => (403, "QuotaExceed.Snapshot", e.message),
         ErrorKind::Storage | ErrorKind::Internal => {
             tracing::error!(error = %e.message, "internal error");
             (

@@ -10,7 +10,9 @@
 
 mod actions;
 pub mod auth;
+mod disks;
 mod errors;
+mod instances;
 pub mod params;
 mod tasks;
 pub mod views;

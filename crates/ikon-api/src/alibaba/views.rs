@@ -53,6 +53,32 @@ fn snapshot_id(id: &str) -> String {
     to_alibaba(id)
 }
 
+/// Alibaba disk categories and the service disk types they are stored as.
+const CATEGORIES: &[(&str, &str)] = &[
+    ("cloud", "CLOUD_BASIC"),
+    ("cloud_efficiency", "CLOUD_PREMIUM"),
+    ("cloud_ssd", "CLOUD_SSD"),
+    ("cloud_essd", "CLOUD_HSSD"),
+    ("cloud_auto", "CLOUD_BSSD"),
+    ("cloud_essd_entry", "CLOUD_TSSD"),
+];
+
+/// The service disk type of an Alibaba `Category`.
+pub fn disk_type_of(category: &str) -> Option<&'static str> {
+    CATEGORIES
+        .iter()
+        .find(|(c, _)| *c == category)
+        .map(|(_, t)| *t)
+}
+
+/// The Alibaba `Category` of a service disk type (`cloud_efficiency` for the others).
+pub fn category_of(disk_type: &str) -> &'static str {
+    CATEGORIES
+        .iter()
+        .find(|(_, t)| *t == disk_type)
+        .map_or("cloud_efficiency", |(c, _)| *c)
+}
+
 /// `YYYY-MM-DDThh:mmZ`: the minute-precision times of instances and tasks.
 pub fn minutes(ts: i64) -> String {
     let s = ids::iso8601(ts);
@@ -193,7 +219,8 @@ pub fn owner_alias(v: Visibility) -> &'static str {
     }
 }
 
-fn device(i: usize) -> String {
+/// The device name of disk slot `i` (`/dev/xvda` for the system disk).
+pub fn device(i: usize) -> String {
     let letter = u8::try_from(i)
         .ok()
         .filter(|n| *n < 26)
@@ -305,6 +332,10 @@ mod tests {
         assert_eq!(from_alibaba("task", "m-abcd1234"), None);
         assert_eq!(from_alibaba("nope", "t-abcd1234"), None);
         assert_eq!(minutes(1_700_000_000), "2023-11-14T22:13Z");
+        assert_eq!(disk_type_of("cloud_essd"), Some("CLOUD_HSSD"));
+        assert_eq!(disk_type_of("ssd"), None);
+        assert_eq!(category_of("CLOUD_SSD"), "cloud_ssd");
+        assert_eq!(category_of("LOCAL_BASIC"), "cloud_efficiency");
         assert_eq!(device(0), "/dev/xvda");
         assert_eq!(device(1), "/dev/xvdb");
     }

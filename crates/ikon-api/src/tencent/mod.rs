@@ -6,6 +6,7 @@
 mod actions;
 pub mod auth;
 mod errors;
+mod instances;
 pub mod params;
 mod views;
 
