@@ -14,7 +14,8 @@ import os
 import sys
 import typing
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+# Appended, not prepended: tests/e2e has modules whose names must not shadow ours.
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 
 import harness  # noqa: E402  (tests/e2e/harness.py: ikon serve, admin CLI, PostgreSQL)
 from alibabacloud_ecs20140526 import models as m  # noqa: E402
@@ -46,6 +47,14 @@ def legacy(server, acc, secret=None, region=REGION):
 def lcall(client, request):
     """A legacy call's raw JSON answer."""
     return json.loads(client.do_action_with_exception(request))
+
+
+def legacy_req(cls, **setters):
+    """A legacy request with setters applied, e.g. legacy_req(DeleteImageRequest, ImageId=x)."""
+    r = cls()
+    for k, v in setters.items():
+        getattr(r, "set_" + k)(v)
+    return r
 
 
 def code_of(fn):

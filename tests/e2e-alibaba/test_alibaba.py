@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 
-from ali import REGION, ali, code_of, harness, lcall, legacy, m, schema, tea
+from ali import REGION, ali, code_of, harness, lcall, legacy, legacy_req, m, schema, tea
 from aliyunsdkecs.request.v20140526.CancelTaskRequest import CancelTaskRequest
 from aliyunsdkecs.request.v20140526.DeleteImageRequest import DeleteImageRequest
 from aliyunsdkecs.request.v20140526.DescribeImageFromFamilyRequest import DescribeImageFromFamilyRequest
@@ -29,14 +29,6 @@ from aliyunsdkecs.request.v20140526.ModifyImageSharePermissionRequest import Mod
 SHARE_MAX = 2
 ALIBABA_REGIONS = {"cn-hangzhou", "cn-shanghai", "cn-beijing", "cn-shenzhen", "cn-hongkong", "ap-southeast-1",
                    "us-west-1", "us-east-1", "eu-central-1"}
-
-
-def legacy_req(cls, **setters):
-    """A legacy request with setters applied, e.g. legacy_req(DeleteImageRequest, ImageId=x)."""
-    r = cls()
-    for k, v in setters.items():
-        getattr(r, "set_" + k)(v)
-    return r
 
 
 class AlibabaSdks(harness.ServerTestCase):
