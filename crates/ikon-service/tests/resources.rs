@@ -141,7 +141,9 @@ async fn disks_attached_detached_and_resource_regions() {
     assert_eq!(ok(svc.resource_region(&alice, "ins-zzzzzzzz").await), None);
     assert_eq!(ok(svc.resource_region(&alice, "i-abc").await), None);
     // Terminating the first instance keeps its data disk, detached.
-    ok(svc.terminate_instances(&alice, &[first.clone()]).await);
+    ok(svc
+        .terminate_instances(&alice, std::slice::from_ref(&first))
+        .await);
     let detached = list(DiskFilter {
         attached: Some(false),
         ..DiskFilter::default()
