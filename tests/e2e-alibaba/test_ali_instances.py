@@ -258,7 +258,13 @@ class Instances(harness.ServerTestCase):
         r = self.disks(alice, status="Available")
         self.assertEqual([(x.disk_id, x.status, x.instance_id) for x in r.disks.disk], [(data_disk, "Available", "")])
         self.assertEqual(self.disks(alice, status="In_use").total_count, 3)
-        lcall(legacy(self.server, alice), legacy_req(DeleteInstancesRequest, InstanceIds=[ids[1], third], Force=True))
+        self.assertEqual(code_of(lambda: ctea.delete_instances(m.DeleteInstancesRequest(
+            region_id=REGION, instance_id=[ids[1], third], dry_run=True))), (400, "DryRunOperation"))
+        self.assertEqual(code_of(lambda: ctea.delete_instances(m.DeleteInstancesRequest(
+            region_id=REGION, instance_id=[ids[1], "i-zzzzzzzz"]))), (404, "InvalidInstanceId.NotFound"))
+        self.assertEqual(self.instances(alice).total_count, 2, "all or nothing")
+        ctea.delete_instances(m.DeleteInstancesRequest(region_id=REGION, instance_id=[ids[1]], force=True))
+        lcall(legacy(self.server, alice), legacy_req(DeleteInstancesRequest, InstanceIds=[third], Force=True))
         self.assertEqual(self.instances(alice).total_count, 0)
         self.assertEqual(code_of(lambda: lcall(legacy(self.server, alice), legacy_req(
             DeleteInstanceRequest, InstanceId=third))), (404, "InvalidInstanceId.NotFound"))
