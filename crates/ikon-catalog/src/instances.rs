@@ -6,6 +6,7 @@
 //! service layer.
 
 use crate::images::{bump, insert_image_tx};
+use crate::market::{close_usage, open_usage, Usage};
 use crate::sql::Sql;
 use crate::{Catalog, Error, NewImage, Result};
 use sqlx::any::AnyRow;
@@ -299,9 +300,17 @@ fn push_query(qb: &mut Sql, q: &ResourceQuery, id_col: &str, parent_col: &str) {
 }
 
 impl Catalog {
-    /// Inserts instances with their disks in one transaction (all or nothing).
-    pub async fn insert_instances(&self, items: &[(Instance, Vec<Disk>)]) -> Result<()> {
+    /// Inserts instances with their disks and opens their usage spans, in one transaction
+    /// (all or nothing).
+    pub async fn insert_instances(
+        &self,
+        items: &[(Instance, Vec<Disk>)],
+        usage: &[Usage],
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
+        for u in usage {
+            open_usage(&mut tx, u).await?;
+        }
         for (i, disks) in items {
             sqlx::query(&format!(
                 "INSERT INTO instances ({INSTANCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
@@ -427,10 +436,18 @@ impl Catalog {
     }
 
     /// Re-installs an instance: its system disk takes `disk`'s content reference and size,
-    /// the instance records the new image, lineage and operation, in one transaction.
-    /// Returns false when the instance or its system disk vanished meanwhile.
-    pub async fn reset_instance(&self, inst: &Instance, disk: &Disk) -> Result<bool> {
+    /// the instance records the new image, lineage and operation, and its usage span is
+    /// closed and `usage` opened, in one transaction. Returns false when the instance or its
+    /// system disk vanished meanwhile.
+    pub async fn reset_instance(
+        &self,
+        inst: &Instance,
+        disk: &Disk,
+        usage: &Usage,
+    ) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
+        close_usage(&mut tx, &inst.instance_id, usage.started_at).await?;
+        open_usage(&mut tx, usage).await?;
         let r = sqlx::query(
             "UPDATE instances SET image_id = $1, origin = $2, latest_operation = $3,
              latest_operation_state = $4, latest_operation_request_id = $5, updated_at = $6
@@ -488,12 +505,13 @@ impl Catalog {
         Ok(())
     }
 
-    /// Deletes instances, their disks marked delete-with-instance, and detaches the others;
-    /// returns the deleted disk ids.
-    pub async fn delete_instances(&self, instance_ids: &[String]) -> Result<Vec<String>> {
+    /// Deletes instances, their disks marked delete-with-instance, detaches the others and
+    /// closes their usage spans at `now`; returns the deleted disk ids.
+    pub async fn delete_instances(&self, instance_ids: &[String], now: i64) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
         let mut deleted = Vec::new();
         for id in instance_ids {
+            close_usage(&mut tx, id, now).await?;
             let rows: Vec<String> = sqlx::query_scalar(
                 "SELECT disk_id FROM disks WHERE instance_id = $1 AND delete_with_instance = 1",
             )

@@ -12,6 +12,7 @@
 mod accounts;
 mod images;
 mod instances;
+mod market;
 pub mod schema;
 mod sql;
 mod tasks;
@@ -19,6 +20,7 @@ mod tasks;
 pub use accounts::{Account, ApiKey};
 pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageQuery, NewImage, Share};
 pub use instances::{Disk, Instance, ResourceQuery, Snapshot};
+pub use market::{Listing, Usage};
 pub use tasks::{ImageChange, NewTask, Task, TaskOutcome, TaskQuery, TaskState};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -157,4 +157,37 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
         created_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS snapshots_owner ON snapshots(owner, region, created_at, snapshot_id)",
     "CREATE INDEX IF NOT EXISTS snapshots_image ON snapshots(image_id)",
+], &[
+    // Marketplace submissions; an approved one is published as a MARKET image row.
+    "CREATE TABLE IF NOT EXISTS market_listings (
+        listing_id TEXT PRIMARY KEY,
+        source_image_id TEXT NOT NULL,
+        image_id TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL,
+        region TEXT NOT NULL,
+        price_micros BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS market_listings_provider ON market_listings(provider, created_at)",
+    "CREATE INDEX IF NOT EXISTS market_listings_image ON market_listings(image_id)",
+    // Metering: one row per instance per installed image (closed on terminate or
+    // re-install, in the same transaction), and storage samples per account.
+    "CREATE TABLE IF NOT EXISTS instance_usage (
+        instance_id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        billed_image_id TEXT NOT NULL,
+        price_micros BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT,
+        PRIMARY KEY (instance_id, started_at, image_id))",
+    "CREATE INDEX IF NOT EXISTS instance_usage_account ON instance_usage(account_id, started_at)",
+    "CREATE TABLE IF NOT EXISTS storage_samples (
+        account_id TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        PRIMARY KEY (account_id, at))",
 ]];

@@ -6,7 +6,20 @@
 
 mod common;
 
-use ikon_catalog::{Catalog, Disk, DiskRef, Image, Instance, ResourceQuery, Snapshot};
+use ikon_catalog::{Catalog, Disk, DiskRef, Image, Instance, ResourceQuery, Snapshot, Usage};
+
+fn usage(id: &str, at: i64) -> Usage {
+    Usage {
+        instance_id: id.into(),
+        account_id: "acc1".into(),
+        region: "r1".into(),
+        image_id: "img-base0001".into(),
+        billed_image_id: String::new(),
+        price_micros: 0,
+        started_at: at,
+        ended_at: None,
+    }
+}
 
 fn inst(id: &str, owner: &str) -> Instance {
     Instance {
@@ -126,7 +139,7 @@ async fn lifecycle(c: Catalog) {
         ),
         (inst("ins-a0000001", "acc1"), vec![]),
     ];
-    assert!(c.insert_instances(&bad).await.is_err());
+    assert!(c.insert_instances(&bad, &[]).await.is_err());
     assert_eq!(
         c.query_instances(&q("acc1")).await.map(|r| r.0).ok(),
         Some(0)
@@ -139,7 +152,7 @@ async fn lifecycle(c: Catalog) {
             disk("disk-dat00001", "ins-a0000001", 1, "", true),
         ],
     )];
-    c.insert_instances(&items)
+    c.insert_instances(&items, &[usage("ins-a0000001", 100)])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let disks = c
@@ -228,7 +241,7 @@ async fn lifecycle(c: Catalog) {
     let mut sys = disk("disk-sys00001", "ins-a0000001", 0, "img-m", true);
     sys.size_bytes = 30 << 30;
     assert!(c
-        .reset_instance(&i, &sys)
+        .reset_instance(&i, &sys, &usage("ins-a0000001", 200))
         .await
         .unwrap_or_else(|e| panic!("{e}")));
     let got = c
@@ -252,7 +265,11 @@ async fn lifecycle(c: Catalog) {
         ("img-m", 30 << 30)
     );
     assert!(!c
-        .reset_instance(&inst("ins-none0001", "acc1"), &sys)
+        .reset_instance(
+            &inst("ins-none0001", "acc1"),
+            &sys,
+            &usage("ins-none0001", 250)
+        )
         .await
         .unwrap_or(true));
 
@@ -271,7 +288,7 @@ async fn lifecycle(c: Catalog) {
 
     // Termination deletes delete-with-instance disks and detaches the others.
     let gone = c
-        .delete_instances(&["ins-a0000001".into()])
+        .delete_instances(&["ins-a0000001".into()], 300)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut gone = gone;
@@ -285,5 +302,17 @@ async fn lifecycle(c: Catalog) {
         .unwrap_or_else(|| panic!("kept"));
     assert_eq!(kept.instance_id, "");
     assert!(c.instance("ins-a0000001").await.ok().flatten().is_none());
+    // Usage: one span per installed image, closed by re-install and termination.
+    let spans = c
+        .usage("acc1", 0, 1000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got: Vec<(i64, Option<i64>)> = spans.iter().map(|u| (u.started_at, u.ended_at)).collect();
+    assert_eq!(got, vec![(100, Some(200)), (200, Some(300))]);
+    assert!(c
+        .usage("acc1", 300, 1000)
+        .await
+        .unwrap_or_default()
+        .is_empty());
 }
 both!(instances_on_both_engines, lifecycle);

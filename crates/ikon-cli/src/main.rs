@@ -4,6 +4,7 @@
 //! found only leaked clusters.
 
 mod img;
+mod market;
 mod nbd;
 mod publish;
 mod server;

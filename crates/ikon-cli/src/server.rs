@@ -74,6 +74,12 @@ pub enum AdminCommand {
     /// Platform and custom images.
     #[command(subcommand)]
     Image(crate::publish::ImageCommand),
+    /// Marketplace listings: review, approve, reject, withdraw.
+    #[command(subcommand)]
+    Market(crate::market::MarketCommand),
+    /// Metering: storage samples and monthly reports.
+    #[command(subcommand)]
+    Billing(crate::market::BillingCommand),
     /// Chunk store usage: chunks and bytes held, bytes referenced by images, disks and
     /// snapshots.
     Usage {
@@ -245,6 +251,16 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         if let Some((a, _)) = &nbd {
             println!("ikon nbd listening on nbd://{a}");
         }
+        let ssvc = svc.clone();
+        let every = svc.config().pricing.storage_sample_secs.max(60);
+        let sampler = tokio::spawn(async move {
+            loop {
+                if let Err(e) = ssvc.sample_storage().await {
+                    tracing::warn!("storage sample: {e}");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(every)).await;
+            }
+        });
         println!("ikon listening on http://{addr}");
         axum::serve(listener, ikon_api::app(state))
             .with_graceful_shutdown(shutdown_signal())
@@ -255,6 +271,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             let _ = t.await;
         }
         refresher.abort();
+        sampler.abort();
         Ok(0)
     })
 }
@@ -291,7 +308,11 @@ fn init_logging(format: &str) -> Result<()> {
     res.map_err(|e| anyhow::anyhow!("logging: {e}"))
 }
 
-fn print<T: serde::Serialize>(output: Output, v: &T, text: impl FnOnce() -> String) -> Result<()> {
+pub fn print<T: serde::Serialize>(
+    output: Output,
+    v: &T,
+    text: impl FnOnce() -> String,
+) -> Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
         Output::Text => println!("{}", text()),
@@ -343,6 +364,8 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 println!("key {secret_id} disabled");
             }
             AdminCommand::Image(cmd) => return crate::publish::run(&svc, cmd).await,
+            AdminCommand::Market(cmd) => return crate::market::market(&svc, cmd).await,
+            AdminCommand::Billing(cmd) => return crate::market::billing(&svc, cmd).await,
             AdminCommand::Usage { output } => {
                 let st = svc.store().stats().await?;
                 let (_, referenced) = svc.store_usage().await?;

@@ -166,7 +166,7 @@ fn itype(id: &str, cpus: u32, memory_mib: u32, arch: &str) -> InstanceType {
 pub const PRESETS: &[&str] = &["tencent", "alibaba"];
 
 /// Top-level configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The preset the defaults came from (`tencent` or `alibaba`).
@@ -185,6 +185,39 @@ pub struct Config {
     pub chunk_size: u32,
     /// Instance types (what an image can run on; see `Service::instance_types_for_image`).
     pub instance_types: Vec<InstanceType>,
+    /// Prices.
+    pub pricing: Pricing,
+}
+
+/// Prices (in `currency` units; kept internally in millionths).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pricing {
+    /// Currency code shown in reports.
+    pub currency: String,
+    /// Licence fee per instance-hour of a Windows public image in `license_regions`.
+    pub windows_license_per_hour: f64,
+    /// Regions where public Windows images carry the licence fee (North America).
+    pub license_regions: Vec<String>,
+    /// Custom-image storage per GiB-month of unique chunks.
+    pub storage_per_gib_month: f64,
+    /// Highest marketplace price per instance-hour a provider may set.
+    pub max_market_price_per_hour: f64,
+    /// Seconds between storage samples taken by `ikon serve`.
+    pub storage_sample_secs: u64,
+}
+
+impl Default for Pricing {
+    fn default() -> Self {
+        Pricing {
+            currency: "USD".into(),
+            windows_license_per_hour: 0.046,
+            license_regions: vec!["na-siliconvalley".into(), "na-ashburn".into()],
+            storage_per_gib_month: 0.05,
+            max_market_price_per_hour: 100.0,
+            storage_sample_secs: 3600,
+        }
+    }
 }
 
 fn zone(name: &str, display: &str, id: &str) -> Zone {
@@ -272,6 +305,8 @@ impl Config {
             daily_limited_actions: vec![],
             ..Limits::default()
         };
+        // Alibaba's North-American regions carry the Windows licence fee.
+        c.pricing.license_regions = vec!["us-west-1".into(), "us-east-1".into()];
         c.instance_types = vec![
             itype("ecs.t5-lc2m1.nano", 1, 512, "x86_64"),
             itype("ecs.t6-c1m1.large", 2, 2048, "x86_64"),
@@ -410,6 +445,7 @@ impl Config {
                 itype("SA2.MEDIUM4", 2, 4096, "x86_64"),
                 itype("SR1.MEDIUM4", 2, 4096, "arm64"),
             ],
+            pricing: Pricing::default(),
         }
     }
 }
@@ -505,6 +541,16 @@ impl Config {
                 "chunk_size {} must be a power of two in 64 KiB..8 MiB",
                 self.chunk_size
             ));
+        }
+        let p = &self.pricing;
+        for (name, v) in [
+            ("windows_license_per_hour", p.windows_license_per_hour),
+            ("storage_per_gib_month", p.storage_per_gib_month),
+            ("max_market_price_per_hour", p.max_market_price_per_hour),
+        ] {
+            if !(0.0..=1e6).contains(&v) {
+                return Err(format!("pricing.{name} = {v}: expected 0 to 1000000"));
+            }
         }
         if !PRESETS.contains(&self.preset.as_str()) {
             return Err(format!(

@@ -8,7 +8,7 @@
 
 use crate::images::{state, Visibility};
 use crate::{ids, Caller, Error, ErrorKind, ImageView, Result, Service};
-use ikon_catalog::{Disk, Instance, ResourceQuery};
+use ikon_catalog::{Disk, Instance, ResourceQuery, Usage};
 
 /// One GiB.
 pub const GIB: u64 = 1 << 30;
@@ -268,6 +268,8 @@ impl Service {
         }
         let now = ids::now();
         let origin = Self::lineage(&view);
+        let fee = self.image_fee(&caller.region, img).await?;
+        let mut usage = Vec::new();
         let base_name = if req.name.is_empty() {
             "Unnamed".to_string()
         } else {
@@ -315,6 +317,16 @@ impl Service {
             } else {
                 base_name.clone()
             };
+            usage.push(Usage {
+                instance_id: instance_id.clone(),
+                account_id: caller.account_id.clone(),
+                region: caller.region.clone(),
+                image_id: img.image_id.clone(),
+                billed_image_id: fee.billed_image_id.clone(),
+                price_micros: fee.micros_per_hour,
+                started_at: now,
+                ended_at: None,
+            });
             items.push((
                 Instance {
                     instance_id: instance_id.clone(),
@@ -335,7 +347,7 @@ impl Service {
                 disks,
             ));
         }
-        self.catalog().insert_instances(&items).await?;
+        self.catalog().insert_instances(&items, &usage).await?;
         Ok(items.into_iter().map(|(i, _)| i.instance_id).collect())
     }
 
@@ -419,7 +431,7 @@ impl Service {
                 }
             }
         }
-        self.catalog().delete_instances(ids).await?;
+        self.catalog().delete_instances(ids, ids::now()).await?;
         Ok(())
     }
 
@@ -471,6 +483,17 @@ impl Service {
         sys.manifest_version = sys_ref.version;
         sys.size_bytes = size;
         sys.updated_at = now;
+        let fee = self.image_fee(&caller.region, &view.image).await?;
+        let usage = Usage {
+            instance_id: inst.instance_id.clone(),
+            account_id: inst.owner.clone(),
+            region: inst.region.clone(),
+            image_id: inst.image_id.clone(),
+            billed_image_id: fee.billed_image_id,
+            price_micros: fee.micros_per_hour,
+            started_at: now,
+            ended_at: None,
+        };
         let base = self
             .content(&sys_ref.disk_id, sys_ref.version, size)
             .await?;
@@ -479,7 +502,7 @@ impl Service {
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             handle.reset(&base, size, || {
-                match rt.block_on(catalog.reset_instance(&inst, &sys)) {
+                match rt.block_on(catalog.reset_instance(&inst, &sys, &usage)) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err("the instance was terminated meanwhile".to_string()),
                     Err(e) => Err(e.to_string()),

@@ -9,6 +9,8 @@ mod error;
 pub mod ids;
 mod images;
 pub mod instances;
+pub mod market;
+pub mod pricing;
 mod publish;
 mod resources;
 pub mod snapshots;
@@ -19,7 +21,7 @@ pub use config::Config;
 pub use disks::{nbd_export_name, nbd_token};
 pub use error::{Error, ErrorKind, Result};
 pub use ikon_catalog::{Catalog, Image, Task, TaskState};
-pub use ikon_catalog::{Disk, Instance, Snapshot};
+pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
 pub use ikon_store::Store;
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, ShareUpdate, Visibility,

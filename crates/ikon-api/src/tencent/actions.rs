@@ -23,7 +23,10 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         Params::new(&call.params, &[])?;
         return Ok(describe_regions(svc));
     }
-    if !KNOWN.contains(&a) && !super::instances::ACTIONS.contains(&a) {
+    if !KNOWN.contains(&a)
+        && !super::instances::ACTIONS.contains(&a)
+        && !super::market::ACTIONS.contains(&a)
+    {
         return Err(ApiError::new(
             "InvalidAction",
             format!("action {a} does not exist or is not supported by this service"),
@@ -48,6 +51,9 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     }
     if super::instances::ACTIONS.contains(&a) {
         return super::instances::dispatch(svc, call, &map).await;
+    }
+    if super::market::ACTIONS.contains(&a) {
+        return super::market::dispatch(svc, call, &map).await;
     }
     match a {
         "DescribeZones" => {

@@ -7,6 +7,7 @@ mod actions;
 pub mod auth;
 mod errors;
 mod instances;
+mod market;
 pub mod params;
 mod views;
 
