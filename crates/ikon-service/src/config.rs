@@ -650,6 +650,12 @@ mod tests {
         assert!(hz.iter().any(|z| z.name == "cn-hangzhou-h"));
         assert!(a.region("ap-guangzhou").is_none());
         assert_eq!(a.import.native_formats, ["raw", "vhd"]);
+        assert_eq!(a.pricing.license_regions, ["us-west-1", "us-east-1"]);
+        assert!(a
+            .pricing
+            .license_regions
+            .iter()
+            .all(|r| a.region(r).is_some()));
         assert!(a.import.formats.contains(&"qcow2".to_string()));
         assert_eq!((t.import.max_data_disks, a.import.max_data_disks), (0, 16));
         let g = a.guest_rules();
