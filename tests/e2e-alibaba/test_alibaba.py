@@ -7,6 +7,7 @@ SDK) are checked against the Tea SDK's response models. Images are published wit
 `ikon admin image publish`; publishing into an account is that account's ImportImage task.
 """
 
+import json
 import re
 import shutil
 import tempfile
@@ -360,6 +361,38 @@ class AlibabaSdks(harness.ServerTestCase):
                          (400, "InvalidParameter"))
         self.assertEqual(code_of(lambda: self.tea(alice).describe_tasks(m.DescribeTasksRequest(
             region_id=REGION, start_time="yesterday"))), (400, "InvalidParameter"))
+
+    # -- marketplace -----------------------------------------------------------------------
+
+    def test_marketplace_images_through_both_sdks(self):
+        provider, buyer = self.account("provider"), self.account("buyer")
+        src = self.publish("lamp-stack", account=provider)
+        listing = json.loads(self.server.admin("market", "submit", "--account", provider["AccountId"], "--price",
+                                               "0.25", src, "--output", "json").stdout)
+        market = ali(json.loads(self.server.admin("market", "approve", listing["ListingId"], "--output",
+                                                  "json").stdout)["ImageId"])
+        r = self.describe(self.tea(buyer), image_owner_alias="marketplace")
+        self.assertEqual([(i.image_id, i.image_owner_alias) for i in r.images.image], [(market, "marketplace")])
+        self.assertEqual(r.images.image[0].image_owner_id, int(provider["AccountId"]))
+        raw = lcall(self.legacy(buyer), legacy_req(DescribeImagesRequest, ImageOwnerAlias="marketplace"))
+        schema(self, raw, "DescribeImages")
+        tags = {t["TagKey"]: t["TagValue"] for t in raw["Images"]["Image"][0]["Tags"]["Tag"]}
+        self.assertEqual(tags.get("ikon:provider"), provider["AccountId"])
+        # Not among system / self / others, and the buyer cannot change or share it.
+        for alias in ("system", "self", "others"):
+            self.assertNotIn(market, [i.image_id for i in self.describe(self.tea(buyer), image_owner_alias=alias,
+                                                                          page_size=100).images.image])
+        self.assertEqual(code_of(lambda: lcall(self.legacy(buyer), legacy_req(
+            ModifyImageAttributeRequest, ImageId=market, ImageName="mine"))), (403, "OperationDenied"))
+        self.assertEqual(code_of(lambda: self.tea(buyer).modify_image_share_permission(
+            m.ModifyImageSharePermissionRequest(region_id=REGION, image_id=market,
+                                                add_account=[provider["AccountId"]]))), (403, "OperationDenied"))
+        # It runs instances like any image.
+        ids = self.tea(buyer).run_instances(m.RunInstancesRequest(
+            region_id=REGION, image_id=market, instance_type="ecs.g7.large")).body.instance_id_sets.instance_id_set
+        r = self.tea(buyer).describe_instances(m.DescribeInstancesRequest(region_id=REGION,
+                                                                          instance_ids=json.dumps(ids))).body
+        self.assertEqual([i.image_id for i in r.instances.instance], [market])
 
     # -- the same objects through the Tencent dialect --------------------------------------
 
