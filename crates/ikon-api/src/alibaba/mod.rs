@@ -5,8 +5,12 @@
 //! `{RequestId, HostId, Code, Message, Recommend}`, all strings. A passing `DryRun` is the
 //! error `DryRunOperation`, as Alibaba reports it.
 //!
-//! Image ids: every image is shown as `m-` + the same 8 characters as its `img-` id, so one
-//! image has the same identity in both dialects (see [`views::to_alibaba_id`]).
+//! Ids: every object is shown with the Alibaba prefix and the same 8 characters as its
+//! service id (`img-X` is `m-X`, `ins-X` is `i-X`, `disk-X` is `d-X`, `snap-X` is `s-X`,
+//! `task-X` is `t-X`), so one object has the same identity in both dialects (see
+//! [`views::PREFIXES`]). Actions whose Tea model has no `RegionId` act in the region of the
+//! resource they name. Modules: `actions` (dispatch, images, regions, instance types),
+//! `tasks`, `instances`, `disks` (snapshots and disks).
 
 mod actions;
 pub mod auth;
