@@ -17,9 +17,14 @@ pub struct DataArgs {
     /// Catalog database URL (`postgres://…` or `sqlite://…`) instead of DIR/catalog.db.
     #[arg(long)]
     pub database: Option<String>,
-    /// Configuration file (TOML); defaults are the Tencent preset.
+    /// Configuration file (TOML); keys it leaves out come from the preset.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Defaults preset: `tencent` (region ids, limits and import rules of Tencent Cloud) or
+    /// `alibaba`; overrides `preset` in the configuration file. Both API dialects answer
+    /// under either.
+    #[arg(long)]
+    pub preset: Option<String>,
 }
 
 /// `ikon serve` options.
@@ -132,12 +137,12 @@ pub enum KeyCommand {
     },
 }
 
-/// Loads the configuration named on the command line, or the defaults.
+/// Loads the configuration named on the command line over its preset.
 pub fn load_config(data: &DataArgs) -> Result<Config> {
-    match &data.config {
-        Some(p) => Ok(Config::load(p)?),
-        None => Ok(Config::default()),
-    }
+    Ok(Config::load_with(
+        data.config.as_deref(),
+        data.preset.as_deref(),
+    )?)
 }
 
 fn catalog_url(data: &DataArgs) -> Result<String> {

@@ -51,6 +51,12 @@ pub enum ErrorKind {
     InvalidBootMode,
     /// A file or value is larger than allowed.
     TooLarge,
+    /// The task does not exist or is not the caller's.
+    TaskNotFound,
+    /// The task has finished and cannot be cancelled.
+    TaskIncorrectState,
+    /// Tasks of this kind cannot be cancelled.
+    TaskNotCancellable,
     /// A name already exists (accounts).
     Conflict,
     /// The instance does not exist or is not the caller's.

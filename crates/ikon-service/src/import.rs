@@ -175,9 +175,10 @@ fn bad(kind: ErrorKind, msg: impl Into<String>) -> Error {
 }
 
 impl Service {
-    /// The rules preset named by the configuration.
+    /// The guest rules of the configuration: the `rules` preset with its runtime formats
+    /// (others converted) and system-disk size limit (`Config::guest_rules`).
     pub fn import_rules(&self) -> RulesConfig {
-        RulesConfig::preset(&self.config().rules).unwrap_or_default()
+        self.config().guest_rules()
     }
 
     /// What ImportImage accepts (DescribeImportImageOs), derived from the rules preset.

@@ -13,6 +13,7 @@ pub mod instances;
 pub mod market;
 pub mod pricing;
 mod publish;
+mod resources;
 pub mod snapshots;
 pub mod tasks;
 
@@ -20,18 +21,20 @@ pub use accounts::{Credentials, KeyLookup};
 pub use config::Config;
 pub use disks::{nbd_export_name, nbd_token};
 pub use error::{Error, ErrorKind, Result};
-pub use ikon_catalog::{Catalog, Image};
+pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
 pub use ikon_store::Store;
 pub use images::{
-    state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility,
+    state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, ShareUpdate, Visibility,
 };
 pub use import::{ImportHandler, ImportOs, ImportRequest, Upload};
 pub use instances::{DataDiskSpec, InstanceFilter, InstanceView, RunRequest};
-pub use publish::{PublishHandler, PublishRequest, Published};
+pub use publish::{PublishHandler, PublishRequest, Published, PUBLISH_KIND};
+pub use resources::DiskFilter;
 pub use snapshots::{
     CreateImageHandler, CreateImageRequest, ImageSource, SnapshotFilter, SnapshotView,
 };
+pub use tasks::{ListTasks, TaskListing};
 
 use std::sync::Arc;
 
