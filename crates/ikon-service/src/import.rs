@@ -148,12 +148,17 @@ pub struct ImportRequest {
     pub tags: Vec<(String, String)>,
     /// Only check the request.
     pub dry_run: bool,
+    /// Data disks (same URL kinds), imported after the system disk; allowed up to
+    /// `import.max_data_disks` of at most `import.max_data_disk_gib` each.
+    pub data_disk_urls: Vec<String>,
 }
 
 /// What the import task needs (its payload).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Payload {
     url: String,
+    #[serde(default)]
+    data_urls: Vec<String>,
     force: bool,
     os_type: String,
     architecture: String,
@@ -242,10 +247,13 @@ impl Service {
                     ),
                 )
             })?;
-        if !os
-            .versions
-            .iter()
-            .any(|v| v.eq_ignore_ascii_case(req.os_version.trim()))
+        // An empty version is "not declared" (Alibaba's ImportImage has none): inspection
+        // decides, as for every import.
+        if !req.os_version.trim().is_empty()
+            && !os
+                .versions
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(req.os_version.trim()))
         {
             return Err(bad(
                 ErrorKind::OsVersionUnsupported,
@@ -297,27 +305,20 @@ impl Service {
                 ))
             }
         }
-        let source = SourceUrl::parse(&req.url).map_err(|m| bad(ErrorKind::InvalidUrl, m))?;
-        match &source {
-            SourceUrl::Http(u) => precheck(u, &self.import_guard())
-                .await
-                .map_err(|e| bad(ErrorKind::InvalidUrl, e.to_string()))?,
-            SourceUrl::S3 { bucket, .. } => {
-                if self.buckets().get(bucket).is_none() {
-                    return Err(bad(
-                        ErrorKind::InvalidUrl,
-                        format!("bucket {bucket:?} is not configured on this server"),
-                    ));
-                }
-            }
-            SourceUrl::Upload(id) => {
-                if !self.upload_path(&caller.account_id, id).is_file() {
-                    return Err(bad(
-                        ErrorKind::InvalidUrl,
-                        format!("upload {id} does not exist (uploads are kept until imported)"),
-                    ));
-                }
-            }
+        self.check_source(caller, &req.url).await?;
+        let limits = &self.config().import;
+        if req.data_disk_urls.len() > usize::try_from(limits.max_data_disks).unwrap_or(0) {
+            return Err(bad(
+                ErrorKind::InvalidParameterValue,
+                format!(
+                    "{} data disks given; images imported here carry at most {} data disks",
+                    req.data_disk_urls.len(),
+                    limits.max_data_disks
+                ),
+            ));
+        }
+        for u in &req.data_disk_urls {
+            self.check_source(caller, u).await?;
         }
         if req.dry_run {
             return Ok(None);
@@ -354,6 +355,11 @@ impl Service {
         self.add_image(&img).await?;
         let payload = serde_json::to_value(Payload {
             url: req.url.trim().to_string(),
+            data_urls: req
+                .data_disk_urls
+                .iter()
+                .map(|u| u.trim().to_string())
+                .collect(),
             force: req.force,
             os_type: os.os_name.clone(),
             architecture: arch.into(),
@@ -375,6 +381,34 @@ impl Service {
             return Err(e);
         }
         Ok(Some(img.image_id))
+    }
+
+    /// Checks an import source URL at call time: its kind, the SSRF guard (HTTP), a
+    /// configured bucket (S3) or an existing upload of the caller.
+    async fn check_source(&self, caller: &Caller, url: &str) -> Result<()> {
+        let source = SourceUrl::parse(url).map_err(|m| bad(ErrorKind::InvalidUrl, m))?;
+        match &source {
+            SourceUrl::Http(u) => precheck(u, &self.import_guard())
+                .await
+                .map_err(|e| bad(ErrorKind::InvalidUrl, e.to_string()))?,
+            SourceUrl::S3 { bucket, .. } => {
+                if self.buckets().get(bucket).is_none() {
+                    return Err(bad(
+                        ErrorKind::InvalidUrl,
+                        format!("bucket {bucket:?} is not configured on this server"),
+                    ));
+                }
+            }
+            SourceUrl::Upload(id) => {
+                if !self.upload_path(&caller.account_id, id).is_file() {
+                    return Err(bad(
+                        ErrorKind::InvalidUrl,
+                        format!("upload {id} does not exist (uploads are kept until imported)"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The spool file of `account`'s upload `id`.
@@ -535,6 +569,17 @@ fn listing(rules: &[&Rule]) -> String {
         .join("; ")
 }
 
+fn fetch_error(e: FetchError) -> TaskError {
+    match e {
+        FetchError::Transient(m) => TaskError::transient(m),
+        FetchError::Refused(m) => TaskError::permanent(format!("import refused: [ssrf-guard] {m}")),
+        FetchError::TooLarge(m) => {
+            TaskError::permanent(format!("import refused: [source-size] {m}"))
+        }
+        FetchError::Permanent(m) => TaskError::permanent(format!("download failed: {m}")),
+    }
+}
+
 /// Runs `import` tasks.
 pub struct ImportHandler;
 
@@ -552,32 +597,7 @@ impl ImportHandler {
         tokio::fs::create_dir_all(&spool)
             .await
             .map_err(|e| TaskError::transient(format!("spool {}: {e}", spool.display())))?;
-        let (dest, source): (PathBuf, Option<Box<dyn Source>>) = match &src {
-            SourceUrl::Http(u) => (
-                spool.join(&task.task_id),
-                Some(Box::new(HttpSource {
-                    url: u.clone(),
-                    options: svc.fetch_options(),
-                })),
-            ),
-            SourceUrl::S3 { bucket, key } => {
-                let store = svc.buckets().get(bucket).ok_or_else(|| {
-                    TaskError::permanent(format!(
-                        "bucket {bucket:?} is not configured on this server"
-                    ))
-                })?;
-                (
-                    spool.join(&task.task_id),
-                    Some(Box::new(ObjectSource {
-                        store,
-                        key: key.clone(),
-                        max_bytes: svc.config().import.max_bytes,
-                        attempts: svc.config().import.attempts,
-                    })),
-                )
-            }
-            SourceUrl::Upload(id) => (svc.upload_path(&task.account_id, id), None),
-        };
+        let (dest, source) = Self::source_for(svc, task, &src, &spool.join(&task.task_id))?;
         let result = Self::import_file(svc, task, progress, &p, &dest, source.as_deref()).await;
         let finished = match &result {
             Ok(_) => true,
@@ -590,6 +610,115 @@ impl ImportHandler {
             let _ = tokio::fs::remove_file(PathBuf::from(v)).await;
         }
         result
+    }
+
+    /// Where a source lands (spool file, or the upload itself) and how it is fetched.
+    fn source_for(
+        svc: &Service,
+        task: &Task,
+        src: &SourceUrl,
+        spool_file: &Path,
+    ) -> std::result::Result<(PathBuf, Option<Box<dyn Source>>), TaskError> {
+        Ok(match src {
+            SourceUrl::Http(u) => (
+                spool_file.to_path_buf(),
+                Some(Box::new(HttpSource {
+                    url: u.clone(),
+                    options: svc.fetch_options(),
+                })),
+            ),
+            SourceUrl::S3 { bucket, key } => {
+                let store = svc.buckets().get(bucket).ok_or_else(|| {
+                    TaskError::permanent(format!(
+                        "bucket {bucket:?} is not configured on this server"
+                    ))
+                })?;
+                (
+                    spool_file.to_path_buf(),
+                    Some(Box::new(ObjectSource {
+                        store,
+                        key: key.clone(),
+                        max_bytes: svc.config().import.max_bytes,
+                        attempts: svc.config().import.attempts,
+                    })),
+                )
+            }
+            SourceUrl::Upload(id) => (svc.upload_path(&task.account_id, id), None),
+        })
+    }
+
+    /// Fetches and stores the data disks of an import (after the system disk passed its
+    /// rules): each must open as a disk image referring to nothing outside itself and be
+    /// within `import.max_data_disk_gib`.
+    async fn data_disks(
+        svc: &Service,
+        task: &Task,
+        p: &Payload,
+        session: &ikon_store::WriteSession,
+    ) -> std::result::Result<Vec<DiskRef>, TaskError> {
+        let mut out = Vec::new();
+        let spool = svc.spool_dir().join("imports");
+        let max = svc
+            .config()
+            .import
+            .max_data_disk_gib
+            .saturating_mul(1 << 30);
+        for (n, url) in p.data_urls.iter().enumerate() {
+            let which = format!("data disk {}", n + 1);
+            let src = SourceUrl::parse(url).map_err(TaskError::permanent)?;
+            let (dest, source) = Self::source_for(
+                svc,
+                task,
+                &src,
+                &spool.join(format!("{}-data{}", task.task_id, n + 1)),
+            )?;
+            match source {
+                Some(source) => {
+                    source
+                        .fetch(&dest, &|_, _| {})
+                        .await
+                        .map_err(|e| fetch_error(e).prefixed(&which))?;
+                }
+                None if !dest.is_file() => {
+                    return Err(TaskError::permanent(format!(
+                        "{which}: the uploaded file is gone; upload it again"
+                    )))
+                }
+                None => {}
+            }
+            let path = dest.clone();
+            let dev = tokio::task::spawn_blocking(move || {
+                ikon_disk::open(&path, &ikon_disk::OpenOptions::default())
+            })
+            .await
+            .map_err(|e| TaskError::transient(format!("{which}: worker: {e}")))?
+            .map_err(|e| {
+                TaskError::permanent(format!("import refused: [image-readable] {which}: {e}"))
+            })?;
+            let dev: Arc<dyn ikon_disk::DiskImage> = Arc::from(dev);
+            let size = dev.len();
+            if size > max {
+                return Err(TaskError::permanent(format!(
+                    "import refused: [data-disk-size] {which} is {} GiB; at most {} GiB",
+                    size.div_ceil(1 << 30),
+                    max >> 30
+                )));
+            }
+            let dev: Arc<dyn ikon_disk::BlockDevice> = dev;
+            let (mref, _, _) = session
+                .import_device(dev, &ids::new_id("disk"), Arc::new(|_, _| {}))
+                .await
+                .map_err(|e| TaskError::transient(format!("{which}: chunk store: {e}")))?;
+            let _ = tokio::fs::remove_file(&dest).await;
+            out.push(DiskRef {
+                disk_id: mref.disk_id,
+                version: mref.version,
+                usage: "DATA_DISK".into(),
+                size_bytes: size,
+                snapshot_id: ids::new_id("snap"),
+            });
+        }
+        Ok(out)
     }
 
     async fn import_file(
@@ -608,16 +737,7 @@ impl ImportHandler {
                     progress.set(i64::try_from(pct).unwrap_or(40));
                 }
             };
-            fetched = source.fetch(dest, &report).await.map_err(|e| match e {
-                FetchError::Transient(m) => TaskError::transient(m),
-                FetchError::Refused(m) => {
-                    TaskError::permanent(format!("import refused: [ssrf-guard] {m}"))
-                }
-                FetchError::TooLarge(m) => {
-                    TaskError::permanent(format!("import refused: [source-size] {m}"))
-                }
-                FetchError::Permanent(m) => TaskError::permanent(format!("download failed: {m}")),
-            })?;
+            fetched = source.fetch(dest, &report).await.map_err(fetch_error)?;
         } else if !dest.is_file() {
             return Err(TaskError::permanent(
                 "the uploaded file is gone; upload it again",
@@ -748,8 +868,10 @@ impl ImportHandler {
         } else {
             f.os_type.as_str()
         };
+        let mut disks = vec![disk];
+        disks.extend(Self::data_disks(svc, task, p, &session).await?);
         svc.catalog()
-            .set_image_disks(&task.resource_id, std::slice::from_ref(&disk), size)
+            .set_image_disks(&task.resource_id, &disks, size)
             .await
             .map_err(catalog)?;
         svc.catalog()

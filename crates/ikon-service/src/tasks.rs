@@ -44,6 +44,14 @@ impl TaskError {
             retryable: true,
         }
     }
+
+    /// The same failure, its message prefixed with what it concerns.
+    pub fn prefixed(self, what: &str) -> TaskError {
+        TaskError {
+            message: format!("{what}: {}", self.message),
+            ..self
+        }
+    }
 }
 
 /// Progress reporting and cancellation for a running task.

@@ -41,6 +41,7 @@ const KNOWN: &[&str] = &[
     "DescribeSnapshots",
     "DeleteSnapshot",
     "DescribeDisks",
+    "ImportImage",
 ];
 
 /// Actions whose requests may carry no `RegionId` (the Tea SDK sends none): they act in the
@@ -175,6 +176,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         "DescribeSnapshots" => super::disks::describe_snapshots(svc, call, dry_run).await,
         "DeleteSnapshot" => super::disks::delete_snapshot(svc, call, dry_run).await,
         "DescribeDisks" => super::disks::describe_disks(svc, call, dry_run).await,
+        "ImportImage" => super::transfer::import_image(svc, call, dry_run).await,
         _ => Err(ApiError::new(
             404,
             "InvalidAction.NotFound",

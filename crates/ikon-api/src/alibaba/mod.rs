@@ -19,6 +19,7 @@ mod errors;
 mod instances;
 pub mod params;
 mod tasks;
+mod transfer;
 pub mod views;
 
 use crate::AppState;

@@ -51,15 +51,28 @@ pub async fn import_image(svc: &Service, call: &Call) -> Result<Value, ApiError>
             "ImageDescription is limited to 256 characters",
         ));
     }
+    // ImportImageDataDiskList: [{ImageUrl}] — whether data disks are allowed (and how many)
+    // is the service's rule (the Tencent preset imports system disks only).
+    let mut data_disk_urls = Vec::new();
     if let Some(disks) = p.get("ImportImageDataDiskList") {
-        if disks.as_array().is_some_and(|a| !a.is_empty()) {
-            return Err(ApiError::new(
-                "InvalidParameterValue",
-                "only system-disk images are imported; ImportImageDataDiskList must be empty",
-            ));
+        let arr = disks.as_array().ok_or_else(|| {
+            ApiError::new("InvalidParameter", "ImportImageDataDiskList must be a list")
+        })?;
+        for d in arr {
+            let url = d
+                .get("ImageUrl")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        "MissingParameter",
+                        "ImportImageDataDiskList.N.ImageUrl is required",
+                    )
+                })?;
+            data_disk_urls.push(url.to_string());
         }
     }
     let req = ImportRequest {
+        data_disk_urls,
         name: name.to_string(),
         description: description.to_string(),
         url: p.str_req("ImageUrl")?.to_string(),

@@ -1,0 +1,171 @@
+//! Images entering Ikon through Alibaba's API (reference §2.4): ImportImage with
+//! `DiskDeviceMapping.N.{OSSBucket, OSSObject}` read from the configured S3-compatible
+//! store standing in for OSS (N=1 the system disk, N=2..17 data disks), over the same
+//! service operation as Tencent's ImportImage; the answer carries the image and its
+//! ImportImage task (`t-…`), which DescribeTasks follows.
+
+use super::actions::done;
+use super::params::missing;
+use super::{views, ApiError, Call};
+use ikon_service::import::ImportRequest;
+use ikon_service::Service;
+use serde_json::{json, Value};
+
+/// Alibaba `Platform` values to the service's OS types (DescribeImportImageOs names).
+fn os_type(platform: &str, os: &str) -> String {
+    let p = platform.trim();
+    match p.to_ascii_lowercase().as_str() {
+        "" if os.eq_ignore_ascii_case("windows") => "Windows Server 2012".into(),
+        "" => "CentOS".into(),
+        "redhat" | "red hat" => "RedHat".into(),
+        "opensuse" => "OpenSUSE".into(),
+        "suse" | "sles" => "SUSE".into(),
+        "windows server 2008"
+        | "windows server 2012"
+        | "windows server 2016"
+        | "windows server 2019"
+        | "windows server 2022" => {
+            let year = p.rsplit(' ').next().unwrap_or("");
+            format!("Windows Server {year}")
+        }
+        _ => p.to_string(),
+    }
+}
+
+/// ImportImage.
+pub async fn import_image(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, ApiError> {
+    let p = &call.params;
+    let maps = p.objects("DiskDeviceMapping");
+    let Some(system) = maps.first() else {
+        return Err(ApiError::new(
+            403,
+            "MissingParameter.DiskDeviceMapping",
+            "The input parameter DiskDeviceMapping that is mandatory for processing this request is not supplied.",
+        ));
+    };
+    if maps.len() > 17 {
+        return Err(ApiError::new(
+            400,
+            "InvalidParameter",
+            "at most 17 DiskDeviceMapping entries (1 system disk and 16 data disks)",
+        ));
+    }
+    let url = |m: &std::collections::BTreeMap<String, String>, n: usize| {
+        let bucket = m
+            .get("OSSBucket")
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| missing(&format!("DiskDeviceMapping.{n}.OSSBucket")))?;
+        let object = m
+            .get("OSSObject")
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| missing(&format!("DiskDeviceMapping.{n}.OSSObject")))?;
+        if let Some(f) = m.get("Format").filter(|f| !f.is_empty()) {
+            if !matches!(
+                f.to_ascii_uppercase().as_str(),
+                "RAW" | "VHD" | "QCOW2" | "VMDK"
+            ) {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidImageFormat.Malformed",
+                    format!("The specified format {f:?} is not RAW, VHD, QCOW2 or VMDK (formats are detected from content)."),
+                ));
+            }
+        }
+        Ok(format!("s3://{bucket}/{}", object.trim_start_matches('/')))
+    };
+    let system_url = url(system, 1)?;
+    let mut data = Vec::new();
+    for (i, m) in maps.iter().enumerate().skip(1) {
+        data.push(url(m, i + 1)?);
+    }
+    let name = p
+        .str_opt("ImageName")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("import-{}", ikon_service::ids::new_id("m")));
+    let os = p.str_opt("OSType").unwrap_or("linux");
+    if !matches!(os.to_ascii_lowercase().as_str(), "linux" | "windows") {
+        return Err(ApiError::new(
+            400,
+            "InvalidOSType.Malformed",
+            "OSType must be linux or windows.",
+        ));
+    }
+    let arch = match p.str_opt("Architecture").unwrap_or("x86_64") {
+        "x86_64" => "x86_64",
+        "i386" => "i386",
+        "arm64" => "arm_64",
+        other => {
+            return Err(ApiError::new(
+                400,
+                "InvalidArchitecture.Malformed",
+                format!("The specified Architecture {other:?} is not valid."),
+            ))
+        }
+    };
+    let license = match p.str_opt("LicenseType").unwrap_or("Auto") {
+        "Auto" | "Aliyun" => None,
+        "BYOL" => Some("BYOL".to_string()),
+        other => {
+            return Err(ApiError::new(
+                400,
+                "InvalidLicenseType.NotSupported",
+                format!("The specified LicenseType {other:?} is not supported."),
+            ))
+        }
+    };
+    let boot = match p.str_opt("BootMode") {
+        None | Some("BIOS") => None,
+        Some("UEFI") => Some("UEFI".to_string()),
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                "InvalidParameter",
+                format!("BootMode {other:?} must be BIOS or UEFI"),
+            ))
+        }
+    };
+    let tags: Vec<(String, String)> = p
+        .objects("Tag")
+        .into_iter()
+        .filter_map(|t| {
+            Some((
+                t.get("Key")?.clone(),
+                t.get("Value").cloned().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let req = ImportRequest {
+        name,
+        description: p.str_opt("Description").unwrap_or("").to_string(),
+        url: system_url,
+        os_type: os_type(p.str_opt("Platform").unwrap_or(""), os),
+        os_version: String::new(),
+        architecture: arch.into(),
+        force: false,
+        license_type: license,
+        boot_mode: boot,
+        family: String::new(),
+        tags,
+        dry_run,
+        data_disk_urls: data,
+    };
+    let map = |e| super::errors::map("ImportImage", e);
+    let image = svc.import_image(&call.caller, &req).await.map_err(map)?;
+    let Some(image) = image else {
+        return done(true);
+    };
+    let task = svc
+        .catalog()
+        .tasks_for(&image)
+        .await
+        .map_err(|e| map(e.into()))?
+        .into_iter()
+        .next()
+        .map(|t| views::to_alibaba(&t.task_id))
+        .unwrap_or_default();
+    Ok(json!({
+        "RegionId": call.caller.region,
+        "ImageId": views::to_alibaba(&image),
+        "TaskId": task,
+    }))
+}
