@@ -725,6 +725,22 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Every disk any image references, with the image's region (whose store holds it).
+    pub async fn image_disks_by_region(&self) -> Result<Vec<(String, DiskRef)>> {
+        let rows = sqlx::query("SELECT region, disks FROM images")
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let region: String = r.try_get("region")?;
+            let d: String = r.try_get("disks")?;
+            let v: Vec<DiskRef> =
+                serde_json::from_str(&d).map_err(|e| Error::Corrupt(e.to_string()))?;
+            out.extend(v.into_iter().map(|d| (region.clone(), d)));
+        }
+        Ok(out)
+    }
+
     /// Number of images per state (for metrics and tests).
     pub async fn image_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM images")

@@ -1,5 +1,6 @@
-//! Service configuration (TOML): regions with their zones and storage, limits and import
-//! rules. Every field has a default; the defaults are the Tencent preset of DESIGN.md §1.
+//! Service configuration (TOML): regions with their zones and storage, the S3 engine,
+//! export destinations, limits and import rules. Every field has a default; the defaults
+//! are the Tencent preset of DESIGN.md §1.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -36,11 +37,12 @@ pub struct Region {
     /// Zones.
     #[serde(default)]
     pub zones: Vec<Zone>,
-    /// Where this region's chunks live (object-store URL or directory). Reserved for
-    /// cross-region copy: today every region uses the data directory's chunk store.
+    /// Where this region's chunks live: `s3://bucket/prefix` (a bucket of the `[s3]`
+    /// engine) or a directory. Default: the data directory's chunk store. Regions naming the
+    /// same location share one store (a copy between them moves nothing).
     #[serde(default)]
     pub store: Option<String>,
-    /// Whether images may be copied to and from this region.
+    /// Whether images may be copied to and from this region (the cross-region copy policy).
     #[serde(default = "yes")]
     pub copy_allowed: bool,
 }
@@ -80,6 +82,18 @@ impl Default for Limits {
     }
 }
 
+/// Where ExportImages writes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Export {
+    /// A directory whose subdirectories are the buckets (`BucketName` names one, which must
+    /// exist). Unset: `BucketName` is a bucket of the `[s3]` engine.
+    pub dir: Option<String>,
+    /// Where export files are assembled before they are uploaded to S3 (default: the
+    /// system's temporary directory).
+    pub work_dir: Option<String>,
+}
+
 /// Operating systems accepted by ImportImage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +122,11 @@ pub struct Config {
     pub import_os: Vec<ImportOs>,
     /// Chunk size of the local chunk store in bytes.
     pub chunk_size: u32,
+    /// How to reach the S3 engine (`s3://` region stores, export buckets); unset fields
+    /// come from the `AWS_*` environment variables.
+    pub s3: ikon_store::S3Options,
+    /// ExportImages destinations.
+    pub export: Export,
 }
 
 fn zone(name: &str, display: &str, id: &str) -> Zone {
@@ -235,6 +254,8 @@ impl Default for Config {
                 ),
             ],
             chunk_size: 1 << 20,
+            s3: ikon_store::S3Options::default(),
+            export: Export::default(),
         }
     }
 }
@@ -271,6 +292,10 @@ impl Config {
         for r in &self.regions {
             if !seen.insert(r.name.as_str()) {
                 return Err(format!("region {} listed twice", r.name));
+            }
+            if let Some(st) = &r.store {
+                ikon_store::Location::parse(st)
+                    .map_err(|e| format!("region {}: {}", r.name, e.context))?;
             }
             for z in &r.zones {
                 if !z.name.starts_with(&format!("{}-", r.name)) {
