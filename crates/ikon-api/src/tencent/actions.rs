@@ -23,7 +23,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         Params::new(&call.params, &[])?;
         return Ok(describe_regions(svc));
     }
-    if !KNOWN.contains(&a) {
+    if !KNOWN.contains(&a) && !super::transfer::ACTIONS.contains(&a) {
         return Err(ApiError::new(
             "InvalidAction",
             format!("action {a} does not exist or is not supported by this service"),
@@ -165,6 +165,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
                 .map_err(map)?;
             Ok(json!({ "Image": img.as_ref().map(views::image) }))
         }
+        a if super::transfer::ACTIONS.contains(&a) => super::transfer::dispatch(svc, call).await,
         _ => Err(ApiError::new(
             "InvalidAction",
             format!("action {a} is not supported by this service"),

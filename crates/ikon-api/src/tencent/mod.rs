@@ -7,6 +7,7 @@ mod actions;
 pub mod auth;
 mod errors;
 pub mod params;
+mod transfer;
 mod views;
 
 use crate::AppState;
