@@ -1,6 +1,6 @@
 //! Cross-region copy and export through the service, with regions on different stores: the
-//! default local store (Guangzhou, Hong Kong shares it), a real S3 engine (Shanghai) and a
-//! directory (Beijing). Copies send only the chunks the destination lacks (bytes asserted);
+//! default local store (Guangzhou; Hong Kong names the same directory), a real S3 engine
+//! (Shanghai) and a directory (Beijing). Copies send only the chunks the destination lacks (bytes asserted);
 //! exports in every format are downloaded from S3 and checked with `qemu-img check` (the
 //! formats it can check: qcow2, vmdk) and `qemu-img compare` against the source. Needs `IKON_TEST_S3_*` (scripts/start-s3.sh):
 //! a missing engine fails the suite.
@@ -100,6 +100,8 @@ async fn env(export_dir: Option<PathBuf>) -> Env {
                 ))
             }
             "ap-beijing" => r.store = Some(beijing.display().to_string()),
+            // Named explicitly, the default store's own directory is still the same store.
+            "ap-hongkong" => r.store = Some(work.join("chunks").display().to_string()),
             _ => {}
         }
     }
@@ -310,6 +312,12 @@ async fn copies_between_regions_send_only_missing_chunks() {
         0,
         "same store: nothing moves"
     );
+    let hongkong = started
+        .targets
+        .iter()
+        .find(|t| t.region == "ap-hongkong")
+        .map(|t| t.image_id.clone())
+        .unwrap_or_default();
     assert_eq!(e.image(&a).await.state, "NORMAL");
     assert!(
         e.beijing.join("chunks").is_dir(),
@@ -360,11 +368,19 @@ async fn copies_between_regions_send_only_missing_chunks() {
     assert_eq!(copied(&result, "ap-shanghai"), MIB);
     assert_eq!(result["copied_bytes"].as_u64(), Some(MIB));
 
-    // Garbage collection over every store keeps every image whole.
+    // Garbage collection over every store (each place once) keeps every image whole.
     e.svc
         .collect_garbage()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let out = e.work.join("hk.copy.raw");
+    e.dump(&hongkong, &out).await;
+    qemu_img(&[
+        "compare",
+        "-q",
+        raw_a.to_str().unwrap_or(""),
+        out.to_str().unwrap_or(""),
+    ]);
     let copy_b = &started.targets[0].image_id;
     let out = e.work.join("b.copy.raw");
     e.dump(copy_b, &out).await;

@@ -64,6 +64,9 @@ pub struct Store {
 struct Inner {
     backend: Backend,
     chunk_size: u32,
+    /// Where the data lives, when known (canonical directory, or S3 endpoint, bucket and
+    /// prefix): two handles on the same place are the same store.
+    place: Option<String>,
 }
 
 /// Runs a backend closure on a blocking thread.
@@ -138,7 +141,10 @@ impl Store {
     pub async fn open_local(dir: &Path, chunk_size: u32) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        Self::open_backend(Backend::Local(dir.to_path_buf()), chunk_size).await
+        let place = std::fs::canonicalize(dir)
+            .map(|p| format!("dir:{}", p.display()))
+            .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
+        Self::open_backend(Backend::Local(dir.to_path_buf()), chunk_size, Some(place)).await
     }
 
     /// Opens (creating if needed) a store in any object store.
@@ -146,11 +152,24 @@ impl Store {
         os: Arc<dyn object_store::ObjectStore>,
         chunk_size: u32,
     ) -> Result<Store> {
-        let rt = tokio::runtime::Handle::current();
-        Self::open_backend(Backend::Object(os, rt), chunk_size).await
+        Self::open_object_store_at(os, chunk_size, None).await
     }
 
-    async fn open_backend(backend: Backend, chunk_size: u32) -> Result<Store> {
+    /// Like [`Store::open_object_store`], naming the place (see [`Store::same_as`]).
+    pub(crate) async fn open_object_store_at(
+        os: Arc<dyn object_store::ObjectStore>,
+        chunk_size: u32,
+        place: Option<String>,
+    ) -> Result<Store> {
+        let rt = tokio::runtime::Handle::current();
+        Self::open_backend(Backend::Object(os, rt), chunk_size, place).await
+    }
+
+    async fn open_backend(
+        backend: Backend,
+        chunk_size: u32,
+        place: Option<String>,
+    ) -> Result<Store> {
         manifest::check_chunk_size(chunk_size)?;
         let b = backend.clone();
         blocking(move || check_format(&b, chunk_size)).await?;
@@ -158,13 +177,17 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 chunk_size,
+                place,
             }),
         })
     }
 
-    /// Whether `other` is this very store (the same opened backend).
+    /// Whether `other` is this store: the same handle, or a handle on the same place (the
+    /// same directory, or the same S3 endpoint, bucket and prefix). Garbage collection and
+    /// copies rely on it: one place must never be treated as two stores.
     pub fn same_as(&self, other: &Store) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+            || matches!((&self.inner.place, &other.inner.place), (Some(a), Some(b)) if a == b)
     }
 
     /// Chunk size in bytes.

@@ -201,6 +201,13 @@ impl Location {
             Location::Dir(d) => Store::open_local(d, chunk_size).await,
             Location::S3 { bucket, prefix } => {
                 let os = s3.bucket_store(bucket)?;
+                let place = format!(
+                    "s3:{}/{bucket}/{prefix}",
+                    s3.resolved()
+                        .endpoint
+                        .unwrap_or_default()
+                        .trim_end_matches('/')
+                );
                 let os: Arc<dyn ObjectStore> = if prefix.is_empty() {
                     os
                 } else {
@@ -209,7 +216,7 @@ impl Location {
                         ObjPath::from(prefix.as_str()),
                     ))
                 };
-                Store::open_object_store(os, chunk_size).await
+                Store::open_object_store_at(os, chunk_size, Some(place)).await
             }
         }
     }

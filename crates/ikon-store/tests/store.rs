@@ -596,9 +596,15 @@ async fn copies_between_stores_send_only_missing_chunks() {
         (st.present_chunks, st.copied_chunks, st.copied_bytes),
         (9, 1, MIB)
     );
-    // A store onto itself moves nothing.
-    let st = copy(local.clone(), local.clone(), rb).await;
+    // A store onto itself moves nothing, also through a second handle on the same place.
+    let st = copy(local.clone(), local.clone(), rb.clone()).await;
     assert_eq!(st.copied_bytes, 0);
+    let again = Store::open_local(&work.join("src"), MIB32)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.same_as(&local) && !again.same_as(&s3));
+    let st = copy(local.clone(), again, rb).await;
+    assert_eq!((st.present_chunks, st.copied_bytes), (10, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
