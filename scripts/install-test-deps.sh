@@ -7,6 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 need=()
 command -v qemu-img  >/dev/null || need+=(qemu-utils)
 command -v qemu-io   >/dev/null || need+=(qemu-utils)
+command -v qemu-nbd  >/dev/null || need+=(qemu-utils)
+command -v nbdinfo   >/dev/null || need+=(libnbd-bin)
 command -v sfdisk    >/dev/null || need+=(fdisk)
 command -v mkisofs   >/dev/null || need+=(genisoimage)
 command -v python3   >/dev/null || need+=(python3)
@@ -24,6 +26,6 @@ if [ -f "$here/install-guest-deps.sh" ]; then
 fi
 bash "$here/install-guest-oracle.sh"
 
-for t in qemu-img qemu-io sfdisk mkisofs python3 virt-inspector; do
+for t in qemu-img qemu-io qemu-nbd nbdinfo sfdisk mkisofs python3 virt-inspector; do
     command -v "$t" >/dev/null || { echo "install-test-deps: $t is still missing" >&2; exit 1; }
 done

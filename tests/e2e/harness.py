@@ -100,13 +100,14 @@ class Server:
         self.lines = []
         self.ready = threading.Event()
         self.addr = None
+        self.nbd = None
         self.printed_admin = False
         if first:
             self.admin_id = self.admin_key = None
         self.stderr = open(os.path.join(self.dir, "serve.stderr"), "a+")
         self.proc = subprocess.Popen(
             [IKON, "serve", "--data-dir", os.path.join(self.dir, "data"), "--listen", "127.0.0.1:0",
-             "--config", self.config] + self.db_args,
+             "--nbd-listen", "127.0.0.1:0", "--config", self.config] + self.db_args,
             stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL, text=True,
             start_new_session=True, preexec_fn=_die_with_parent)
         if self not in _SERVERS:
@@ -135,6 +136,9 @@ class Server:
             if m:
                 self.admin_id, self.admin_key = m.group(1), m.group(2)
                 self.printed_admin = True
+            m = re.match(r"ikon nbd listening on nbd://(\S+)", line)
+            if m:
+                self.nbd = m.group(1)
             m = re.match(r"ikon listening on http://(\S+)", line)
             if m:
                 self.addr = m.group(1)

@@ -156,7 +156,7 @@ const COLUMNS: &str = "image_id, kind, owner, region, name, description, os_name
      platform, architecture, size_bytes, state, state_reason, source, license_type, family, \
      deprecated, cloudinit, sync_percent, share_count, disks, origin, created_at, updated_at, version";
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('%');
     for c in s.to_lowercase().chars() {
@@ -301,74 +301,8 @@ impl Catalog {
     /// transaction; returns `Ok(false)` (nothing stored) when `n` are already used.
     pub async fn insert_image(&self, img: &NewImage, quota: Option<i64>) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
-        if let (Some(limit), "PRIVATE") = (quota, img.kind.as_str()) {
-            sqlx::query(
-                "INSERT INTO quota_usage (account_id, region, used) VALUES ($1, $2, 0)
-                 ON CONFLICT (account_id, region) DO NOTHING",
-            )
-            .bind(&img.owner)
-            .bind(&img.region)
-            .execute(&mut *tx)
-            .await?;
-            let r = sqlx::query(
-                "UPDATE quota_usage SET used = used + 1
-                 WHERE account_id = $1 AND region = $2 AND used < $3",
-            )
-            .bind(&img.owner)
-            .bind(&img.region)
-            .bind(limit)
-            .execute(&mut *tx)
-            .await?;
-            if r.rows_affected() != 1 {
-                return Ok(false);
-            }
-        }
-        let disks = serde_json::to_string(&img.disks)
-            .map_err(|e| Error::Corrupt(format!("image disks: {e}")))?;
-        let size = i64::try_from(img.size_bytes)
-            .map_err(|_| Error::Corrupt(format!("size {}", img.size_bytes)))?;
-        sqlx::query(&format!(
-            "INSERT INTO images ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
-        ))
-        .bind(&img.image_id)
-        .bind(&img.kind)
-        .bind(&img.owner)
-        .bind(&img.region)
-        .bind(&img.name)
-        .bind(&img.description)
-        .bind(&img.os_name)
-        .bind(&img.os_type)
-        .bind(&img.platform)
-        .bind(&img.architecture)
-        .bind(size)
-        .bind(&img.state)
-        .bind(&img.state_reason)
-        .bind(&img.source)
-        .bind(&img.license_type)
-        .bind(&img.family)
-        .bind(i64::from(img.deprecated))
-        .bind(i64::from(img.cloudinit))
-        .bind(img.sync_percent)
-        .bind(img.share_count)
-        .bind(disks)
-        .bind(&img.origin)
-        .bind(img.created_at)
-        .bind(img.updated_at)
-        .bind(img.version)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_or(e, || format!("image name {:?}", img.name)))?;
-        for (k, v) in &img.tags {
-            sqlx::query(
-                "INSERT INTO image_tags (image_id, tag_key, tag_value) VALUES ($1, $2, $3)",
-            )
-            .bind(&img.image_id)
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| conflict_or(e, || format!("tag {k:?}")))?;
+        if !insert_image_tx(&mut tx, img, quota).await? {
+            return Ok(false);
         }
         bump(&mut tx).await?;
         tx.commit().await?;
@@ -725,28 +659,89 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Every disk any image references, with the image's region (whose store holds it).
-    pub async fn image_disks_by_region(&self) -> Result<Vec<(String, DiskRef)>> {
-        let rows = sqlx::query("SELECT region, disks FROM images")
-            .fetch_all(self.pool())
-            .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let region: String = r.try_get("region")?;
-            let d: String = r.try_get("disks")?;
-            let v: Vec<DiskRef> =
-                serde_json::from_str(&d).map_err(|e| Error::Corrupt(e.to_string()))?;
-            out.extend(v.into_iter().map(|d| (region.clone(), d)));
-        }
-        Ok(out)
-    }
-
     /// Number of images per state (for metrics and tests).
     pub async fn image_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM images")
             .fetch_one(self.pool())
             .await?)
     }
+}
+
+/// Inserts an image and its tags inside a writer's transaction, reserving a quota unit for a
+/// custom image when `quota` is given; false (nothing written) when over quota.
+pub(crate) async fn insert_image_tx(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    img: &NewImage,
+    quota: Option<i64>,
+) -> Result<bool> {
+    if let (Some(limit), "PRIVATE") = (quota, img.kind.as_str()) {
+        sqlx::query(
+            "INSERT INTO quota_usage (account_id, region, used) VALUES ($1, $2, 0)
+             ON CONFLICT (account_id, region) DO NOTHING",
+        )
+        .bind(&img.owner)
+        .bind(&img.region)
+        .execute(&mut **tx)
+        .await?;
+        let r = sqlx::query(
+            "UPDATE quota_usage SET used = used + 1
+             WHERE account_id = $1 AND region = $2 AND used < $3",
+        )
+        .bind(&img.owner)
+        .bind(&img.region)
+        .bind(limit)
+        .execute(&mut **tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+    }
+    let disks = serde_json::to_string(&img.disks)
+        .map_err(|e| Error::Corrupt(format!("image disks: {e}")))?;
+    let size = i64::try_from(img.size_bytes)
+        .map_err(|_| Error::Corrupt(format!("size {}", img.size_bytes)))?;
+    sqlx::query(&format!(
+        "INSERT INTO images ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+    ))
+    .bind(&img.image_id)
+    .bind(&img.kind)
+    .bind(&img.owner)
+    .bind(&img.region)
+    .bind(&img.name)
+    .bind(&img.description)
+    .bind(&img.os_name)
+    .bind(&img.os_type)
+    .bind(&img.platform)
+    .bind(&img.architecture)
+    .bind(size)
+    .bind(&img.state)
+    .bind(&img.state_reason)
+    .bind(&img.source)
+    .bind(&img.license_type)
+    .bind(&img.family)
+    .bind(i64::from(img.deprecated))
+    .bind(i64::from(img.cloudinit))
+    .bind(img.sync_percent)
+    .bind(img.share_count)
+    .bind(disks)
+    .bind(&img.origin)
+    .bind(img.created_at)
+    .bind(img.updated_at)
+    .bind(img.version)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| conflict_or(e, || format!("image name {:?}", img.name)))?;
+    for (k, v) in &img.tags {
+        sqlx::query("INSERT INTO image_tags (image_id, tag_key, tag_value) VALUES ($1, $2, $3)")
+            .bind(&img.image_id)
+            .bind(k)
+            .bind(v)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| conflict_or(e, || format!("tag {k:?}")))?;
+    }
+    Ok(true)
 }
 
 /// Bumps the images generation inside a writer's transaction (see `schema`).

@@ -1,4 +1,5 @@
-//! Catalog: accounts, keys, images, shares, quotas, counters and durable tasks on sqlx.
+//! Catalog: accounts, keys, images, shares, quotas, counters, instances, disks, snapshots
+//! and durable tasks on sqlx.
 //!
 //! One schema ([`schema`]) and one set of SQL statements run on SQLite (embedded default)
 //! and PostgreSQL (several nodes sharing state) through sqlx's `Any` driver: `$N`
@@ -10,12 +11,16 @@
 
 mod accounts;
 mod images;
+mod instances;
+mod market;
 pub mod schema;
 mod sql;
 mod tasks;
 
 pub use accounts::{Account, ApiKey};
 pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageQuery, NewImage, Share};
+pub use instances::{Disk, Instance, ResourceQuery, Snapshot};
+pub use market::{Listing, Usage};
 pub use tasks::{ImageChange, NewTask, Task, TaskOutcome, TaskState};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

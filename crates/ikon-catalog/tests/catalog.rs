@@ -6,60 +6,9 @@ use ikon_catalog::{
     Catalog, Category, DeleteOutcome, DiskRef, Image, ImageChange, ImageQuery, NewTask,
     TaskOutcome, TaskState,
 };
-use sqlx::Executor;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{n}_{}", std::process::id(), t % 1_000_000_000)
-}
-
-async fn sqlite() -> Catalog {
-    let dir = std::env::temp_dir().join(unique("ikon_cat"));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let url = format!("sqlite://{}", dir.join("catalog.db").display());
-    Catalog::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("sqlite: {e}"))
-}
-
-async fn postgres() -> Catalog {
-    let base = std::env::var("IKON_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!("IKON_TEST_DATABASE_URL is not set: the catalog suite must also run on PostgreSQL (scripts/start-postgres.sh starts one)")
-    });
-    let admin = Catalog::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("postgres {base}: {e}"));
-    let db = unique("t");
-    admin
-        .pool()
-        .execute(format!("CREATE DATABASE {db}").as_str())
-        .await
-        .unwrap_or_else(|e| panic!("create database: {e}"));
-    let (prefix, _) = base
-        .rsplit_once('/')
-        .unwrap_or_else(|| panic!("bad url {base}"));
-    Catalog::connect(&format!("{prefix}/{db}"))
-        .await
-        .unwrap_or_else(|e| panic!("postgres: {e}"))
-}
-
-/// Runs `f` on a fresh catalog of each engine.
-macro_rules! both {
-    ($name:ident, $f:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            $f(sqlite().await).await;
-            $f(postgres().await).await;
-        }
-    };
-}
+use common::unique;
 
 fn image(id: &str, kind: &str, owner: &str, region: &str, name: &str, created: i64) -> Image {
     Image {

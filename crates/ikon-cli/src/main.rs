@@ -4,6 +4,8 @@
 //! found only leaked clusters.
 
 mod img;
+mod market;
+mod nbd;
 mod publish;
 mod server;
 
@@ -23,10 +25,13 @@ enum Command {
     /// Offline image toolbox: info, convert, check, compare, map, create.
     #[command(subcommand)]
     Img(img::ImgCommand),
-    /// Run the image service (Tencent CVM API on one HTTP endpoint, metrics at /metrics).
+    /// Run the image service (Tencent CVM API on one HTTP endpoint, metrics at /metrics,
+    /// instance disks over NBD).
     Serve(server::ServeArgs),
     /// Administer accounts, keys and platform images (works beside a running server).
     Admin(server::AdminArgs),
+    /// Print the NBD URL of an instance disk, made from its owner's key pair.
+    NbdUrl(nbd::NbdUrlArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
         Command::Img(cmd) => img::run(cmd),
         Command::Serve(args) => server::serve(args),
         Command::Admin(args) => server::admin(args),
+        Command::NbdUrl(args) => nbd::url(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

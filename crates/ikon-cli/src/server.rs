@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+    /// Address of the NBD server exporting instance disks (`off` = none). Default
+    /// 127.0.0.1:10809, skipped with a warning when that port is taken.
+    #[arg(long)]
+    pub nbd_listen: Option<String>,
 }
 
 /// Output format of admin commands.
@@ -66,7 +70,21 @@ pub enum AdminCommand {
     /// Platform and custom images.
     #[command(subcommand)]
     Image(crate::publish::ImageCommand),
-    /// Remove chunks and manifests no image references (safe while the server runs).
+    /// Marketplace listings: review, approve, reject, withdraw.
+    #[command(subcommand)]
+    Market(crate::market::MarketCommand),
+    /// Metering: storage samples and monthly reports.
+    #[command(subcommand)]
+    Billing(crate::market::BillingCommand),
+    /// Chunk store usage: chunks and bytes held, bytes referenced by images, disks and
+    /// snapshots.
+    Usage {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Remove chunks and manifests no image, disk or snapshot references (safe while the
+    /// server runs).
     Gc {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
@@ -192,9 +210,11 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         let addr = listener.local_addr()?;
         let mut runner = ikon_service::tasks::Runner::new(svc.clone(), 30);
         runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
+        runner.register(std::sync::Arc::new(ikon_service::CreateImageHandler));
         runner.register(std::sync::Arc::new(ikon_service::ExportHandler));
         runner.register(std::sync::Arc::new(ikon_service::SyncHandler));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let nbd = crate::nbd::start(&svc, args.nbd_listen.as_deref(), stop_rx.clone()).await?;
         let worker = tokio::spawn(async move {
             let mut rx = stop_rx;
             runner
@@ -227,13 +247,30 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             }
         });
+        if let Some((a, _)) = &nbd {
+            println!("ikon nbd listening on nbd://{a}");
+        }
+        let ssvc = svc.clone();
+        let every = svc.config().pricing.storage_sample_secs.max(60);
+        let sampler = tokio::spawn(async move {
+            loop {
+                if let Err(e) = ssvc.sample_storage().await {
+                    tracing::warn!("storage sample: {e}");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(every)).await;
+            }
+        });
         println!("ikon listening on http://{addr}");
         axum::serve(listener, ikon_api::app(state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        if let Some((_, t)) = nbd {
+            let _ = t.await;
+        }
         refresher.abort();
+        sampler.abort();
         Ok(0)
     })
 }
@@ -270,7 +307,11 @@ fn init_logging(format: &str) -> Result<()> {
     res.map_err(|e| anyhow::anyhow!("logging: {e}"))
 }
 
-fn print<T: serde::Serialize>(output: Output, v: &T, text: impl FnOnce() -> String) -> Result<()> {
+pub fn print<T: serde::Serialize>(
+    output: Output,
+    v: &T,
+    text: impl FnOnce() -> String,
+) -> Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
         Output::Text => println!("{}", text()),
@@ -322,6 +363,23 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 println!("key {secret_id} disabled");
             }
             AdminCommand::Image(cmd) => return crate::publish::run(&svc, cmd).await,
+            AdminCommand::Market(cmd) => return crate::market::market(&svc, cmd).await,
+            AdminCommand::Billing(cmd) => return crate::market::billing(&svc, cmd).await,
+            AdminCommand::Usage { output } => {
+                let st = svc.store().stats().await?;
+                let (_, referenced) = svc.store_usage().await?;
+                let v = serde_json::json!({
+                    "Chunks": st.chunks,
+                    "BytesHeld": st.bytes,
+                    "ReferencedBytes": referenced,
+                });
+                print(output, &v, || {
+                    format!(
+                        "{} chunks, {} bytes held; {} bytes referenced",
+                        st.chunks, st.bytes, referenced
+                    )
+                })?;
+            }
             AdminCommand::Gc { output } => {
                 let st = svc.collect_garbage().await?;
                 let v = serde_json::json!({

@@ -67,6 +67,10 @@ pub struct Limits {
     pub daily_operations: i64,
     /// The limited actions (dialect-independent operation names).
     pub daily_limited_actions: Vec<String>,
+    /// Instances per account per region.
+    pub instances_per_region: i64,
+    /// Snapshots per account per region.
+    pub snapshots_per_region: i64,
 }
 
 impl Default for Limits {
@@ -78,6 +82,8 @@ impl Default for Limits {
             daily_limited_actions: ["CreateImage", "ImportImage", "SyncImages", "ExportImages"]
                 .map(String::from)
                 .to_vec(),
+            instances_per_region: 500,
+            snapshots_per_region: 500,
         }
     }
 }
@@ -109,7 +115,7 @@ pub struct ImportOs {
 }
 
 /// Top-level configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Rules preset for import prechecks (`tencent` or `alibaba`).
@@ -127,6 +133,39 @@ pub struct Config {
     pub s3: ikon_store::S3Options,
     /// ExportImages destinations.
     pub export: Export,
+    /// Prices.
+    pub pricing: Pricing,
+}
+
+/// Prices (in `currency` units; kept internally in millionths).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pricing {
+    /// Currency code shown in reports.
+    pub currency: String,
+    /// Licence fee per instance-hour of a Windows public image in `license_regions`.
+    pub windows_license_per_hour: f64,
+    /// Regions where public Windows images carry the licence fee (North America).
+    pub license_regions: Vec<String>,
+    /// Custom-image storage per GiB-month of unique chunks.
+    pub storage_per_gib_month: f64,
+    /// Highest marketplace price per instance-hour a provider may set.
+    pub max_market_price_per_hour: f64,
+    /// Seconds between storage samples taken by `ikon serve`.
+    pub storage_sample_secs: u64,
+}
+
+impl Default for Pricing {
+    fn default() -> Self {
+        Pricing {
+            currency: "USD".into(),
+            windows_license_per_hour: 0.046,
+            license_regions: vec!["na-siliconvalley".into(), "na-ashburn".into()],
+            storage_per_gib_month: 0.05,
+            max_market_price_per_hour: 100.0,
+            storage_sample_secs: 3600,
+        }
+    }
 }
 
 fn zone(name: &str, display: &str, id: &str) -> Zone {
@@ -256,6 +295,7 @@ impl Default for Config {
             chunk_size: 1 << 20,
             s3: ikon_store::S3Options::default(),
             export: Export::default(),
+            pricing: Pricing::default(),
         }
     }
 }
@@ -315,6 +355,16 @@ impl Config {
                 "chunk_size {} must be a power of two in 64 KiB..8 MiB",
                 self.chunk_size
             ));
+        }
+        let p = &self.pricing;
+        for (name, v) in [
+            ("windows_license_per_hour", p.windows_license_per_hour),
+            ("storage_per_gib_month", p.storage_per_gib_month),
+            ("max_market_price_per_hour", p.max_market_price_per_hour),
+        ] {
+            if !(0.0..=1e6).contains(&v) {
+                return Err(format!("pricing.{name} = {v}: expected 0 to 1000000"));
+            }
         }
         if !matches!(self.rules.as_str(), "tencent" | "alibaba") {
             return Err(format!(

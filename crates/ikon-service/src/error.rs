@@ -45,6 +45,22 @@ pub enum ErrorKind {
     InvalidParameterCombination,
     /// A name already exists (accounts).
     Conflict,
+    /// The instance does not exist or is not the caller's.
+    InstanceNotFound,
+    /// An instance id is not well-formed.
+    InstanceIdMalformed,
+    /// The disk does not exist, is not the caller's, or is not where the call says.
+    DiskNotFound,
+    /// The snapshot does not exist or is not the caller's.
+    SnapshotNotFound,
+    /// The snapshot backs images (delete them first, or ask to delete them too).
+    SnapshotHasImages,
+    /// The zone is not in the caller's region.
+    ZoneMismatch,
+    /// The instance quota is used up.
+    InstanceQuotaExceeded,
+    /// The snapshot quota is used up.
+    SnapshotQuotaExceeded,
     /// The chunk store or the disk engine failed on data.
     Storage,
     /// Anything else.

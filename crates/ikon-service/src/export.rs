@@ -249,12 +249,16 @@ impl Service {
             if progress.lease_lost() {
                 return Err(TaskError::transient("the task's lease was lost"));
             }
-            let store = self.store_for(&f.region).clone();
+            let r = ikon_store::ManifestRef {
+                disk_id: f.disk_id.clone(),
+                version: f.version,
+            };
+            let store = self
+                .store_holding(&f.region, &r)
+                .await
+                .map_err(|e| TaskError::transient(e.message))?;
             let m = store
-                .get_manifest(&ikon_store::ManifestRef {
-                    disk_id: f.disk_id.clone(),
-                    version: f.version,
-                })
+                .get_manifest(&r)
                 .await
                 .map_err(|e| TaskError::permanent(format!("image {}: {e}", f.image_id)))?;
             // This file's share of the whole: writing, then (S3) uploading.

@@ -167,3 +167,43 @@ mod tests {
         assert_eq!(uuid4().len(), 36);
     }
 }
+
+/// Days since 1970-01-01 of a (proleptic Gregorian) date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `[start, end)` in unix seconds of a `YYYY-MM` month (UTC), or None if malformed.
+pub fn month_range(month: &str) -> Option<(i64, i64)> {
+    let (y, m) = month.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let (y, m): (i64, i64) = (y.parse().ok()?, m.parse().ok()?);
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) {
+        return None;
+    }
+    let start = days_from_civil(y, m, 1) * 86_400;
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    Some((start, days_from_civil(ny, nm, 1) * 86_400))
+}
+
+#[cfg(test)]
+mod month_tests {
+    #[test]
+    fn months() {
+        assert_eq!(super::month_range("1970-01"), Some((0, 31 * 86_400)));
+        let (s, e) = super::month_range("2024-02").unwrap_or((0, 0));
+        assert_eq!(super::utc_date(s), "2024-02-01");
+        assert_eq!((e - s) / 86_400, 29);
+        assert_eq!(super::utc_date(e), "2024-03-01");
+        assert!(super::month_range("2024-13").is_none());
+        assert!(super::month_range("24-01").is_none());
+    }
+}

@@ -77,6 +77,8 @@ pub struct DeleteRequest {
     pub ids: Vec<String>,
     /// Only check.
     pub dry_run: bool,
+    /// Also delete the snapshots made for the images (Tencent's `DeleteBindedSnap`).
+    pub delete_snapshots: bool,
 }
 
 /// Image states.
@@ -348,7 +350,12 @@ impl Service {
         }
         for id in &req.ids {
             match self.catalog().delete_image(id, state::DELETABLE).await? {
-                DeleteOutcome::Deleted | DeleteOutcome::NotFound => {}
+                DeleteOutcome::Deleted => {
+                    if req.delete_snapshots {
+                        self.catalog().delete_image_snapshots(id).await?;
+                    }
+                }
+                DeleteOutcome::NotFound => {}
                 DeleteOutcome::Shared => return Err(in_shared(id)),
                 DeleteOutcome::BadState => {
                     return Err(Error::new(

@@ -4,24 +4,35 @@
 
 mod accounts;
 pub mod config;
+mod disks;
 mod error;
 mod export;
 pub mod ids;
 mod images;
+pub mod instances;
+pub mod market;
+pub mod pricing;
 mod publish;
+pub mod snapshots;
 mod sync;
 pub mod tasks;
 
 pub use accounts::{Credentials, KeyLookup};
 pub use config::Config;
+pub use disks::{nbd_export_name, nbd_token};
 pub use error::{Error, ErrorKind, Result};
 pub use export::{ExportHandler, ExportRequest, ExportStarted, EXPORT_KIND};
 pub use ikon_catalog::{Catalog, Image};
+pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
 pub use ikon_store::Store;
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility,
 };
+pub use instances::{DataDiskSpec, InstanceFilter, InstanceView, RunRequest};
 pub use publish::{PublishHandler, PublishRequest, Published};
+pub use snapshots::{
+    CreateImageHandler, CreateImageRequest, ImageSource, SnapshotFilter, SnapshotView,
+};
 pub use sync::{SyncHandler, SyncRequest, SyncStarted, SYNC_KIND};
 
 use std::collections::HashMap;
@@ -48,11 +59,12 @@ struct Inner {
     catalog: Catalog,
     config: Config,
     store: ikon_store::Store,
+    open_disks: disks::OpenDisks,
     /// Regions whose store is not the default one.
     region_stores: HashMap<String, ikon_store::Store>,
 }
 
-fn storage(e: ikon_store::Error) -> Error {
+fn storage_err(e: ikon_store::Error) -> Error {
     Error::new(ErrorKind::Storage, e.to_string())
 }
 
@@ -65,6 +77,7 @@ impl Service {
                 catalog,
                 config,
                 store,
+                open_disks: disks::OpenDisks::default(),
                 region_stores: HashMap::new(),
             }),
         }
@@ -82,6 +95,7 @@ impl Service {
                 catalog: shared.catalog.clone(),
                 config: shared.config.clone(),
                 store: shared.store.clone(),
+                open_disks: disks::OpenDisks::default(),
                 region_stores: stores,
             },
         };
@@ -98,7 +112,7 @@ impl Service {
         let mut out = HashMap::new();
         for r in &config.regions {
             let Some(url) = &r.store else { continue };
-            let loc = ikon_store::Location::parse(url).map_err(storage)?;
+            let loc = ikon_store::Location::parse(url).map_err(storage_err)?;
             let store = match opened.get(&loc) {
                 Some(s) => s.clone(),
                 None => {
@@ -130,39 +144,71 @@ impl Service {
             .unwrap_or(&self.inner.store)
     }
 
-    /// Every distinct store, each with the manifests the catalog's images keep in it.
-    async fn stores_with_disks(
+    /// The store holding manifest `r` of something in `region`: the region's store, or the
+    /// default one for data written there by paths that do not place data per region
+    /// (instance disks, snapshots and images made from them).
+    pub async fn store_holding(
+        &self,
+        region: &str,
+        r: &ikon_store::ManifestRef,
+    ) -> Result<ikon_store::Store> {
+        let own = self.store_for(region);
+        if own.same_as(self.store()) || own.has_manifest(r).await.map_err(storage_err)? {
+            Ok(own.clone())
+        } else {
+            Ok(self.store().clone())
+        }
+    }
+
+    /// Every manifest an image, disk or snapshot references (the chunk stores' live set).
+    async fn live_manifests(&self) -> Result<Vec<ikon_store::ManifestRef>> {
+        Ok(self
+            .catalog()
+            .live_manifests()
+            .await?
+            .into_iter()
+            .map(|(disk_id, version)| ikon_store::ManifestRef { disk_id, version })
+            .collect())
+    }
+
+    /// Every distinct store (each place once), each with the live manifests it holds.
+    /// Manifest names are unique across stores (fresh disk ids; a copy keeps its source's
+    /// name), so a store's live set is simply every live manifest present in it — whichever
+    /// code path wrote it there.
+    async fn stores_with_live(
         &self,
     ) -> Result<Vec<(ikon_store::Store, Vec<ikon_store::ManifestRef>)>> {
-        let mut out: Vec<(ikon_store::Store, Vec<ikon_store::ManifestRef>)> =
-            vec![(self.store().clone(), Vec::new())];
+        let mut stores: Vec<ikon_store::Store> = vec![self.store().clone()];
         for s in self.inner.region_stores.values() {
-            if !out.iter().any(|(o, _)| o.same_as(s)) {
-                out.push((s.clone(), Vec::new()));
+            if !stores.iter().any(|o| o.same_as(s)) {
+                stores.push(s.clone());
             }
         }
-        for (region, d) in self.catalog().image_disks_by_region().await? {
-            let store = self.store_for(&region);
-            let r = ikon_store::ManifestRef {
-                disk_id: d.disk_id,
-                version: d.version,
-            };
-            if let Some((_, live)) = out.iter_mut().find(|(s, _)| s.same_as(store)) {
-                if !live.contains(&r) {
-                    live.push(r);
+        let live = self.live_manifests().await?;
+        let mut out = Vec::with_capacity(stores.len());
+        for store in stores {
+            let mut here = Vec::new();
+            if self.inner.region_stores.is_empty() {
+                here = live.clone();
+            } else {
+                for r in &live {
+                    if store.has_manifest(r).await.map_err(storage_err)? {
+                        here.push(r.clone());
+                    }
                 }
             }
+            out.push((store, here));
         }
         Ok(out)
     }
 
-    /// Removes chunks and manifests no image references any more, in every store; safe
-    /// while other writers run (see `ikon_store::gc`). The live set is read after writers
-    /// finished. Returns the figures summed over the stores.
+    /// Removes chunks and manifests no image, disk or snapshot references any more, in
+    /// every store; safe while other writers run (see `ikon_store::gc`). Returns the
+    /// figures summed over the stores.
     pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
         let mut total = ikon_store::GcStats::default();
-        for (store, live) in self.stores_with_disks().await? {
-            let s = store.gc(&live, true).await.map_err(storage)?;
+        for (store, live) in self.stores_with_live().await? {
+            let s = store.gc(&live, true).await.map_err(storage_err)?;
             total.live_chunks += s.live_chunks;
             total.deleted_chunks += s.deleted_chunks;
             total.deleted_bytes += s.deleted_bytes;
@@ -172,17 +218,17 @@ impl Service {
         Ok(total)
     }
 
-    /// Store figures over every store: (bytes held, data bytes referenced by all images'
-    /// disks).
+    /// Store figures over every store: (bytes held, data bytes referenced by all images,
+    /// disks and snapshots, counting each manifest once per store).
     pub async fn store_usage(&self) -> Result<(u64, u64)> {
         let (mut held, mut referenced) = (0u64, 0u64);
-        for (store, live) in self.stores_with_disks().await? {
-            held += store.stats().await.map_err(storage)?.bytes;
+        for (store, live) in self.stores_with_live().await? {
+            held += store.stats().await.map_err(storage_err)?.bytes;
             for r in live {
                 referenced += store
                     .get_manifest(&r)
                     .await
-                    .map_err(storage)?
+                    .map_err(storage_err)?
                     .stored_bytes();
             }
         }

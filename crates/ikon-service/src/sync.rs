@@ -294,7 +294,6 @@ impl Service {
             .await
             .map_err(|e| TaskError::transient(e.to_string()))?
             .ok_or_else(|| TaskError::permanent(format!("image {} vanished", task.resource_id)))?;
-        let src_store = self.store_for(&src.region).clone();
         // Progress: chunks examined over all destinations, mirrored into SyncPercent.
         let per_copy: u64 = (src.disks.len() as u64).max(1);
         let percent = Arc::new(AtomicI64::new(0));
@@ -343,6 +342,10 @@ impl Service {
                             disk_id: d.disk_id.clone(),
                             version: d.version,
                         };
+                        let src_store = self
+                            .store_holding(&src.region, &r)
+                            .await
+                            .map_err(|e| TaskError::transient(e.message))?;
                         let cb = {
                             let pc = percent.clone();
                             let base = (i as u64) * per_copy + disks.len() as u64;

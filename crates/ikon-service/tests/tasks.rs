@@ -335,6 +335,7 @@ async fn a_publisher_that_dies_leaves_failed_deletable_images() {
         &ikon_service::DeleteRequest {
             ids: vec!["img-pubd0001".into(), "img-pubd0002".into()],
             dry_run: false,
+            delete_snapshots: false,
         },
     )
     .await

@@ -90,13 +90,12 @@ impl BlockDevice for ManifestDisk {
                     let data = self.chunk(&h)?;
                     let w =
                         usize::try_from(within).map_err(|_| ikon_disk::Error::invalid("offset"))?;
-                    let src = data.get(w..w + out.len()).ok_or_else(|| {
-                        ikon_disk::Error::corrupt(format!(
-                            "chunk {h} holds {} bytes, too few for its place in the disk",
-                            data.len()
-                        ))
-                    })?;
-                    out.copy_from_slice(src);
+                    // A chunk shorter than its slot is the partial last chunk of a smaller
+                    // disk this one grew from: the rest reads as zeros.
+                    let avail = data.len().saturating_sub(w).min(out.len());
+                    let (head, tail) = out.split_at_mut(avail);
+                    head.copy_from_slice(data.get(w..w + avail).unwrap_or_default());
+                    tail.fill(0);
                 }
             }
             pos += n;

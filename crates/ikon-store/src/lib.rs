@@ -23,6 +23,7 @@ mod import;
 pub mod manifest;
 pub mod remote;
 mod transfer;
+mod writable;
 
 pub use backend::Backend;
 pub use disk::ManifestDisk;
@@ -32,6 +33,7 @@ pub use import::{ImportStats, ProgressFn};
 pub use manifest::{ChunkHash, Manifest};
 pub use remote::{Bucket, Location, S3Options};
 pub use transfer::TransferStats;
+pub use writable::{CommitHook, WritableDisk, MAX_DIRTY_CHUNKS};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -76,7 +78,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::new(ErrorKind::Io, format!("store worker failed: {e}")))?
 }
 
-fn check_disk_id(id: &str) -> Result<()> {
+pub(crate) fn check_disk_id(id: &str) -> Result<()> {
     if !id.is_empty()
         && id.len() <= 64
         && id
@@ -313,6 +315,14 @@ impl Store {
             }
         })
         .await
+    }
+
+    /// Whether a manifest exists in this store.
+    pub async fn has_manifest(&self, r: &ManifestRef) -> Result<bool> {
+        check_disk_id(&r.disk_id)?;
+        let b = self.backend().clone();
+        let key = format!("manifests/{}/{:020}", r.disk_id, r.version);
+        blocking(move || b.exists(&key)).await
     }
 
     /// Reads a manifest.

@@ -23,7 +23,11 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         Params::new(&call.params, &[])?;
         return Ok(describe_regions(svc));
     }
-    if !KNOWN.contains(&a) && !super::transfer::ACTIONS.contains(&a) {
+    if !KNOWN.contains(&a)
+        && !super::instances::ACTIONS.contains(&a)
+        && !super::market::ACTIONS.contains(&a)
+        && !super::transfer::ACTIONS.contains(&a)
+    {
         return Err(ApiError::new(
             "InvalidAction",
             format!("action {a} does not exist or is not supported by this service"),
@@ -45,6 +49,12 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         .is_some_and(|v| v == &json!(true) || v == &json!("True") || v == &json!("true"));
     if !dry_run {
         svc.count_limited(&call.caller, a).await.map_err(map)?;
+    }
+    if super::instances::ACTIONS.contains(&a) {
+        return super::instances::dispatch(svc, call, &map).await;
+    }
+    if super::market::ACTIONS.contains(&a) {
+        return super::market::dispatch(svc, call, &map).await;
     }
     match a {
         "DescribeZones" => {
@@ -97,11 +107,18 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
                 return Err(missing("ImageIds"));
             }
             check_count("ImageIds", ids.len())?;
-            p.bool_opt("DeleteBindedSnap")?;
+            let delete_snapshots = p.bool_opt("DeleteBindedSnap")?.unwrap_or(false);
             let dry_run = p.bool_opt("DryRun")?.unwrap_or(false);
-            svc.delete_images(&call.caller, &DeleteRequest { ids, dry_run })
-                .await
-                .map_err(map)?;
+            svc.delete_images(
+                &call.caller,
+                &DeleteRequest {
+                    ids,
+                    dry_run,
+                    delete_snapshots,
+                },
+            )
+            .await
+            .map_err(map)?;
             Ok(json!({}))
         }
         "ModifyImageSharePermission" => {

@@ -41,6 +41,21 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::InvalidParameterValue => "InvalidParameterValue",
         ErrorKind::InvalidParameterCombination => "InvalidParameterCombination",
         ErrorKind::Conflict => "ResourceInUse",
+        ErrorKind::InstanceNotFound => "InvalidInstanceId.NotFound",
+        ErrorKind::InstanceIdMalformed => "InvalidInstanceId.Malformed",
+        ErrorKind::DiskNotFound => match action {
+            "CreateImage" => "InvalidParameter.DataDiskNotBelongSpecifiedInstance",
+            _ => "InvalidDiskId.NotFound",
+        },
+        ErrorKind::SnapshotNotFound => match action {
+            "DeleteSnapshots" => "InvalidSnapshotId.NotFound",
+            "CreateSnapshot" | "DescribeSnapshots" => "ResourceNotFound.NotFound",
+            _ => "InvalidParameter.SnapshotNotFound",
+        },
+        ErrorKind::SnapshotHasImages => "UnsupportedOperation.SnapshotHasBindedImage",
+        ErrorKind::ZoneMismatch => "InvalidZone.MismatchRegion",
+        ErrorKind::InstanceQuotaExceeded => "LimitExceeded.InstanceQuota",
+        ErrorKind::SnapshotQuotaExceeded => "ResourceInsufficient.OverQuota",
         ErrorKind::Storage | ErrorKind::Internal => "InternalError",
     };
     ApiError::new(code, e.message)

@@ -6,6 +6,8 @@
 mod actions;
 pub mod auth;
 mod errors;
+mod instances;
+mod market;
 pub mod params;
 mod transfer;
 mod views;

@@ -1,0 +1,161 @@
+"""Marketplace and pricing with Tencent's own SDK and tccli against a real `ikon serve`: a
+provider submits a custom image with a price (Ikon's SubmitMarketImage through the SDK's
+generic client), the platform administrator approves or rejects it (`ikon admin market`),
+everyone sees the approved image as MARKET_IMAGE with provider and price, its price flows
+into InquiryPriceRunInstances (also for a custom image made from it), public Windows images
+cost a licence fee only in North America, resale is refused, withdrawal removes it, and
+`ikon admin billing report` prints the metered instance-hours and storage."""
+
+import json
+import shutil
+import tempfile
+import time
+
+import harness as h
+from harness import req, sdk_error
+
+S = None
+WORK = None
+DISK = None
+ZONE = "ap-guangzhou-3"
+CONFIG = """[limits]
+daily_operations = 50
+[pricing]
+windows_license_per_hour = 0.046
+storage_per_gib_month = 0.05
+"""
+
+
+def setUpModule():
+    global S, WORK, DISK
+    h.require_tools()
+    WORK = tempfile.mkdtemp(prefix="ikon-e2e-market-")
+    DISK = h.make_disk(WORK, size_mib=16, data_mib=2)
+    S = h.Server(CONFIG, "market")
+
+
+def tearDownModule():
+    try:
+        if S:
+            S.stop()
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+        h.stop_all()
+
+
+def admin_json(*args):
+    return json.loads(S.admin(*(list(args) + ["--output", "json"])).stdout)
+
+
+class Market(h.ServerTestCase):
+    @property
+    def servers(self):
+        return [S] if S else []
+
+    def price(self, c, image, zone=ZONE, count=1):
+        r = c.InquiryPriceRunInstances(req("InquiryPriceRunInstances", ImageId=image, Placement={"Zone": zone},
+                                           InstanceCount=count))
+        self.assertEqual(r.Price.InstancePrice.ChargeUnit, "HOUR")
+        return r.Price.InstancePrice.UnitPrice
+
+    def market_ids(self, c):
+        r = c.DescribeImages(req("DescribeImages", Filters=[("image-type", ["MARKET_IMAGE"])]))
+        return {i.ImageId: i for i in r.ImageSet}
+
+    def test_listing_price_billing(self):
+        provider = S.account("provider")
+        buyer = S.account("buyer")
+        src = S.publish(DISK, name="lamp-stack", account=provider, os_name="Debian 12 64bit",
+                        platform="Debian")["ImageId"]
+        pc = h.common(S, provider)
+        out = pc.call_json("SubmitMarketImage", {"ImageId": src, "PricePerHour": 0.25})["Response"]
+        listing = out["ListingId"]
+        self.assertEqual(out["State"], "PENDING")
+        bc = h.sdk(S, buyer)
+        self.assertEqual(self.market_ids(bc), {}, "a pending listing is visible")
+        # Another account cannot sell the provider's image; prices are bounded.
+        e = sdk_error(lambda: h.common(S, buyer).call_json("SubmitMarketImage", {"ImageId": src, "PricePerHour": 1}))
+        self.assertEqual(e.code, "InvalidImageId.NotFound")
+        e = sdk_error(lambda: pc.call_json("SubmitMarketImage", {"ImageId": src, "PricePerHour": -1}))
+        self.assertEqual(e.code, "InvalidParameterValue")
+
+        approved = admin_json("market", "approve", listing)
+        market = approved["ImageId"]
+        self.assertEqual(approved["State"], "APPROVED")
+        seen = self.market_ids(bc)
+        self.assertIn(market, seen)
+        img = seen[market]
+        self.assertEqual(img.ImageType, "MARKET_IMAGE")
+        self.assertEqual(img.ImageCreator, provider["AccountId"])
+        tags = {t.Key: t.Value for t in img.Tags}
+        self.assertEqual(tags.get("ikon:price-per-hour"), "0.25")
+        self.assertEqual(tags.get("ikon:provider"), provider["AccountId"])
+
+        # The price flows into InquiryPriceRunInstances, per instance and for a batch.
+        self.assertAlmostEqual(self.price(bc, market), 0.25)
+        self.assertAlmostEqual(self.price(bc, market, count=4), 1.0)
+        # A custom image made from an instance of it inherits the fee; it cannot be resold.
+        (ins,) = bc.RunInstances(req("RunInstances", ImageId=market, Placement={"Zone": ZONE})).InstanceIdSet
+        mine = bc.CreateImage(req("CreateImage", InstanceId=ins, ImageName="my-lamp")).ImageId
+        for _ in range(300):
+            if bc.DescribeImages(req("DescribeImages", ImageIds=[mine])).ImageSet[0].ImageState == "NORMAL":
+                break
+            time.sleep(0.1)
+        self.assertAlmostEqual(self.price(bc, mine), 0.25)
+        e = sdk_error(lambda: h.common(S, buyer).call_json("SubmitMarketImage",
+                                                          {"ImageId": mine, "PricePerHour": 0.1}))
+        self.assertEqual(e.code, "InvalidParameterValue")
+        self.assertIn("resold", e.message)
+        # tccli asks the same price.
+        p = h.tccli(S, buyer, "cvm", "InquiryPriceRunInstances", "--ImageId", market,
+                    "--Placement", json.dumps({"Zone": ZONE}), "--InstanceCount", "2")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertAlmostEqual(json.loads(p.stdout)["Price"]["InstancePrice"]["UnitPrice"], 0.5)
+
+        # Public images: free, except Windows ones in North America (licence fee).
+        linux = S.publish(DISK, name="pub-linux-m", os_name="Debian 12 64bit", platform="Debian")["ImageId"]
+        win = S.publish(DISK, name="pub-win-m", os_name="Windows Server 2012 R2 64bit", platform="Windows")["ImageId"]
+        self.assertEqual(self.price(bc, linux), 0)
+        self.assertEqual(self.price(bc, win), 0)
+        na = h.sdk(S, buyer, region="na-siliconvalley")
+        self.assertAlmostEqual(self.price(na, win, zone="na-siliconvalley-1"), 0.046)
+        self.assertEqual(self.price(na, linux, zone="na-siliconvalley-1"), 0)
+
+        # Rejection with a reason, visible to the provider.
+        other = S.publish(DISK, name="other-stack", account=provider)["ImageId"]
+        l2 = pc.call_json("SubmitMarketImage", {"ImageId": other, "PricePerHour": "1.5"})["Response"]["ListingId"]
+        S.admin("market", "reject", l2, "--reason", "no licence file")
+        mine_l = {x["ListingId"]: x for x in pc.call_json("DescribeMarketListings", {})["Response"]["ListingSet"]}
+        self.assertEqual((mine_l[l2]["State"], mine_l[l2]["Reason"]), ("REJECTED", "no licence file"))
+        self.assertEqual(mine_l[listing]["State"], "APPROVED")
+        p = S.admin("market", "approve", l2, check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+
+        # Withdrawal: gone from DescribeImages; running instances keep going.
+        pc.call_json("WithdrawMarketImage", {"ListingId": listing})
+        self.assertNotIn(market, self.market_ids(bc))
+        r = bc.DescribeInstances(req("DescribeInstances", InstanceIds=[ins]))
+        self.assertEqual(r.InstanceSet[0].InstanceState, "RUNNING")
+        self.assertAlmostEqual(self.price(bc, mine), 0.25, msg="the inherited fee survives withdrawal")
+
+        # Billing: instance-hours of the marketplace image at its price; storage of unique chunks
+        # (the provider also has an image of its own data; everything else shares chunks with
+        # public or marketplace images).
+        S.publish(h.make_disk(WORK, name="uniq.qcow2", size_mib=8, data_mib=3), name="own-data", account=provider)
+        time.sleep(1.5)
+        S.admin("billing", "sample")
+        bc.TerminateInstances(req("TerminateInstances", InstanceIds=[ins]))
+        time.sleep(1.2)
+        month = time.strftime("%Y-%m", time.gmtime())
+        rep = admin_json("billing", "report", "--account", buyer["AccountId"], "--month", month)
+        lines = {l["ImageId"]: l for l in rep["Instances"]}
+        self.assertIn(market, lines, rep)
+        self.assertEqual(lines[market]["PricePerHour"], 0.25)
+        self.assertGreater(lines[market]["InstanceHours"], 0)
+        self.assertLess(lines[market]["InstanceHours"], 1)
+        self.assertEqual(rep["StorageGiBHours"], 0, "the buyer's image holds no chunk of its own")
+        rep = admin_json("billing", "report", "--account", provider["AccountId"], "--month", month)
+        self.assertGreater(rep["StorageGiBHours"], 0, rep)
+        self.assertEqual(rep["Currency"], "USD")
+        p = S.admin("billing", "report", "--account", buyer["AccountId"], "--month", "2026-13", check=False)
+        self.assertEqual(p.returncode, 1)
