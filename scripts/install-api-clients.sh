@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs, idempotently, the official API clients the end-to-end tests use as oracles into
-# a virtualenv at .cache/venv: Tencent Cloud's Python SDK (common + CVM + CBS) and tccli,
-# pinned to the versions the reference was checked against (all four exist on PyPI).
+# a virtualenv at .cache/venv: Tencent Cloud's Python SDK (common + CVM + CBS) and tccli, and
+# Alibaba Cloud's two Python SDKs for ECS 2014-05-26 — the current Tea/Darabonba one
+# (alibabacloud-ecs20140526 with its openapi/tea/credentials core) and the legacy one
+# (aliyun-python-sdk-ecs with aliyun-python-sdk-core) — pinned to the versions the references
+# were checked against (all exist on PyPI).
 # Fails loudly if anything is missing or not at its pinned version afterwards.
 #
 # Note: tccli 3.1.189.1 depends on the all-products `tencentcloud-sdk-python` (3.1.195),
@@ -16,6 +19,14 @@ PINS=(
   tencentcloud-sdk-python-cvm==3.1.178
   tencentcloud-sdk-python-cbs==3.1.175
   tccli==3.1.189.1
+  alibabacloud-ecs20140526==7.11.8
+  alibabacloud-tea-openapi==0.4.6
+  darabonba-core==1.0.9
+  alibabacloud-tea==0.4.3
+  alibabacloud-tea-util==0.3.15
+  alibabacloud-credentials==1.0.12
+  aliyun-python-sdk-ecs==4.24.83
+  aliyun-python-sdk-core==2.16.1
 )
 marker="$VENV/.ikon-pins"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -49,6 +60,8 @@ for name in ("tencentcloud-sdk-python-cvm", "tencentcloud-sdk-python-cbs", "tenc
         if digest != f.hash.value:
             bad.append("%s differs from the pinned %s wheel" % (f, name))
 import tencentcloud.cvm.v20170312.cvm_client, tencentcloud.cbs.v20170312.cbs_client, tencentcloud.common.sign  # noqa
+import alibabacloud_ecs20140526.client, alibabacloud_tea_openapi.models, aliyunsdkcore.client  # noqa
+import aliyunsdkecs.request.v20140526.DescribeImagesRequest  # noqa
 for b in bad:
     print("install-api-clients:", b, file=sys.stderr)
 sys.exit(1 if bad else 0)

@@ -4,7 +4,8 @@
 # PostgreSQL) and a real S3 engine (Ceph RGW: the chunk store suite runs on a directory and
 # on S3; exports and cross-region copies use it), checks formatting and lints, runs the
 # whole workspace test suite, then the end-to-end tests that drive `ikon serve` with
-# Tencent's own Python SDK and tccli.
+# Tencent's own Python SDK and tccli, then with Alibaba Cloud's two Python SDKs (Tea and
+# legacy).
 # Oracles are never optional: a missing one fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,10 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee .cache/test.log
 status=${PIPESTATUS[0]}
 step "end-to-end: Tencent SDK and tccli against ikon serve (SQLite, then PostgreSQL)"
 if ! bash tests/e2e/run.sh 2>&1 | tee .cache/e2e.log; then
+    status=1
+fi
+step "end-to-end: Alibaba Tea and legacy SDKs against ikon serve --preset alibaba (SQLite, then PostgreSQL)"
+if ! bash tests/e2e-alibaba/run.sh 2>&1 | tee .cache/e2e-alibaba.log; then
     status=1
 fi
 passed=$(grep -Eo '[0-9]+ passed' .cache/test.log | awk '{s+=$1} END {print s+0}')

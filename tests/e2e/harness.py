@@ -80,8 +80,11 @@ class Server:
     """`ikon serve` on a free port (port 0, address read from its readiness line) with a
     temporary data dir, a config file and, with IKON_E2E_DATABASE, a fresh PostgreSQL DB."""
 
-    def __init__(self, config="", name="e2e"):
+    def __init__(self, config="", name="e2e", args=(), preset=None):
         require_tools()
+        self.extra_args = list(args)
+        # `--preset` for both `serve` and `admin` (region ids, limits and import rules).
+        self.preset_args = ["--preset", preset] if preset else []
         self.dir = tempfile.mkdtemp(prefix="ikon-%s-" % name)
         self.config = os.path.join(self.dir, "ikon.toml")
         with open(self.config, "w") as f:
@@ -107,7 +110,8 @@ class Server:
         self.stderr = open(os.path.join(self.dir, "serve.stderr"), "a+")
         self.proc = subprocess.Popen(
             [IKON, "serve", "--data-dir", os.path.join(self.dir, "data"), "--listen", "127.0.0.1:0",
-             "--nbd-listen", "127.0.0.1:0", "--config", self.config] + self.db_args,
+             "--nbd-listen", "127.0.0.1:0", "--config", self.config] + self.preset_args + self.db_args
+            + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL, text=True,
             start_new_session=True, preexec_fn=_die_with_parent)
         if self not in _SERVERS:
@@ -154,7 +158,7 @@ class Server:
 
     def admin(self, *args, check=True):
         p = subprocess.run([IKON, "admin", "--data-dir", os.path.join(self.dir, "data"), "--config", self.config]
-                           + self.db_args + [str(a) for a in args],
+                           + self.preset_args + self.db_args + [str(a) for a in args],
                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
         if check and p.returncode != 0:
             raise AssertionError("ikon admin %s failed (exit %d):\n%s%s" % (" ".join(map(str, args)), p.returncode,

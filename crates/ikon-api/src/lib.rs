@@ -1,16 +1,22 @@
 //! API dialects: parse, authenticate, translate to one service operation, translate back.
 //!
-//! [`app`] builds the whole HTTP surface as an axum `Router` (tested without a socket):
-//! the Tencent CVM 2017-03-12 dialect on `/` (requests carrying `X-TC-Action`), and
-//! Prometheus metrics on `/metrics`. No rule of the domain is enforced here.
+//! [`app`] builds the whole HTTP surface as an axum `Router` (tested without a socket): two
+//! dialects on the same listener — Alibaba ECS 2014-05-26 for requests in Alibaba's shape
+//! (an `x-acs-action` header, or an `Action` parameter in the query or form body without a
+//! Tencent `X-TC-Action` header), Tencent CVM 2017-03-12 for everything else — and
+//! Prometheus metrics on `/metrics`, and `PUT /ikon/upload` for `ikon image import FILE`. No
+//! rule of the domain is enforced here.
 
+pub mod alibaba;
 pub mod metrics;
 pub mod tencent;
 
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::Router;
 use ikon_service::Service;
 use std::sync::Arc;
@@ -22,6 +28,8 @@ pub struct AppState {
     pub svc: Service,
     /// Metrics registry.
     pub metrics: Arc<metrics::Metrics>,
+    /// Alibaba signature nonces already used.
+    pub nonces: Arc<alibaba::auth::NonceCache>,
 }
 
 impl AppState {
@@ -30,6 +38,7 @@ impl AppState {
         AppState {
             svc,
             metrics: Arc::new(metrics::Metrics::new()),
+            nonces: Arc::new(alibaba::auth::NonceCache::new()),
         }
     }
 }
@@ -38,8 +47,45 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(render_metrics))
-        .fallback(tencent::handle)
+        .route("/ikon/upload", put(tencent::upload).post(tencent::upload))
+        .fallback(route)
         .with_state(state)
+}
+
+/// Largest Alibaba form body read (parameters travel in the query; the body is rare).
+const MAX_FORM_BODY: usize = 1 << 20;
+
+fn has_action_param(s: &str) -> bool {
+    s.split('&')
+        .any(|p| p.split_once('=').map_or(p, |(k, _)| k) == "Action")
+}
+
+/// Sends a request to the dialect whose shape it has.
+async fn route(State(st): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let h: &HeaderMap = &parts.headers;
+    let tencent_shaped = h.contains_key("x-tc-action");
+    let alibaba_shaped = !tencent_shaped
+        && (h.contains_key("x-acs-action") || parts.uri.query().is_some_and(has_action_param));
+    if alibaba_shaped || (!tencent_shaped && alibaba::is_form(h)) {
+        let bytes = match axum::body::to_bytes(body, MAX_FORM_BODY).await {
+            Ok(b) => b,
+            Err(_) => return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "").into_response(),
+        };
+        let form_action = std::str::from_utf8(&bytes).is_ok_and(has_action_param);
+        if alibaba_shaped || form_action {
+            return alibaba::handle(&st, &parts.method, &parts.uri, h, &bytes).await;
+        }
+        return tencent::handle(
+            State(st),
+            parts.method,
+            parts.uri,
+            parts.headers,
+            Body::from(bytes),
+        )
+        .await;
+    }
+    tencent::handle(State(st), parts.method, parts.uri, parts.headers, body).await
 }
 
 async fn render_metrics(State(st): State<AppState>) -> Response {

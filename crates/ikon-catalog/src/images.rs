@@ -81,6 +81,23 @@ pub struct Image {
     pub tags: Vec<(String, String)>,
 }
 
+/// Guest facts recorded on an image ([`Catalog::set_image_os`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ImageOs<'a> {
+    /// OS name.
+    pub os_name: &'a str,
+    /// `Linux` or `Windows`.
+    pub os_type: &'a str,
+    /// Platform.
+    pub platform: &'a str,
+    /// Architecture.
+    pub architecture: &'a str,
+    /// cloud-init installed.
+    pub cloudinit: bool,
+    /// `TencentCloud` or `BYOL`.
+    pub license_type: &'a str,
+}
+
 /// A new image is an [`Image`] not yet stored.
 pub type NewImage = Image;
 
@@ -488,6 +505,28 @@ impl Catalog {
         )
         .bind(disks)
         .bind(size)
+        .bind(image_id)
+        .execute(&mut *tx)
+        .await?;
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records what inspection found in an image's guest (import): OS name and type,
+    /// platform, architecture, cloud-init and licence. Returns whether the image exists.
+    pub async fn set_image_os(&self, image_id: &str, os: &ImageOs<'_>) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let r = sqlx::query(
+            "UPDATE images SET os_name = $1, os_type = $2, platform = $3, architecture = $4,
+             cloudinit = $5, license_type = $6, version = version + 1 WHERE image_id = $7",
+        )
+        .bind(os.os_name)
+        .bind(os.os_type)
+        .bind(os.platform)
+        .bind(os.architecture)
+        .bind(i64::from(os.cloudinit))
+        .bind(os.license_type)
         .bind(image_id)
         .execute(&mut *tx)
         .await?;

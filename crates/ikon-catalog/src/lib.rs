@@ -18,10 +18,10 @@ mod sql;
 mod tasks;
 
 pub use accounts::{Account, ApiKey};
-pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageQuery, NewImage, Share};
+pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageOs, ImageQuery, NewImage, Share};
 pub use instances::{Disk, Instance, ResourceQuery, Snapshot};
 pub use market::{Listing, Usage};
-pub use tasks::{ImageChange, NewTask, Task, TaskOutcome, TaskState};
+pub use tasks::{ImageChange, NewTask, Task, TaskOutcome, TaskQuery, TaskState};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

@@ -56,9 +56,11 @@ impl Sql {
         self.bind(Arg::I64(v))
     }
 
-    /// Appends `(p1, p2, …)` for a list of strings (`('')` when empty, matching nothing).
+    /// Appends `(NULL, p1, p2, …)` for a list of strings: `x IN` it matches exactly the
+    /// listed values (`(NULL)` when empty matches nothing, not even `''`, which a column may
+    /// legitimately hold — a detached disk's instance, an empty tag value).
     pub fn bind_list<'s>(&mut self, items: impl IntoIterator<Item = &'s str>) -> &mut Sql {
-        self.push("(''");
+        self.push("(NULL");
         for s in items {
             self.push(", ");
             self.bind_str(s);

@@ -19,6 +19,8 @@ pub enum TaskState {
     Succeeded,
     /// Failed terminally (see `error`).
     Failed,
+    /// Cancelled by its account before it finished (see `error`).
+    Cancelled,
 }
 
 impl TaskState {
@@ -29,6 +31,7 @@ impl TaskState {
             TaskState::Running => "RUNNING",
             TaskState::Succeeded => "SUCCEEDED",
             TaskState::Failed => "FAILED",
+            TaskState::Cancelled => "CANCELLED",
         }
     }
 
@@ -38,6 +41,7 @@ impl TaskState {
             "RUNNING" => TaskState::Running,
             "SUCCEEDED" => TaskState::Succeeded,
             "FAILED" => TaskState::Failed,
+            "CANCELLED" => TaskState::Cancelled,
             other => return Err(Error::Corrupt(format!("task state {other:?}"))),
         })
     }
@@ -97,6 +101,31 @@ pub struct Task {
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+}
+
+/// A listing of one account's tasks in one region (every `Some` filter must match).
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    /// Account.
+    pub account_id: String,
+    /// Region.
+    pub region: String,
+    /// Only these ids.
+    pub ids: Option<Vec<String>>,
+    /// Only these kinds.
+    pub kinds: Option<Vec<String>>,
+    /// Only these states.
+    pub states: Option<Vec<TaskState>>,
+    /// Only tasks on these resources.
+    pub resource_ids: Option<Vec<String>>,
+    /// Created at or after (unix seconds).
+    pub created_from: Option<i64>,
+    /// Created at or before (unix seconds).
+    pub created_to: Option<i64>,
+    /// Page start.
+    pub offset: i64,
+    /// Page size.
+    pub limit: i64,
 }
 
 /// How an attempt ended.
@@ -219,6 +248,49 @@ impl Catalog {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(task_from_row).collect()
+    }
+
+    /// One page of an account's tasks, newest first, and the number of all matches.
+    pub async fn query_tasks(&self, q: &TaskQuery) -> Result<(i64, Vec<Task>)> {
+        let filter = |qb: &mut Sql| {
+            qb.push(" FROM tasks WHERE account_id = ")
+                .bind_str(&q.account_id);
+            qb.push(" AND region = ").bind_str(&q.region);
+            let lists = [
+                ("task_id", &q.ids),
+                ("kind", &q.kinds),
+                ("resource_id", &q.resource_ids),
+            ];
+            for (col, list) in lists {
+                if let Some(l) = list {
+                    qb.push(&format!(" AND {col} IN "))
+                        .bind_list(l.iter().map(String::as_str));
+                }
+            }
+            if let Some(states) = &q.states {
+                qb.push(" AND state IN ")
+                    .bind_list(states.iter().map(|s| s.as_str()));
+            }
+            if let Some(t) = q.created_from {
+                qb.push(" AND created_at >= ").bind_i64(t);
+            }
+            if let Some(t) = q.created_to {
+                qb.push(" AND created_at <= ").bind_i64(t);
+            }
+        };
+        let mut count = Sql::new("SELECT COUNT(*)");
+        filter(&mut count);
+        let total: i64 = count.query().fetch_one(self.pool()).await?.try_get(0)?;
+        let mut page = Sql::new(&format!("SELECT {COLS}"));
+        filter(&mut page);
+        page.push(" ORDER BY created_at DESC, task_id DESC LIMIT ")
+            .bind_i64(q.limit.max(0));
+        page.push(" OFFSET ").bind_i64(q.offset.max(0));
+        let rows = page.query().fetch_all(self.pool()).await?;
+        Ok((
+            total,
+            rows.iter().map(task_from_row).collect::<Result<_>>()?,
+        ))
     }
 
     /// Tasks whose lease ran out with no attempts left: they can never be claimed again
@@ -376,11 +448,39 @@ impl Catalog {
         image: Option<(&str, &[&str], &str)>,
         now: i64,
     ) -> Result<bool> {
+        self.end_task(task_id, TaskState::Failed, reason, image, now)
+            .await
+    }
+
+    /// Cancels a task that has not finished (pending or running): it becomes CANCELLED with
+    /// `reason`, its lease is dropped (a worker running it loses the lease at its next
+    /// heartbeat and its result is discarded), and the optional image change is applied in
+    /// the same transaction. `Ok(false)` = it had already finished.
+    pub async fn cancel_task(
+        &self,
+        task_id: &str,
+        reason: &str,
+        image: Option<(&str, &[&str], &str)>,
+        now: i64,
+    ) -> Result<bool> {
+        self.end_task(task_id, TaskState::Cancelled, reason, image, now)
+            .await
+    }
+
+    async fn end_task(
+        &self,
+        task_id: &str,
+        state: TaskState,
+        reason: &str,
+        image: Option<(&str, &[&str], &str)>,
+        now: i64,
+    ) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let r = sqlx::query(
-            "UPDATE tasks SET state = 'FAILED', error = $1, lease_owner = '', lease_until = 0,
-             updated_at = $2 WHERE task_id = $3 AND state IN ('PENDING', 'RUNNING')",
+            "UPDATE tasks SET state = $1, error = $2, lease_owner = '', lease_until = 0,
+             updated_at = $3 WHERE task_id = $4 AND state IN ('PENDING', 'RUNNING')",
         )
+        .bind(state.as_str())
         .bind(reason)
         .bind(now)
         .bind(task_id)

@@ -3,6 +3,7 @@
 //! found); 2 an error (unreadable, unsupported or unsafe image, bad arguments, I/O); 3 check
 //! found only leaked clusters.
 
+mod client;
 mod img;
 mod market;
 mod nbd;
@@ -30,6 +31,9 @@ enum Command {
     Serve(server::ServeArgs),
     /// Administer accounts, keys and platform images (works beside a running server).
     Admin(server::AdminArgs),
+    /// Client commands against a running service: `image import FILE`.
+    #[command(subcommand)]
+    Image(client::ImageCommand),
     /// Print the NBD URL of an instance disk, made from its owner's key pair.
     NbdUrl(nbd::NbdUrlArgs),
 }
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Img(cmd) => img::run(cmd),
         Command::Serve(args) => server::serve(args),
         Command::Admin(args) => server::admin(args),
+        Command::Image(cmd) => client::run(cmd),
         Command::NbdUrl(args) => nbd::url(&args),
     };
     match result {

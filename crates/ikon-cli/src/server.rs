@@ -18,9 +18,14 @@ pub struct DataArgs {
     /// Catalog database URL (`postgres://…` or `sqlite://…`) instead of DIR/catalog.db.
     #[arg(long)]
     pub database: Option<String>,
-    /// Configuration file (TOML); defaults are the Tencent preset.
+    /// Configuration file (TOML); keys it leaves out come from the preset.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Defaults preset: `tencent` (region ids, limits and import rules of Tencent Cloud) or
+    /// `alibaba`; overrides `preset` in the configuration file. Both API dialects answer
+    /// under either.
+    #[arg(long)]
+    pub preset: Option<String>,
 }
 
 /// `ikon serve` options.
@@ -34,6 +39,10 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+    /// Allow ImportImage URLs to reach this address or CIDR block although it is loopback,
+    /// private, link-local or a metadata address (repeatable; adds to `import.allow`).
+    #[arg(long = "allow-import-from", value_name = "ADDR[/PREFIX]")]
+    pub allow_import_from: Vec<String>,
     /// Address of the NBD server exporting instance disks (`off` = none). Default
     /// 127.0.0.1:10809, skipped with a warning when that port is taken.
     #[arg(long)]
@@ -129,12 +138,12 @@ pub enum KeyCommand {
     },
 }
 
-/// Loads the configuration named on the command line, or the defaults.
+/// Loads the configuration named on the command line over its preset.
 pub fn load_config(data: &DataArgs) -> Result<Config> {
-    match &data.config {
-        Some(p) => Ok(Config::load(p)?),
-        None => Ok(Config::default()),
-    }
+    Ok(Config::load_with(
+        data.config.as_deref(),
+        data.preset.as_deref(),
+    )?)
 }
 
 fn catalog_url(data: &DataArgs) -> Result<String> {
@@ -154,7 +163,20 @@ fn catalog_url(data: &DataArgs) -> Result<String> {
 
 /// Opens the service over the data directory / database.
 pub async fn open_service(data: &DataArgs) -> Result<Service> {
-    let config = load_config(data)?;
+    open_service_with(data, &[]).await
+}
+
+/// Opens the service, adding `allow` to the import allow-list; the import spool defaults
+/// to `DIR/spool`.
+pub async fn open_service_with(data: &DataArgs, allow: &[String]) -> Result<Service> {
+    let mut config = load_config(data)?;
+    config.import.allow.extend(allow.iter().cloned());
+    if config.import.spool_dir.is_none() {
+        config.import.spool_dir = Some(data.data_dir.join("spool"));
+    }
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let url = catalog_url(data)?;
     let catalog = ikon_catalog::Catalog::connect(&url)
         .await
@@ -196,7 +218,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn serve(args: ServeArgs) -> Result<u8> {
     init_logging(&args.log_format)?;
     runtime()?.block_on(async move {
-        let svc = open_service(&args.data).await?;
+        let svc = open_service_with(&args.data, &args.allow_import_from).await?;
         if let Some(c) = svc.bootstrap_admin().await? {
             println!(
                 "platform administrator: SecretId={} SecretKey={} (AccountId {}; shown once)",
@@ -210,6 +232,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         let addr = listener.local_addr()?;
         let mut runner = ikon_service::tasks::Runner::new(svc.clone(), 30);
         runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
+        runner.register(std::sync::Arc::new(ikon_service::ImportHandler));
         runner.register(std::sync::Arc::new(ikon_service::CreateImageHandler));
         runner.register(std::sync::Arc::new(ikon_service::ExportHandler));
         runner.register(std::sync::Arc::new(ikon_service::SyncHandler));

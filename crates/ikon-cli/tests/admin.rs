@@ -208,3 +208,48 @@ fn publish_quota_and_gc() {
         (Some(3), Some(0))
     );
 }
+
+#[test]
+fn presets_choose_the_region_ids() {
+    let d = tmp();
+    let data = d.join("data");
+    let raw = d.join("disk.raw");
+    std::fs::write(&raw, vec![7u8; 1 << 20]).unwrap_or_else(|e| panic!("{e}"));
+    let publish = |preset: &[&str], region: &str| {
+        let mut args = vec!["admin", "--data-dir", s(&data)];
+        args.extend_from_slice(preset);
+        args.extend_from_slice(&[
+            "image",
+            "publish",
+            "--region",
+            region,
+            "--name",
+            region,
+            s(&raw),
+            "--output",
+            "json",
+        ]);
+        run(&args)
+    };
+    // `--preset alibaba`, or `preset = "alibaba"` in the file: Alibaba's region ids.
+    json(&publish(&["--preset", "alibaba"], "cn-hangzhou"));
+    let cfg = d.join("ikon.toml");
+    std::fs::write(&cfg, "preset = \"alibaba\"\n").unwrap_or_else(|e| panic!("{e}"));
+    json(&publish(&["--config", s(&cfg)], "ap-southeast-1"));
+    let o = publish(&["--preset", "alibaba"], "ap-guangzhou");
+    assert!(!o.status.success());
+    // The default (and the command line over the file) is Tencent's.
+    json(&publish(&[], "ap-guangzhou"));
+    json(&publish(
+        &["--config", s(&cfg), "--preset", "tencent"],
+        "ap-beijing",
+    ));
+    let o = publish(&["--preset", "aws"], "ap-guangzhou");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("preset"));
+}

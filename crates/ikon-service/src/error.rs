@@ -43,6 +43,24 @@ pub enum ErrorKind {
     InvalidParameterValue,
     /// Parameters that cannot be combined.
     InvalidParameterCombination,
+    /// ImportImage: the OS type is not on the accepted list.
+    OsTypeUnsupported,
+    /// ImportImage: the OS version is not on the accepted list.
+    OsVersionUnsupported,
+    /// ImportImage: the image URL is malformed, of an unknown kind or refused.
+    InvalidUrl,
+    /// ImportImage: unknown licence type.
+    InvalidLicenseType,
+    /// ImportImage: unknown boot mode.
+    InvalidBootMode,
+    /// A file or value is larger than allowed.
+    TooLarge,
+    /// The task does not exist or is not the caller's.
+    TaskNotFound,
+    /// The task has finished and cannot be cancelled.
+    TaskIncorrectState,
+    /// Tasks of this kind cannot be cancelled.
+    TaskNotCancellable,
     /// A name already exists (accounts).
     Conflict,
     /// The instance does not exist or is not the caller's.

@@ -46,6 +46,10 @@ pub struct ListImages {
     pub tags: Vec<(String, Vec<String>)>,
     /// State is one of.
     pub states: Option<Vec<String>>,
+    /// Family equals.
+    pub family: Option<String>,
+    /// Leave deprecated images out.
+    pub exclude_deprecated: bool,
     /// Page start.
     pub offset: u64,
     /// Page size.
@@ -68,6 +72,17 @@ pub enum ShareChange {
     Share,
     /// Withdraw.
     Cancel,
+}
+
+/// A combined change of an image's share list: withdrawals first, then grants.
+#[derive(Debug, Clone, Default)]
+pub struct ShareUpdate {
+    /// Accounts to grant.
+    pub add: Vec<String>,
+    /// Accounts to withdraw.
+    pub remove: Vec<String>,
+    /// Only check.
+    pub dry_run: bool,
 }
 
 /// A deletion request.
@@ -257,9 +272,9 @@ impl Service {
             tag_keys: req.tag_keys.clone(),
             tag_values: req.tag_values.clone(),
             tags: req.tags.clone(),
-            family: None,
+            family: req.family.clone(),
             states: req.states.clone(),
-            exclude_deprecated: false,
+            exclude_deprecated: req.exclude_deprecated,
             offset: i64::try_from(req.offset).unwrap_or(i64::MAX),
             limit: i64::try_from(req.limit).unwrap_or(i64::MAX),
         };
@@ -284,15 +299,14 @@ impl Service {
         })
     }
 
-    /// Renames / re-describes an image.
-    pub async fn modify_image(
+    /// Checks that `caller` may rename / re-describe an image now (everything
+    /// [`Service::modify_image`] checks before writing; a duplicate name is only found then).
+    pub async fn check_modify_image(
         &self,
         caller: &Caller,
         image_id: &str,
         name: Option<&str>,
         description: Option<&str>,
-        family: Option<&str>,
-        deprecated: Option<bool>,
     ) -> Result<()> {
         if let Some(n) = name {
             check_name(n)?;
@@ -310,6 +324,21 @@ impl Service {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Renames / re-describes an image.
+    pub async fn modify_image(
+        &self,
+        caller: &Caller,
+        image_id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+        family: Option<&str>,
+        deprecated: Option<bool>,
+    ) -> Result<()> {
+        self.check_modify_image(caller, image_id, name, description)
+            .await?;
         match self
             .catalog()
             .update_image_attributes(image_id, name, description, family, deprecated, ids::now())
@@ -378,7 +407,24 @@ impl Service {
         accounts: &[String],
         change: ShareChange,
     ) -> Result<()> {
-        if accounts.is_empty() {
+        let mut u = ShareUpdate::default();
+        match change {
+            ShareChange::Share => u.add = accounts.to_vec(),
+            ShareChange::Cancel => u.remove = accounts.to_vec(),
+        }
+        self.update_shares(caller, image_id, &u).await
+    }
+
+    /// Withdraws `u.remove` then grants `u.add` in one call, under the rules of
+    /// [`Service::change_shares`]; every check (including the account limit, counted after
+    /// the withdrawals) runs before anything changes, and nothing changes on a dry run.
+    pub async fn update_shares(
+        &self,
+        caller: &Caller,
+        image_id: &str,
+        u: &ShareUpdate,
+    ) -> Result<()> {
+        if u.add.is_empty() && u.remove.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,
                 "no account ids given",
@@ -391,60 +437,81 @@ impl Service {
                 format!("image {image_id} is not a custom image of your account"),
             ));
         }
-        let mut unique = accounts.to_vec();
-        unique.sort();
-        unique.dedup();
-        if change == ShareChange::Cancel {
-            self.catalog().unshare_image(image_id, &unique).await?;
+        let sorted = |l: &[String]| {
+            let mut l = l.to_vec();
+            l.sort();
+            l.dedup();
+            l
+        };
+        let (add, remove) = (sorted(&u.add), sorted(&u.remove));
+        let existing: Vec<String> = self
+            .catalog()
+            .shares(image_id)
+            .await?
+            .into_iter()
+            .map(|s| s.account_id)
+            .filter(|a| !remove.contains(a))
+            .collect();
+        let max = self.config().limits.share_accounts_max;
+        if !add.is_empty() {
+            if v.image.state != state::NORMAL {
+                return Err(Error::new(
+                    ErrorKind::ImageIncorrectState,
+                    format!(
+                        "image {image_id} is {}; only NORMAL images can be shared",
+                        v.image.state
+                    ),
+                ));
+            }
+            if v.image.license_type == "BYOL" {
+                return Err(Error::new(
+                    ErrorKind::ByolShare,
+                    format!(
+                        "image {image_id} is BYOL (bring your own licence) and cannot be shared"
+                    ),
+                ));
+            }
+            for a in &add {
+                if *a == caller.account_id {
+                    return Err(Error::new(
+                        ErrorKind::ShareToSelf,
+                        "an image cannot be shared to its own account",
+                    ));
+                }
+                if self.catalog().account(a).await?.is_none() {
+                    return Err(Error::new(
+                        ErrorKind::AccountNotFound,
+                        format!("account {a} does not exist"),
+                    ));
+                }
+                if existing.contains(a) {
+                    return Err(Error::new(
+                        ErrorKind::ShareExists,
+                        format!("image {image_id} is already shared to account {a}"),
+                    ));
+                }
+            }
+            let after = i64::try_from(existing.len() + add.len()).unwrap_or(i64::MAX);
+            if after > max {
+                return Err(share_quota(max));
+            }
+        }
+        if u.dry_run {
             return Ok(());
         }
-        if v.image.state != state::NORMAL {
-            return Err(Error::new(
-                ErrorKind::ImageIncorrectState,
-                format!(
-                    "image {image_id} is {}; only NORMAL images can be shared",
-                    v.image.state
-                ),
-            ));
+        if !remove.is_empty() {
+            self.catalog().unshare_image(image_id, &remove).await?;
         }
-        if v.image.license_type == "BYOL" {
-            return Err(Error::new(
-                ErrorKind::ByolShare,
-                format!("image {image_id} is BYOL (bring your own licence) and cannot be shared"),
-            ));
+        if add.is_empty() {
+            return Ok(());
         }
-        let existing = self.catalog().shares(image_id).await?;
-        for a in &unique {
-            if *a == caller.account_id {
-                return Err(Error::new(
-                    ErrorKind::ShareToSelf,
-                    "an image cannot be shared to its own account",
-                ));
-            }
-            if self.catalog().account(a).await?.is_none() {
-                return Err(Error::new(
-                    ErrorKind::AccountNotFound,
-                    format!("account {a} does not exist"),
-                ));
-            }
-            if existing.iter().any(|s| s.account_id == *a) {
-                return Err(Error::new(
-                    ErrorKind::ShareExists,
-                    format!("image {image_id} is already shared to account {a}"),
-                ));
-            }
-        }
-        let max = self.config().limits.share_accounts_max;
         match self
             .catalog()
-            .share_image(image_id, &unique, max, ids::now())
+            .share_image(image_id, &add, max, ids::now())
             .await
         {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::new(
-                ErrorKind::ShareQuotaExceeded,
-                format!("an image can be shared to at most {max} accounts"),
-            )),
+            Ok(false) => Err(share_quota(max)),
             Err(ikon_catalog::Error::Conflict(m)) => Err(Error::new(ErrorKind::ShareExists, m)),
             Err(e) => Err(e.into()),
         }
@@ -468,6 +535,28 @@ impl Service {
             .quota_used(&caller.account_id, &caller.region)
             .await?;
         Ok((self.config().limits.custom_images_per_region, used))
+    }
+
+    /// The configured instance types `image_id` (visible to the caller) can run on: those
+    /// of its architecture (`i386` runs on `x86_64`), and for Windows at least 1 GiB of memory.
+    pub async fn instance_types_for_image(
+        &self,
+        caller: &Caller,
+        image_id: &str,
+    ) -> Result<Vec<crate::config::InstanceType>> {
+        let v = self.visible_image(caller, image_id).await?;
+        let arch = match v.image.architecture.as_str() {
+            "arm" | "arm64" | "aarch64" => "arm64",
+            _ => "x86_64",
+        };
+        let windows = v.image.os_type.eq_ignore_ascii_case("windows");
+        Ok(self
+            .config()
+            .instance_types
+            .iter()
+            .filter(|t| t.architecture == arch && (!windows || t.memory_mib >= 1024))
+            .cloned()
+            .collect())
     }
 
     /// The newest usable (NORMAL, not deprecated) image of a family visible to the caller.
@@ -559,6 +648,13 @@ impl Service {
             ))
         }
     }
+}
+
+fn share_quota(max: i64) -> Error {
+    Error::new(
+        ErrorKind::ShareQuotaExceeded,
+        format!("an image can be shared to at most {max} accounts"),
+    )
 }
 
 fn in_shared(id: &str) -> Error {

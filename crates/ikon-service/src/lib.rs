@@ -9,10 +9,12 @@ mod error;
 mod export;
 pub mod ids;
 mod images;
+pub mod import;
 pub mod instances;
 pub mod market;
 pub mod pricing;
 mod publish;
+mod resources;
 pub mod snapshots;
 mod sync;
 pub mod tasks;
@@ -22,18 +24,21 @@ pub use config::Config;
 pub use disks::{nbd_export_name, nbd_token};
 pub use error::{Error, ErrorKind, Result};
 pub use export::{ExportHandler, ExportRequest, ExportStarted, EXPORT_KIND};
-pub use ikon_catalog::{Catalog, Image};
+pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
 pub use ikon_store::Store;
 pub use images::{
-    state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, Visibility,
+    state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, ShareUpdate, Visibility,
 };
+pub use import::{ImportHandler, ImportOs, ImportRequest, Upload};
 pub use instances::{DataDiskSpec, InstanceFilter, InstanceView, RunRequest};
-pub use publish::{PublishHandler, PublishRequest, Published};
+pub use publish::{PublishHandler, PublishRequest, Published, PUBLISH_KIND};
+pub use resources::DiskFilter;
 pub use snapshots::{
     CreateImageHandler, CreateImageRequest, ImageSource, SnapshotFilter, SnapshotView,
 };
 pub use sync::{SyncHandler, SyncRequest, SyncStarted, SYNC_KIND};
+pub use tasks::{ListTasks, TaskListing};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,9 +64,10 @@ struct Inner {
     catalog: Catalog,
     config: Config,
     store: ikon_store::Store,
+    buckets: import::Buckets,
     open_disks: disks::OpenDisks,
     /// Regions whose store is not the default one.
-    region_stores: HashMap<String, ikon_store::Store>,
+    region_stores: std::sync::RwLock<Arc<HashMap<String, ikon_store::Store>>>,
 }
 
 fn storage_err(e: ikon_store::Error) -> Error {
@@ -77,8 +83,9 @@ impl Service {
                 catalog,
                 config,
                 store,
+                buckets: import::Buckets::default(),
                 open_disks: disks::OpenDisks::default(),
-                region_stores: HashMap::new(),
+                region_stores: std::sync::RwLock::new(Arc::new(HashMap::new())),
             }),
         }
     }
@@ -86,22 +93,10 @@ impl Service {
     /// The same service with its own store for each region named in `stores` (see
     /// [`Service::open_region_stores`]); other regions keep the default store.
     pub fn with_region_stores(self, stores: HashMap<String, ikon_store::Store>) -> Service {
-        let inner = match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                inner.region_stores = stores;
-                inner
-            }
-            Err(shared) => Inner {
-                catalog: shared.catalog.clone(),
-                config: shared.config.clone(),
-                store: shared.store.clone(),
-                open_disks: disks::OpenDisks::default(),
-                region_stores: stores,
-            },
-        };
-        Service {
-            inner: Arc::new(inner),
+        if let Ok(mut g) = self.inner.region_stores.write() {
+            *g = Arc::new(stores);
         }
+        self
     }
 
     /// Opens the stores the configuration names per region (`s3://…` through the `[s3]`
@@ -131,17 +126,30 @@ impl Service {
         Ok(out)
     }
 
+    /// Buckets `s3://` import URLs may name.
+    pub(crate) fn buckets(&self) -> &import::Buckets {
+        &self.inner.buckets
+    }
+
     /// The default chunk store.
     pub fn store(&self) -> &ikon_store::Store {
         &self.inner.store
     }
 
-    /// The chunk store holding `region`'s images.
-    pub fn store_for(&self, region: &str) -> &ikon_store::Store {
+    fn region_stores(&self) -> Arc<HashMap<String, ikon_store::Store>> {
         self.inner
             .region_stores
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// The chunk store holding `region`'s images.
+    pub fn store_for(&self, region: &str) -> ikon_store::Store {
+        self.region_stores()
             .get(region)
             .unwrap_or(&self.inner.store)
+            .clone()
     }
 
     /// The store holding manifest `r` of something in `region`: the region's store, or the
@@ -154,7 +162,7 @@ impl Service {
     ) -> Result<ikon_store::Store> {
         let own = self.store_for(region);
         if own.same_as(self.store()) || own.has_manifest(r).await.map_err(storage_err)? {
-            Ok(own.clone())
+            Ok(own)
         } else {
             Ok(self.store().clone())
         }
@@ -179,7 +187,8 @@ impl Service {
         &self,
     ) -> Result<Vec<(ikon_store::Store, Vec<ikon_store::ManifestRef>)>> {
         let mut stores: Vec<ikon_store::Store> = vec![self.store().clone()];
-        for s in self.inner.region_stores.values() {
+        let regional = self.region_stores();
+        for s in regional.values() {
             if !stores.iter().any(|o| o.same_as(s)) {
                 stores.push(s.clone());
             }
@@ -188,7 +197,7 @@ impl Service {
         let mut out = Vec::with_capacity(stores.len());
         for store in stores {
             let mut here = Vec::new();
-            if self.inner.region_stores.is_empty() {
+            if regional.is_empty() {
                 here = live.clone();
             } else {
                 for r in &live {

@@ -57,22 +57,42 @@ pub struct Published {
 
 /// OS fields found by inspection.
 #[derive(Debug, Clone, Default)]
-struct OsFields {
-    os_name: String,
-    os_type: String,
-    platform: String,
-    architecture: String,
-    cloudinit: bool,
-    byol: bool,
+pub(crate) struct OsFields {
+    pub(crate) os_name: String,
+    pub(crate) os_type: String,
+    pub(crate) platform: String,
+    pub(crate) architecture: String,
+    pub(crate) cloudinit: bool,
+    pub(crate) byol: bool,
+}
+
+/// The API's platform name for a Linux distribution id (os-release `ID`).
+pub(crate) fn platform_of(distro: &str) -> &'static str {
+    match distro {
+        "centos" => "CentOS",
+        "rhel" => "RedHat",
+        "ubuntu" => "Ubuntu",
+        "debian" => "Debian",
+        "opensuse" | "opensuse-leap" => "OpenSUSE",
+        "sles" | "suse" => "SUSE",
+        "coreos" | "fedora-coreos" | "fcos" => "CoreOS",
+        "fedora" => "Fedora",
+        _ => "Other Linux",
+    }
 }
 
 fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
-    let Ok(ins) = ikon_guest::inspect(dev, format) else {
-        return OsFields {
+    match ikon_guest::inspect(dev, format) {
+        Ok(ins) => fields_from(&ins),
+        Err(_) => OsFields {
             architecture: "x86_64".into(),
             ..OsFields::default()
-        };
-    };
+        },
+    }
+}
+
+/// The image fields an inspection gives (x86_64 when nothing tells).
+pub(crate) fn fields_from(ins: &ikon_guest::Inspection) -> OsFields {
     let Some(os) = ins.operating_systems.first() else {
         return OsFields {
             architecture: "x86_64".into(),
@@ -92,17 +112,7 @@ fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
         } else {
             "64"
         };
-        let platform = match l.distro.as_str() {
-            "centos" => "CentOS",
-            "rhel" => "RedHat",
-            "ubuntu" => "Ubuntu",
-            "debian" => "Debian",
-            "opensuse" | "opensuse-leap" => "OpenSUSE",
-            "sles" | "suse" => "SUSE",
-            "coreos" | "fedora-coreos" | "fcos" => "CoreOS",
-            "fedora" => "Fedora",
-            _ => "Other Linux",
-        };
+        let platform = platform_of(l.distro.as_str());
         let name = if l.name.is_empty() {
             platform.to_string()
         } else {
@@ -137,7 +147,7 @@ fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
 }
 
 impl Service {
-    async fn fail_import(&self, image_ids: &[String], msg: &str) {
+    pub(crate) async fn fail_import(&self, image_ids: &[String], msg: &str) {
         for id in image_ids {
             let _ = self
                 .catalog()

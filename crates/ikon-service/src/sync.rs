@@ -326,7 +326,7 @@ impl Service {
         let outcome: std::result::Result<(), TaskError> =
             async {
                 for (i, t) in p.targets.iter().enumerate() {
-                    let dst_store = self.store_for(&t.region).clone();
+                    let dst_store = self.store_for(&t.region);
                     let session = dst_store
                         .begin_write()
                         .await

@@ -341,3 +341,125 @@ async fn a_publisher_that_dies_leaves_failed_deletable_images() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test]
+async fn accounts_list_read_and_cancel_only_their_own_tasks() {
+    use ikon_service::{ErrorKind, ListTasks, TaskState};
+    let svc = service().await;
+    let me = creating_image(&svc, "img-mine0001").await;
+    let other = creating_image(&svc, "img-othr0001").await;
+    // An import in progress: the image is IMPORTING until its task ends.
+    let mut img = svc
+        .catalog()
+        .image("img-mine0001")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gone"));
+    img.image_id = "img-mine0002".into();
+    img.name = "importing".into();
+    img.state = "IMPORTING".into();
+    svc.add_image(&img).await.unwrap_or_else(|e| panic!("{e}"));
+    let submit = |c: &Caller, kind: &'static str, res: &'static str| {
+        let (svc, c) = (svc.clone(), c.clone());
+        async move {
+            svc.submit_task(&c, kind, res, &serde_json::json!({}), 1)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    let create = submit(&me, "create", "img-mine0001").await;
+    let import = submit(&me, "import", "img-mine0002").await;
+    let export = submit(&me, "export", "img-mine0001").await;
+    let theirs = submit(&other, "import", "img-othr0001").await;
+    let list = |req: ListTasks| {
+        let (svc, me) = (svc.clone(), me.clone());
+        async move {
+            let l = svc
+                .list_tasks(&me, &req)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut ids: Vec<String> = l.tasks.into_iter().map(|t| t.task_id).collect();
+            ids.sort();
+            (l.total, ids)
+        }
+    };
+    let all = ListTasks {
+        limit: 10,
+        ..ListTasks::default()
+    };
+    let mut mine = vec![create.clone(), import.clone(), export.clone()];
+    mine.sort();
+    assert_eq!(list(all.clone()).await, (3, mine));
+    assert_eq!(
+        list(ListTasks {
+            kinds: Some(vec!["import".into()]),
+            ..all.clone()
+        })
+        .await,
+        (1, vec![import.clone()])
+    );
+    assert_eq!(
+        list(ListTasks {
+            limit: 2,
+            offset: 2,
+            ..all.clone()
+        })
+        .await
+        .1
+        .len(),
+        1
+    );
+    // Another account's task, or one in another region, is not found.
+    let kind = |r: ikon_service::Result<ikon_service::Task>| r.err().map(|e| e.kind);
+    assert_eq!(
+        kind(svc.own_task(&me, &theirs).await),
+        Some(ErrorKind::TaskNotFound)
+    );
+    let elsewhere = Caller {
+        region: "ap-beijing".into(),
+        ..me.clone()
+    };
+    assert_eq!(
+        kind(svc.own_task(&elsewhere, &import).await),
+        Some(ErrorKind::TaskNotFound)
+    );
+    assert_eq!(
+        kind(svc.cancel_task(&me, &theirs, false).await),
+        Some(ErrorKind::TaskNotFound)
+    );
+    // Only import and export tasks can be cancelled; a dry run changes nothing.
+    assert_eq!(
+        kind(svc.cancel_task(&me, &create, false).await),
+        Some(ErrorKind::TaskNotCancellable)
+    );
+    let t = svc
+        .cancel_task(&me, &import, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.state, TaskState::Pending);
+    let t = svc
+        .cancel_task(&me, &import, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.state, TaskState::Cancelled);
+    assert_eq!(state(&svc, "img-mine0002").await.0, "IMPORTFAILED");
+    assert_eq!(
+        kind(svc.cancel_task(&me, &import, false).await),
+        Some(ErrorKind::TaskIncorrectState)
+    );
+    // Cancelling an export leaves its image alone.
+    svc.cancel_task(&me, &export, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state(&svc, "img-mine0001").await.0, "CREATING");
+    assert_eq!(
+        list(ListTasks {
+            states: Some(vec![TaskState::Cancelled]),
+            ..all.clone()
+        })
+        .await
+        .0,
+        2
+    );
+}

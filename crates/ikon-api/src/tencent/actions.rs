@@ -169,10 +169,8 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
             let (total, _) = svc.image_quota(&call.caller).await.map_err(map)?;
             Ok(json!({ "ImageNumQuota": total }))
         }
-        "DescribeImportImageOs" => {
-            Params::new(&call.params, &[])?;
-            Ok(import_os(svc))
-        }
+        "DescribeImportImageOs" => super::import::describe_import_image_os(svc, call),
+        "ImportImage" => super::import::import_image(svc, call).await,
         "DescribeImageFromFamily" => {
             let p = Params::new(&call.params, &["ImageFamily"])?;
             let family = p.str_opt("ImageFamily")?.unwrap_or("");
@@ -202,6 +200,7 @@ const KNOWN: &[&str] = &[
     "DescribeImageQuota",
     "DescribeImportImageOs",
     "DescribeImageFromFamily",
+    "ImportImage",
 ];
 
 fn check_count(name: &str, n: usize) -> Result<(), ApiError> {
@@ -237,24 +236,6 @@ fn describe_zones(svc: &Service, region: &str) -> Result<Value, ApiError> {
         .map(|z| json!({ "Zone": z.name, "ZoneName": z.display_name, "ZoneId": z.zone_id, "ZoneState": z.state }))
         .collect();
     Ok(json!({ "TotalCount": set.len(), "ZoneSet": set }))
-}
-
-fn import_os(svc: &Service) -> Value {
-    let os = &svc.config().import_os;
-    let names = |fam: &str| -> Vec<String> {
-        os.iter()
-            .filter(|o| o.family == fam)
-            .map(|o| o.os_name.clone())
-            .collect()
-    };
-    let set: Vec<Value> = os
-        .iter()
-        .map(|o| json!({ "OsName": o.os_name, "OsVersions": o.versions, "Architecture": o.architectures }))
-        .collect();
-    json!({
-        "ImportImageOsListSupported": { "Windows": names("Windows"), "Linux": names("Linux") },
-        "ImportImageOsVersionSet": set,
-    })
 }
 
 fn intersect(cur: Option<Vec<String>>, new: Vec<String>) -> Option<Vec<String>> {

@@ -6,6 +6,8 @@
 mod actions;
 pub mod auth;
 mod errors;
+mod import;
+pub use import::upload;
 mod instances;
 mod market;
 pub mod params;
@@ -57,7 +59,7 @@ pub struct Call {
     pub english: bool,
 }
 
-fn envelope(request_id: &str, body: Result<Value, ApiError>) -> Response {
+pub(crate) fn envelope(request_id: &str, body: Result<Value, ApiError>) -> Response {
     let inner = match body {
         Ok(Value::Object(mut m)) => {
             m.insert("RequestId".into(), Value::String(request_id.to_string()));
@@ -75,7 +77,7 @@ fn envelope(request_id: &str, body: Result<Value, ApiError>) -> Response {
     resp
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -139,6 +141,50 @@ async fn process(
         header_str(headers, "x-tc-action").ok_or_else(|| params::missing("X-TC-Action"))?;
     let version =
         header_str(headers, "x-tc-version").ok_or_else(|| params::missing("X-TC-Version"))?;
+    let (account_id, is_admin) = authenticate(st, method, uri, headers, &body).await?;
+    if version != VERSION {
+        return Err(ApiError::new(
+            "NoSuchVersion",
+            format!("API version {version} is not supported; use {VERSION}"),
+        ));
+    }
+    let params = if *method == Method::GET {
+        params::from_query(uri.query().unwrap_or(""))?
+    } else if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                "InvalidParameter",
+                format!("the request body is not valid JSON: {e}"),
+            )
+        })?
+    };
+    let region = header_str(headers, "x-tc-region").unwrap_or_default();
+    let english = header_str(headers, "x-tc-language").is_some_and(|l| l == "en-US");
+    let call = Call {
+        caller: Caller {
+            account_id,
+            is_admin,
+            region,
+        },
+        action,
+        params,
+        english,
+    };
+    actions::dispatch(&st.svc, &call).await
+}
+
+/// Verifies a request's TC3-HMAC-SHA256 signature (timestamp window, key, signature over
+/// `body`; an `X-TC-Content-SHA256: UNSIGNED-PAYLOAD` request signs no body) and returns the
+/// caller's account id and whether it is the platform administrator.
+pub(crate) async fn authenticate(
+    st: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, bool), ApiError> {
     let timestamp =
         header_str(headers, "x-tc-timestamp").ok_or_else(|| params::missing("X-TC-Timestamp"))?;
     let timestamp: i64 = timestamp
@@ -183,7 +229,7 @@ async fn process(
             path: uri.path(),
             query: uri.query().unwrap_or(""),
             header: &header,
-            body: &body,
+            body,
             timestamp,
         };
         auth::verify(&secret_key, &auth, &signed, ids::now(), ids::utc_date).map_err(auth_error)?;
@@ -194,37 +240,7 @@ async fn process(
             "temporary credentials (X-TC-Token) are not issued by this service",
         ));
     }
-    if version != VERSION {
-        return Err(ApiError::new(
-            "NoSuchVersion",
-            format!("API version {version} is not supported; use {VERSION}"),
-        ));
-    }
-    let params = if *method == Method::GET {
-        params::from_query(uri.query().unwrap_or(""))?
-    } else if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                "InvalidParameter",
-                format!("the request body is not valid JSON: {e}"),
-            )
-        })?
-    };
-    let region = header_str(headers, "x-tc-region").unwrap_or_default();
-    let english = header_str(headers, "x-tc-language").is_some_and(|l| l == "en-US");
-    let call = Call {
-        caller: Caller {
-            account_id,
-            is_admin,
-            region,
-        },
-        action,
-        params,
-        english,
-    };
-    actions::dispatch(&st.svc, &call).await
+    Ok((account_id, is_admin))
 }
 
 fn auth_error(e: auth::AuthError) -> ApiError {

@@ -11,6 +11,18 @@ pub fn gib(bytes: u64) -> u64 {
     bytes.div_ceil(GIB)
 }
 
+/// `ImageDescription`: the Image structure has no field for why an image failed, so a
+/// failed image's description leads with its state and reason (every failed import rule),
+/// followed by the owner's own description.
+fn description(i: &ikon_service::Image) -> String {
+    let failed = i.state.ends_with("FAILED") && !i.state_reason.is_empty();
+    match (failed, i.description.is_empty()) {
+        (false, _) => i.description.clone(),
+        (true, true) => format!("{}: {}", i.state, i.state_reason),
+        (true, false) => format!("{}: {} | {}", i.state, i.state_reason, i.description),
+    }
+}
+
 /// One `Image` structure.
 pub fn image(v: &ImageView) -> Value {
     let i = &v.image;
@@ -41,7 +53,7 @@ pub fn image(v: &ImageView) -> Value {
         "ImageType": image_type,
         "CreatedTime": ids::iso8601(i.created_at),
         "ImageName": i.name,
-        "ImageDescription": i.description,
+        "ImageDescription": description(i),
         "ImageSize": gib(i.size_bytes),
         "Architecture": i.architecture,
         "ImageState": i.state,

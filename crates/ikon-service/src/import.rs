@@ -1,0 +1,866 @@
+//! ImportImage: a custom image from a disk-image file at an `http(s)://` URL, an
+//! `s3://bucket/key` or an upload (`upload://upl-…`, sent with `ikon image import`).
+//!
+//! The call checks the request (OS type, version and architecture against the list the
+//! rules accept, the URL against the SSRF guard), creates the image IMPORTING (which
+//! reserves the quota unit) and enqueues a durable `import` task. The task brings the file
+//! into a spool file ([`source`]), opens it with the disk engine (format from content,
+//! external references refused), inspects the guest, evaluates the configured preset's
+//! rules, stores the disk as chunks, records the inspected OS, platform and architecture,
+//! and the runner turns the image NORMAL — or IMPORTFAILED with every failed rule in the
+//! state reason. `Force` skips the guest rules; safety rules (the file is a readable disk
+//! image, it refers to nothing outside itself, it fits the size limit) are never skipped.
+
+mod fetch;
+pub mod guard;
+mod source;
+
+pub use fetch::{check_url, fetch_http, precheck, FetchError, FetchOptions, Fetched};
+pub use guard::{Cidr, Guard};
+pub use source::{Buckets, HttpSource, ObjectSource, Source, SourceUrl};
+
+use crate::images::state;
+use crate::publish::{fields_from, platform_of, OsFields};
+use crate::tasks::{BoxFuture, Progress, TaskError, TaskHandler};
+use crate::{ids, Caller, Error, ErrorKind, Result, Service};
+use ikon_catalog::{DiskRef, Image, Task};
+use ikon_guest::rules::{self, Rule, RulesConfig, Verdict};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Task kind of an import.
+pub const IMPORT_KIND: &str = "import";
+/// Attempts of an import task (each resumes the spool file).
+const IMPORT_ATTEMPTS: i64 = 3;
+
+/// One operating system ImportImage accepts (DescribeImportImageOs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImportOs {
+    /// OS type as ImportImage's `OsType` takes it, e.g. `CentOS`.
+    pub os_name: String,
+    /// `Linux` or `Windows`.
+    pub family: String,
+    /// Versions (`OsVersion`).
+    pub versions: Vec<String>,
+    /// Architectures (`x86_64`, `i386`).
+    pub architectures: Vec<String>,
+}
+
+/// Versions offered per Linux distribution id (display only: the rules decide which
+/// distributions and word sizes are accepted, not which releases).
+const LINUX_VERSIONS: &[(&str, &[&str])] = &[
+    ("centos", &["8", "7", "6"]),
+    ("rhel", &["9", "8", "7", "6"]),
+    ("ubuntu", &["24.04", "22.04", "20.04", "18.04", "16.04"]),
+    ("debian", &["12", "11", "10", "9"]),
+    ("coreos", &["stable"]),
+    ("fcos", &["stable"]),
+    ("opensuse", &["15", "42.3"]),
+    ("sles", &["15", "12"]),
+];
+
+fn arch_name(bits: u32) -> &'static str {
+    if bits == 32 {
+        "i386"
+    } else {
+        "x86_64"
+    }
+}
+
+/// The OS list a rules preset accepts: Linux distributions and Windows Server versions
+/// with the word sizes the rules allow.
+pub fn import_os_list(r: &RulesConfig) -> Vec<ImportOs> {
+    let mut out: Vec<ImportOs> = Vec::new();
+    let linux_arch: Vec<String> = r
+        .linux_bits
+        .iter()
+        .rev()
+        .map(|b| arch_name(*b).to_string())
+        .collect();
+    for d in &r.linux_distros {
+        let name = platform_of(d).to_string();
+        let versions: Vec<String> = LINUX_VERSIONS
+            .iter()
+            .find(|(id, _)| id == d)
+            .map(|(_, v)| v.iter().map(|s| (*s).to_string()).collect())
+            .unwrap_or_else(|| vec!["-".to_string()]);
+        match out.iter_mut().find(|o| o.os_name == name) {
+            Some(o) => {
+                for v in versions {
+                    if !o.versions.contains(&v) {
+                        o.versions.push(v);
+                    }
+                }
+            }
+            None => out.push(ImportOs {
+                os_name: name,
+                family: "Linux".into(),
+                versions,
+                architectures: linux_arch.clone(),
+            }),
+        }
+    }
+    let win_arch: Vec<String> = r
+        .windows_bits
+        .iter()
+        .map(|b| arch_name(*b).to_string())
+        .collect();
+    for v in &r.windows_versions {
+        let year = v.split_whitespace().next().unwrap_or(v);
+        let name = format!("Windows Server {year}");
+        match out.iter_mut().find(|o| o.os_name == name) {
+            Some(o) => o.versions.push(v.clone()),
+            None => out.push(ImportOs {
+                os_name: name,
+                family: "Windows".into(),
+                versions: vec![v.clone()],
+                architectures: win_arch.clone(),
+            }),
+        }
+    }
+    out
+}
+
+/// An ImportImage request (already parsed by the dialect).
+#[derive(Debug, Clone, Default)]
+pub struct ImportRequest {
+    /// Image name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// `http(s)://…`, `s3://BUCKET/KEY` or `upload://UPLOAD_ID`.
+    pub url: String,
+    /// Declared OS type (one of [`import_os_list`]).
+    pub os_type: String,
+    /// Declared OS version.
+    pub os_version: String,
+    /// Declared architecture: `x86_64`, `i386` or `arm_64`.
+    pub architecture: String,
+    /// Skip the guest rules (never the safety rules).
+    pub force: bool,
+    /// `TencentCloud` (default) or `BYOL`.
+    pub license_type: Option<String>,
+    /// `Legacy BIOS` (default) or `UEFI`.
+    pub boot_mode: Option<String>,
+    /// Image family.
+    pub family: String,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+    /// Only check the request.
+    pub dry_run: bool,
+}
+
+/// What the import task needs (its payload).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Payload {
+    url: String,
+    force: bool,
+    os_type: String,
+    architecture: String,
+    license_type: String,
+}
+
+/// A received upload.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Upload {
+    /// `upl-xxxxxxxx`: import it with `ImageUrl = upload://UPLOAD_ID`.
+    pub upload_id: String,
+    /// Bytes received.
+    pub size: u64,
+}
+
+fn bad(kind: ErrorKind, msg: impl Into<String>) -> Error {
+    Error::new(kind, msg)
+}
+
+impl Service {
+    /// The guest rules of the configuration: the `rules` preset with its runtime formats
+    /// (others converted) and system-disk size limit (`Config::guest_rules`).
+    pub fn import_rules(&self) -> RulesConfig {
+        self.config().guest_rules()
+    }
+
+    /// What ImportImage accepts (DescribeImportImageOs), derived from the rules preset.
+    pub fn import_os(&self) -> Vec<ImportOs> {
+        import_os_list(&self.import_rules())
+    }
+
+    /// The SSRF guard of this server (configuration plus `--allow-import-from`).
+    pub fn import_guard(&self) -> Guard {
+        Guard::new(&self.config().import.allow).unwrap_or_default()
+    }
+
+    /// Where downloads and uploads wait to be imported.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.config()
+            .import
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("ikon-spool"))
+    }
+
+    /// Makes `s3://NAME/…` import URLs read from `store`.
+    pub fn register_import_bucket(&self, name: &str, store: Arc<dyn object_store::ObjectStore>) {
+        self.buckets().register(name, store);
+    }
+
+    fn fetch_options(&self) -> FetchOptions {
+        let c = &self.config().import;
+        FetchOptions {
+            guard: self.import_guard(),
+            max_bytes: c.max_bytes,
+            attempts: c.attempts,
+            timeout: std::time::Duration::from_secs(c.timeout_secs),
+            backoff: std::time::Duration::from_millis(500),
+        }
+    }
+
+    /// Starts an import (see the module documentation); returns the new image's id (None
+    /// on a dry run, which only checks).
+    pub async fn import_image(
+        &self,
+        caller: &Caller,
+        req: &ImportRequest,
+    ) -> Result<Option<String>> {
+        self.check_region(&caller.region)?;
+        crate::images::check_name(&req.name)?;
+        let oses = self.import_os();
+        let os = oses
+            .iter()
+            .find(|o| o.os_name.eq_ignore_ascii_case(req.os_type.trim()))
+            .ok_or_else(|| {
+                bad(
+                    ErrorKind::OsTypeUnsupported,
+                    format!(
+                        "OsType {:?} is not importable here; accepted: {}",
+                        req.os_type,
+                        oses.iter()
+                            .map(|o| o.os_name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+        if !os
+            .versions
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(req.os_version.trim()))
+        {
+            return Err(bad(
+                ErrorKind::OsVersionUnsupported,
+                format!(
+                    "OsVersion {:?} is not accepted for {}; accepted: {}",
+                    req.os_version,
+                    os.os_name,
+                    os.versions.join(", ")
+                ),
+            ));
+        }
+        let arch = match req.architecture.as_str() {
+            "x86_64" => "x86_64",
+            "i386" => "i386",
+            "arm_64" => "arm",
+            other => {
+                return Err(bad(
+                    ErrorKind::InvalidParameterValue,
+                    format!("Architecture {other:?} must be x86_64, i386 or arm_64"),
+                ))
+            }
+        };
+        if !os.architectures.iter().any(|a| a == arch) {
+            return Err(bad(
+                ErrorKind::InvalidParameterValue,
+                format!(
+                    "Architecture {} is not accepted for {} ({})",
+                    req.architecture,
+                    os.os_name,
+                    os.architectures.join(", ")
+                ),
+            ));
+        }
+        let license = match req.license_type.as_deref().unwrap_or("TencentCloud") {
+            l @ ("TencentCloud" | "BYOL") => l.to_string(),
+            other => {
+                return Err(bad(
+                    ErrorKind::InvalidLicenseType,
+                    format!("LicenseType {other:?} must be TencentCloud or BYOL"),
+                ))
+            }
+        };
+        match req.boot_mode.as_deref() {
+            None | Some("Legacy BIOS" | "UEFI") => {}
+            Some(other) => {
+                return Err(bad(
+                    ErrorKind::InvalidBootMode,
+                    format!("BootMode {other:?} must be \"Legacy BIOS\" or \"UEFI\""),
+                ))
+            }
+        }
+        let source = SourceUrl::parse(&req.url).map_err(|m| bad(ErrorKind::InvalidUrl, m))?;
+        match &source {
+            SourceUrl::Http(u) => precheck(u, &self.import_guard())
+                .await
+                .map_err(|e| bad(ErrorKind::InvalidUrl, e.to_string()))?,
+            SourceUrl::S3 { bucket, .. } => {
+                if self.buckets().get(bucket).is_none() {
+                    return Err(bad(
+                        ErrorKind::InvalidUrl,
+                        format!("bucket {bucket:?} is not configured on this server"),
+                    ));
+                }
+            }
+            SourceUrl::Upload(id) => {
+                if !self.upload_path(&caller.account_id, id).is_file() {
+                    return Err(bad(
+                        ErrorKind::InvalidUrl,
+                        format!("upload {id} does not exist (uploads are kept until imported)"),
+                    ));
+                }
+            }
+        }
+        if req.dry_run {
+            return Ok(None);
+        }
+        let now = ids::now();
+        let img = Image {
+            image_id: ids::new_id("img"),
+            kind: "PRIVATE".into(),
+            owner: caller.account_id.clone(),
+            region: caller.region.clone(),
+            name: req.name.clone(),
+            description: req.description.clone(),
+            os_name: format!("{} {}", os.os_name, req.os_version.trim()),
+            os_type: os.family.clone(),
+            platform: os.os_name.clone(),
+            architecture: arch.into(),
+            size_bytes: 0,
+            state: state::IMPORTING.into(),
+            state_reason: String::new(),
+            source: "EXTERNAL_IMPORT".into(),
+            license_type: license.clone(),
+            family: req.family.clone(),
+            deprecated: false,
+            cloudinit: false,
+            sync_percent: None,
+            share_count: 0,
+            disks: vec![],
+            origin: String::new(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            tags: req.tags.clone(),
+        };
+        self.add_image(&img).await?;
+        let payload = serde_json::to_value(Payload {
+            url: req.url.trim().to_string(),
+            force: req.force,
+            os_type: os.os_name.clone(),
+            architecture: arch.into(),
+            license_type: license,
+        })
+        .map_err(|e| Error::internal(e.to_string()))?;
+        if let Err(e) = self
+            .submit_task(
+                caller,
+                IMPORT_KIND,
+                &img.image_id,
+                &payload,
+                IMPORT_ATTEMPTS,
+            )
+            .await
+        {
+            self.fail_import(std::slice::from_ref(&img.image_id), &e.message)
+                .await;
+            return Err(e);
+        }
+        Ok(Some(img.image_id))
+    }
+
+    /// The spool file of `account`'s upload `id`.
+    pub fn upload_path(&self, account: &str, id: &str) -> PathBuf {
+        source::upload_dir(&self.spool_dir(), account).join(id)
+    }
+
+    /// Receives an upload (streamed to the spool, size-limited); import it with
+    /// `ImageUrl = upload://UPLOAD_ID`.
+    pub async fn receive_upload<S, E>(&self, caller: &Caller, mut body: S) -> Result<Upload>
+    where
+        S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let id = ids::new_id("upl");
+        let path = self.upload_path(&caller.account_id, &id);
+        let part = path.with_extension("part");
+        let io = |e: std::io::Error| Error::new(ErrorKind::Storage, format!("upload spool: {e}"));
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        let max = self.config().import.max_bytes;
+        let file = tokio::fs::File::create(&part).await.map_err(io)?;
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let mut size = 0u64;
+        let outcome: Result<()> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    bad(
+                        ErrorKind::InvalidParameterValue,
+                        format!("upload interrupted: {e}"),
+                    )
+                })?;
+                size = size.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+                if size > max {
+                    return Err(bad(
+                        ErrorKind::TooLarge,
+                        format!("uploads are limited to {max} bytes"),
+                    ));
+                }
+                file.write_all(&chunk).await.map_err(io)?;
+            }
+            file.flush().await.map_err(io)?;
+            file.get_ref().sync_data().await.map_err(io)?;
+            if size == 0 {
+                return Err(bad(ErrorKind::InvalidParameterValue, "the upload is empty"));
+            }
+            tokio::fs::rename(&part, &path).await.map_err(io)
+        }
+        .await;
+        if let Err(e) = outcome {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+        Ok(Upload {
+            upload_id: id,
+            size,
+        })
+    }
+}
+
+/// The outcome of checking a file.
+struct Checked {
+    rules: Vec<Rule>,
+    /// Failed safety rules (never skipped).
+    safety: Vec<Rule>,
+    fields: OsFields,
+    format: String,
+    dev: Option<Arc<dyn ikon_disk::BlockDevice>>,
+}
+
+fn rule(id: &str, verdict: Verdict, message: String) -> Rule {
+    Rule {
+        id: id.into(),
+        verdict,
+        message,
+    }
+}
+
+/// Opens, inspects and evaluates a spool file (blocking).
+fn check_file(path: &Path, cfg: &RulesConfig, declared: &Payload) -> Checked {
+    let mut out = Checked {
+        rules: Vec::new(),
+        safety: Vec::new(),
+        fields: OsFields::default(),
+        format: String::new(),
+        dev: None,
+    };
+    let img = match ikon_disk::open(path, &ikon_disk::OpenOptions::default()) {
+        Ok(i) => i,
+        Err(e) => {
+            let r = if e.kind() == ikon_disk::ErrorKind::Unsafe {
+                rule(
+                    "external-reference",
+                    Verdict::Fail,
+                    format!("the image is unsafe: {e}"),
+                )
+            } else {
+                rule(
+                    "image-readable",
+                    Verdict::Fail,
+                    format!("the file is not a readable disk image: {e}"),
+                )
+            };
+            out.safety.push(r);
+            return out;
+        }
+    };
+    out.format = img.info().format.to_string();
+    let img: Arc<dyn ikon_disk::DiskImage> = Arc::from(img);
+    let dev: Arc<dyn ikon_disk::BlockDevice> = img;
+    let ins = match ikon_guest::inspect(dev.as_ref(), &out.format) {
+        Ok(i) => i,
+        Err(e) => {
+            out.safety.push(rule(
+                "image-readable",
+                Verdict::Fail,
+                format!("the disk could not be read: {e}"),
+            ));
+            return out;
+        }
+    };
+    let mut iso = [0u8; 5];
+    if out.format == "raw" && dev.read_exact_at(&mut iso, 0x8001).is_ok() && &iso == b"CD001" {
+        out.rules.push(rule(
+            "iso",
+            Verdict::Fail,
+            "the file is an ISO 9660 image (installation media), not a system disk; it is imported only with Force".into(),
+        ));
+    }
+    out.rules.extend(rules::evaluate(&ins, cfg));
+    out.fields = fields_from(&ins);
+    let f = &out.fields;
+    let matches = f.platform.is_empty()
+        || f.platform.eq_ignore_ascii_case(&declared.os_type)
+        || (f.platform == "Windows" && declared.os_type.starts_with("Windows"));
+    if !matches {
+        out.rules.push(rule(
+            "declared-os",
+            Verdict::Warn,
+            format!(
+                "OsType says {} but the disk holds {}; the image records what was found",
+                declared.os_type, out.fields.os_name
+            ),
+        ));
+    }
+    out.dev = Some(dev);
+    out
+}
+
+fn listing(rules: &[&Rule]) -> String {
+    rules
+        .iter()
+        .map(|r| format!("[{}] {}", r.id, r.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Runs `import` tasks.
+pub struct ImportHandler;
+
+impl ImportHandler {
+    async fn run_import(
+        svc: &Service,
+        task: &Task,
+        progress: &Progress,
+    ) -> std::result::Result<String, TaskError> {
+        let p: Payload = serde_json::from_str(&task.payload)
+            .map_err(|e| TaskError::permanent(format!("malformed import task: {e}")))?;
+        let last_attempt = task.attempts >= task.max_attempts;
+        let src = SourceUrl::parse(&p.url).map_err(TaskError::permanent)?;
+        let spool = svc.spool_dir().join("imports");
+        tokio::fs::create_dir_all(&spool)
+            .await
+            .map_err(|e| TaskError::transient(format!("spool {}: {e}", spool.display())))?;
+        let (dest, source): (PathBuf, Option<Box<dyn Source>>) = match &src {
+            SourceUrl::Http(u) => (
+                spool.join(&task.task_id),
+                Some(Box::new(HttpSource {
+                    url: u.clone(),
+                    options: svc.fetch_options(),
+                })),
+            ),
+            SourceUrl::S3 { bucket, key } => {
+                let store = svc.buckets().get(bucket).ok_or_else(|| {
+                    TaskError::permanent(format!(
+                        "bucket {bucket:?} is not configured on this server"
+                    ))
+                })?;
+                (
+                    spool.join(&task.task_id),
+                    Some(Box::new(ObjectSource {
+                        store,
+                        key: key.clone(),
+                        max_bytes: svc.config().import.max_bytes,
+                        attempts: svc.config().import.attempts,
+                    })),
+                )
+            }
+            SourceUrl::Upload(id) => (svc.upload_path(&task.account_id, id), None),
+        };
+        let result = Self::import_file(svc, task, progress, &p, &dest, source.as_deref()).await;
+        let finished = match &result {
+            Ok(_) => true,
+            Err(e) => !e.retryable || last_attempt,
+        };
+        if finished {
+            let _ = tokio::fs::remove_file(&dest).await;
+            let mut v = dest.as_os_str().to_owned();
+            v.push(".validator");
+            let _ = tokio::fs::remove_file(PathBuf::from(v)).await;
+        }
+        result
+    }
+
+    async fn import_file(
+        svc: &Service,
+        task: &Task,
+        progress: &Progress,
+        p: &Payload,
+        dest: &Path,
+        source: Option<&dyn Source>,
+    ) -> std::result::Result<String, TaskError> {
+        let mut fetched = Fetched::default();
+        if let Some(source) = source {
+            let report = |n: u64, total: Option<u64>| {
+                if let Some(t) = total.filter(|t| *t > 0) {
+                    let pct = n.saturating_mul(40) / t;
+                    progress.set(i64::try_from(pct).unwrap_or(40));
+                }
+            };
+            fetched = source.fetch(dest, &report).await.map_err(|e| match e {
+                FetchError::Transient(m) => TaskError::transient(m),
+                FetchError::Refused(m) => {
+                    TaskError::permanent(format!("import refused: [ssrf-guard] {m}"))
+                }
+                FetchError::TooLarge(m) => {
+                    TaskError::permanent(format!("import refused: [source-size] {m}"))
+                }
+                FetchError::Permanent(m) => TaskError::permanent(format!("download failed: {m}")),
+            })?;
+        } else if !dest.is_file() {
+            return Err(TaskError::permanent(
+                "the uploaded file is gone; upload it again",
+            ));
+        }
+        if progress.lease_lost() {
+            return Err(TaskError::transient("lease lost"));
+        }
+        let cfg = svc.import_rules();
+        let (path, declared) = (dest.to_path_buf(), p.clone());
+        let checked = tokio::task::spawn_blocking(move || check_file(&path, &cfg, &declared))
+            .await
+            .map_err(|e| TaskError::transient(format!("inspection worker: {e}")))?;
+        let failed: Vec<&Rule> = checked
+            .rules
+            .iter()
+            .filter(|r| r.verdict == Verdict::Fail)
+            .collect();
+        if !checked.safety.is_empty() {
+            let all: Vec<&Rule> = checked
+                .safety
+                .iter()
+                .chain(failed.iter().copied())
+                .collect();
+            return Err(TaskError::permanent(format!(
+                "import refused ({} rule(s) failed; Force never skips safety rules): {}",
+                all.len(),
+                listing(&all)
+            )));
+        }
+        if !failed.is_empty() && !p.force {
+            return Err(TaskError::permanent(format!(
+                "import refused ({} rule(s) failed): {}",
+                failed.len(),
+                listing(&failed)
+            )));
+        }
+        let dev = checked
+            .dev
+            .clone()
+            .ok_or_else(|| TaskError::permanent("the disk could not be opened"))?;
+        let stats = Self::store(svc, task, progress, dev, &checked, p).await?;
+        let rules_json: Vec<serde_json::Value> = checked
+            .rules
+            .iter()
+            .map(|r| serde_json::json!({"id": r.id, "verdict": r.verdict, "message": r.message}))
+            .collect();
+        Ok(serde_json::json!({
+            "format": checked.format,
+            "bytes": fetched.bytes,
+            "resumes": fetched.resumes,
+            "forced": p.force && !failed.is_empty(),
+            "rules": rules_json,
+            "data_bytes": stats.data_bytes,
+            "new_bytes": stats.new_bytes,
+        })
+        .to_string())
+    }
+
+    async fn store(
+        svc: &Service,
+        task: &Task,
+        progress: &Progress,
+        dev: Arc<dyn ikon_disk::BlockDevice>,
+        checked: &Checked,
+        p: &Payload,
+    ) -> std::result::Result<ikon_store::ImportStats, TaskError> {
+        let storage = |e: ikon_store::Error| TaskError::transient(format!("chunk store: {e}"));
+        let catalog = |e: ikon_catalog::Error| TaskError::transient(format!("catalog: {e}"));
+        let size = dev.len();
+        let session = svc
+            .store_for(&task.region)
+            .begin_write()
+            .await
+            .map_err(storage)?;
+        let prog = Arc::new(Progress::default());
+        let report: Arc<dyn Fn(u64, u64) + Send + Sync> = {
+            let prog = prog.clone();
+            Arc::new(move |done, total| {
+                if let Some(pct) = done.saturating_mul(60).checked_div(total) {
+                    prog.set(i64::try_from(40 + pct).unwrap_or(100));
+                }
+            })
+        };
+        let disk_id = ids::new_id("disk");
+        let stored = {
+            let fut = session.import_device(dev, &disk_id, report);
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    r = &mut fut => break r,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                        progress.set(prog.percent());
+                    }
+                }
+            }
+        };
+        let (mref, _, stats) = stored.map_err(storage)?;
+        if progress.lease_lost() {
+            return Err(TaskError::transient("lease lost while storing"));
+        }
+        let disk = DiskRef {
+            disk_id: mref.disk_id.clone(),
+            version: mref.version,
+            usage: "SYSTEM_DISK".into(),
+            size_bytes: size,
+            snapshot_id: ids::new_id("snap"),
+        };
+        let f = &checked.fields;
+        let license = if f.byol {
+            "BYOL"
+        } else {
+            p.license_type.as_str()
+        };
+        let os_name = if f.os_name.is_empty() {
+            p.os_type.clone()
+        } else {
+            f.os_name.clone()
+        };
+        let platform = if f.platform.is_empty() {
+            p.os_type.as_str()
+        } else {
+            f.platform.as_str()
+        };
+        let arch = if f.os_type.is_empty() {
+            p.architecture.as_str()
+        } else {
+            f.architecture.as_str()
+        };
+        let os_type = if f.os_type.is_empty() {
+            "Linux"
+        } else {
+            f.os_type.as_str()
+        };
+        svc.catalog()
+            .set_image_disks(&task.resource_id, std::slice::from_ref(&disk), size)
+            .await
+            .map_err(catalog)?;
+        svc.catalog()
+            .set_image_os(
+                &task.resource_id,
+                &ikon_catalog::ImageOs {
+                    os_name: &os_name,
+                    os_type,
+                    platform,
+                    architecture: arch,
+                    cloudinit: f.cloudinit,
+                    license_type: license,
+                },
+            )
+            .await
+            .map_err(catalog)?;
+        session.end().await.map_err(storage)?;
+        progress.set(100);
+        Ok(stats)
+    }
+}
+
+impl TaskHandler for ImportHandler {
+    fn kind(&self) -> &'static str {
+        IMPORT_KIND
+    }
+
+    fn image_states(&self) -> Option<crate::tasks::ImageStates> {
+        Some(crate::tasks::ImageStates {
+            running: &[state::IMPORTING],
+            success: state::NORMAL,
+            failure: state::IMPORTFAILED,
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        svc: &'a Service,
+        task: &'a Task,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, std::result::Result<String, TaskError>> {
+        Box::pin(Self::run_import(svc, task, progress))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_list_follows_the_rules() {
+        let t = import_os_list(&RulesConfig::tencent());
+        let names: Vec<&str> = t.iter().map(|o| o.os_name.as_str()).collect();
+        for n in [
+            "CentOS", "RedHat", "Ubuntu", "Debian", "CoreOS", "OpenSUSE", "SUSE",
+        ] {
+            assert!(names.contains(&n), "{n} in {names:?}");
+        }
+        assert!(names.contains(&"Windows Server 2008") && names.contains(&"Windows Server 2012"));
+        assert_eq!(names.iter().filter(|n| **n == "CoreOS").count(), 1);
+        let ubuntu = t
+            .iter()
+            .find(|o| o.os_name == "Ubuntu")
+            .map(|o| o.architectures.clone());
+        assert_eq!(ubuntu, Some(vec!["x86_64".to_string(), "i386".to_string()]));
+        let w = t.iter().find(|o| o.os_name == "Windows Server 2012");
+        assert_eq!(
+            w.map(|o| o.architectures.clone()),
+            Some(vec!["x86_64".to_string()])
+        );
+        assert_eq!(
+            w.map(|o| o.versions.clone()),
+            Some(vec!["2012".to_string(), "2012 R2".to_string()])
+        );
+        let mut narrow = RulesConfig::tencent();
+        narrow.linux_distros = vec!["debian".into()];
+        narrow.linux_bits = vec![64];
+        narrow.windows_versions = vec![];
+        let n = import_os_list(&narrow);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].architectures, vec!["x86_64".to_string()]);
+    }
+
+    #[test]
+    fn source_urls() {
+        assert!(matches!(
+            SourceUrl::parse("http://h/x.qcow2"),
+            Ok(SourceUrl::Http(_))
+        ));
+        assert_eq!(
+            SourceUrl::parse("s3://b/k/x.raw"),
+            Ok(SourceUrl::S3 {
+                bucket: "b".into(),
+                key: "k/x.raw".into()
+            })
+        );
+        assert!(SourceUrl::parse("upload://upl-abcd1234").is_ok());
+        for bad in [
+            "ftp://x/y",
+            "file:///etc/passwd",
+            "s3://b",
+            "s3://b/",
+            "upload://../x",
+            "gopher://x",
+            "http://",
+        ] {
+            assert!(SourceUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
