@@ -179,45 +179,47 @@ impl Service {
             .collect())
     }
 
-    /// Every distinct store (each place once), each with the live manifests it holds.
-    /// Manifest names are unique across stores (fresh disk ids; a copy keeps its source's
-    /// name), so a store's live set is simply every live manifest present in it — whichever
-    /// code path wrote it there.
-    async fn stores_with_live(
-        &self,
-    ) -> Result<Vec<(ikon_store::Store, Vec<ikon_store::ManifestRef>)>> {
+    /// Every distinct store (each place once).
+    fn distinct_stores(&self) -> Vec<ikon_store::Store> {
         let mut stores: Vec<ikon_store::Store> = vec![self.store().clone()];
-        let regional = self.region_stores();
-        for s in regional.values() {
+        for s in self.region_stores().values() {
             if !stores.iter().any(|o| o.same_as(s)) {
                 stores.push(s.clone());
             }
         }
+        stores
+    }
+
+    /// The live manifests `store` holds. Manifest names are unique across stores (fresh
+    /// disk ids; a copy keeps its source's name), so a store's live set is every live
+    /// manifest present in it — whichever code path wrote it there.
+    async fn live_in(&self, store: &ikon_store::Store) -> Result<Vec<ikon_store::ManifestRef>> {
         let live = self.live_manifests().await?;
-        let mut out = Vec::with_capacity(stores.len());
-        for store in stores {
-            let mut here = Vec::new();
-            if regional.is_empty() {
-                here = live.clone();
-            } else {
-                for r in &live {
-                    if store.has_manifest(r).await.map_err(storage_err)? {
-                        here.push(r.clone());
-                    }
-                }
-            }
-            out.push((store, here));
+        if self.region_stores().is_empty() {
+            return Ok(live);
         }
-        Ok(out)
+        let mut here = Vec::new();
+        for r in live {
+            if store.has_manifest(&r).await.map_err(storage_err)? {
+                here.push(r);
+            }
+        }
+        Ok(here)
     }
 
     /// Removes chunks and manifests no image, disk or snapshot references any more, in
-    /// every store; safe while other writers run (see `ikon_store::gc`). Returns the
-    /// figures summed over the stores.
+    /// every store; safe while other writers run (see `ikon_store::gc`): each store's live
+    /// set is read from the catalog after the writers that were running have committed.
+    /// Returns the figures summed over the stores.
     pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
         let mut total = ikon_store::GcStats::default();
-        for (store, live) in self.stores_with_live().await? {
-            let s = store.gc(&live, true).await.map_err(storage_err)?;
+        for store in self.distinct_stores() {
+            let live = || async {
+                self.live_in(&store)
+                    .await
+                    .map_err(|e| ikon_store::Error::new(ikon_store::ErrorKind::Backend, e.message))
+            };
+            let s = store.gc_with(live, true).await.map_err(storage_err)?;
             total.live_chunks += s.live_chunks;
             total.deleted_chunks += s.deleted_chunks;
             total.deleted_bytes += s.deleted_bytes;
@@ -231,9 +233,9 @@ impl Service {
     /// disks and snapshots, counting each manifest once per store).
     pub async fn store_usage(&self) -> Result<(u64, u64)> {
         let (mut held, mut referenced) = (0u64, 0u64);
-        for (store, live) in self.stores_with_live().await? {
+        for store in self.distinct_stores() {
             held += store.stats().await.map_err(storage_err)?.bytes;
-            for r in live {
+            for r in self.live_in(&store).await? {
                 referenced += store
                     .get_manifest(&r)
                     .await

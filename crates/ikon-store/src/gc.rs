@@ -228,8 +228,22 @@ impl Store {
 
     /// Deletes every chunk no manifest in `live` references (and, with
     /// `delete_other_manifests`, every manifest not in `live`). `live` must be complete:
-    /// every manifest any image, snapshot or disk still uses.
+    /// every manifest any image, snapshot or disk still uses — including what writers that
+    /// are running now will commit; a caller whose live set comes from a catalog should use
+    /// [`Store::gc_with`], which reads it after those writers finished.
     pub async fn gc(&self, live: &[ManifestRef], delete_other_manifests: bool) -> Result<GcStats> {
+        self.gc_with(|| async move { Ok(live.to_vec()) }, delete_other_manifests)
+            .await
+    }
+
+    /// Like [`Store::gc`], reading the live set with `live` only once every writer session
+    /// that was open when the collection started has ended (so references committed by
+    /// those writers are in it) and no new one can start.
+    pub async fn gc_with<F, Fut>(&self, live: F, delete_other_manifests: bool) -> Result<GcStats>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<ManifestRef>>>,
+    {
         let b = self.backend().clone();
         let started = now();
         let started_ms = now_ms();
@@ -256,12 +270,16 @@ impl Store {
         result
     }
 
-    async fn collect(
+    async fn collect<F, Fut>(
         &self,
-        live: &[ManifestRef],
+        live: F,
         delete_other_manifests: bool,
         started_ms: i64,
-    ) -> Result<GcStats> {
+    ) -> Result<GcStats>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<ManifestRef>>>,
+    {
         let b = self.backend().clone();
         // 2. Wait for every live writer session to end.
         let bb = b.clone();
@@ -295,7 +313,10 @@ impl Store {
             }
         })
         .await?;
-        // 3. Mark: every live manifest must be readable, or nothing is swept.
+        // 3. Mark: the live set as of now (every writer has committed), and every live
+        // manifest must be readable, or nothing is swept.
+        let live = live().await?;
+        let live = live.as_slice();
         let mut keep: HashSet<ChunkHash> = HashSet::new();
         for r in live {
             let m = self.get_manifest(r).await?;

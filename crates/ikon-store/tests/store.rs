@@ -815,3 +815,58 @@ async fn engines_that_ignore_conditional_puts_stay_correct() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_reads_the_live_set_after_running_writers_commit() {
+    let work = tmpdir("gclive");
+    let raw = work.join("w.raw");
+    make_raw(&raw, &[Some(51), Some(52)]);
+    for (store, _) in stores("gclive").await {
+        // Chunks nothing references (a deleted image), older than the collection.
+        let (_, _, st) = import(&store, open(&raw), "gone").await;
+        assert_eq!(st.new_chunks, 2);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // A writer reuses them and has not committed yet when the collection starts.
+        let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+        let (r, _, st) = session
+            .import_device(open(&raw), "kept", Arc::new(|_, _| {}))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(st.dedup_chunks, 2);
+        let catalog: Arc<std::sync::Mutex<Vec<ManifestRef>>> = Arc::default();
+        let gc = {
+            let (store, catalog) = (store.clone(), catalog.clone());
+            tokio::spawn(async move {
+                store
+                    .gc_with(
+                        || async move { Ok(catalog.lock().map(|c| c.clone()).unwrap_or_default()) },
+                        true,
+                    )
+                    .await
+            })
+        };
+        // The writer commits to the "catalog", then ends its session.
+        catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r.clone());
+        session.end().await.unwrap_or_else(|e| panic!("{e}"));
+        let st = gc
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((st.live_chunks, st.deleted_chunks), (2, 0));
+        assert_eq!(st.deleted_manifests, 1, "the deleted image's manifest goes");
+        let m = store
+            .get_manifest(&r)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for h in m.chunks.iter().flatten() {
+            let (s, h) = (store.clone(), *h);
+            tokio::task::spawn_blocking(move || s.read_chunk(&h))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("a committed chunk was collected: {e}"));
+        }
+    }
+}
