@@ -135,6 +135,12 @@ def tearDownModule():
         shutil.rmtree(WORK, ignore_errors=True)
 
 
+def _with(model, **fields):
+    for k, v in fields.items():
+        setattr(model, k, v)
+    return model
+
+
 def image(client, image_id):
     r = client.DescribeImages(req("DescribeImages", ImageIds=[image_id]))
     return r.ImageSet[0] if r.ImageSet else None
@@ -302,6 +308,33 @@ class Export(h.ServerTestCase):
         key = out["CosPaths"][0][1:]
         self.wait_object(key)
         self.check_file(key, "vmdk")
+
+    def test_export_then_import_back_from_s3(self):
+        """ImportImage reads s3://BUCKET/KEY from the configured [s3] engine: an exported file
+        comes back as an image with the same content (exported again as RAW and compared)."""
+        c = h.sdk(S, ACC, "ap-guangzhou")
+        bucket = s3env("IKON_TEST_S3_BUCKET")
+        prefix = "%srt" % PREFIX.replace("-", "")
+        r = c.ExportImages(req("ExportImages", BucketName=bucket, ImageIds=[self.image], ExportFormat="QCOW2",
+                               FileNamePrefixList=[prefix]))
+        key = r.CosPaths[0][1:]
+        self.wait_object(key)
+        imp = h.models.ImportImageRequest()
+        imp.ImageUrl, imp.ImageName, imp.OsType, imp.OsVersion = "s3://%s/%s" % (bucket, key), "roundtrip", \
+            "Debian", "12"
+        imp.Architecture, imp.Force = "x86_64", True
+        new = c.ImportImage(imp).ImageId
+        img, _ = wait_state(c, new, ["NORMAL", "IMPORTFAILED"])
+        self.assertEqual(img.ImageState, "NORMAL", img.ImageDescription)
+        r = c.ExportImages(req("ExportImages", BucketName=bucket, ImageIds=[new], FileNamePrefixList=[prefix + "b"]))
+        back = r.CosPaths[0][1:]
+        self.wait_object(back)
+        self.check_file(back, "raw")
+        # A key that is not there: the import fails with a reason the user can read.
+        gone = c.ImportImage(_with(imp, ImageUrl="s3://%s/%s-absent.raw" % (bucket, prefix),
+                                   ImageName="absent")).ImageId
+        img, _ = wait_state(c, gone, ["NORMAL", "IMPORTFAILED"])
+        self.assertEqual(img.ImageState, "IMPORTFAILED")
 
     def test_refusals(self):
         c = h.sdk(S, ACC, "ap-guangzhou")
