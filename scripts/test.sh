@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run every test: installs the oracles and fixture tools (idempotently), fetches the real
 # sample images, starts a throwaway PostgreSQL server (the catalog suite runs on SQLite and
-# PostgreSQL), checks formatting and lints, runs the whole workspace test suite, then the
-# end-to-end tests that drive `ikon serve` with Tencent's own Python SDK and tccli, then with
-# Alibaba Cloud's two Python SDKs (Tea and legacy).
+# PostgreSQL) and a real S3 engine (Ceph RGW: the chunk store suite runs on a directory and
+# on S3; exports and cross-region copies use it), checks formatting and lints, runs the
+# whole workspace test suite, then the end-to-end tests that drive `ikon serve` with
+# Tencent's own Python SDK and tccli, then with Alibaba Cloud's two Python SDKs (Tea and
+# legacy).
 # Oracles are never optional: a missing one fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,10 @@ step "starting PostgreSQL"
 eval "$(bash scripts/start-postgres.sh)"
 export IKON_TEST_DATABASE_URL="$DATABASE_URL"
 trap 'bash scripts/stop-postgres.sh >/dev/null 2>&1 || true' EXIT
+
+step "starting the S3 engine (Ceph RGW)"
+eval "$(bash scripts/start-s3.sh)"
+trap 'bash scripts/stop-postgres.sh >/dev/null 2>&1 || true; bash scripts/stop-s3.sh >/dev/null 2>&1 || true' EXIT
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

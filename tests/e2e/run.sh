@@ -5,6 +5,8 @@
 # a throwaway server is started with scripts/start-postgres.sh and stopped afterwards).
 # Builds `ikon` with cargo (honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS).
 # Usage: tests/e2e/run.sh [unittest args, e.g. test_sdk.SharingPost test_wire]  (default: every test_*.py)
+# test_transfer needs an S3 engine: IKON_TEST_S3_* (scripts/start-s3.sh), else one is started
+# here (IKON_E2E_S3ROOT, IKON_E2E_S3PORT) and stopped afterwards.
 # Nothing is skipped: a missing client, tool or server fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +25,16 @@ if [ -z "${DATABASE_URL:-}" ]; then
   eval "$(bash scripts/start-postgres.sh)"
   started_pg=1
 fi
-cleanup() { if [ "$started_pg" = 1 ]; then bash scripts/stop-postgres.sh || true; fi; }
+started_s3=0
+if [ -z "${IKON_TEST_S3_ENDPOINT:-}" ]; then   # test_transfer needs a real S3 engine
+  export S3ROOT=${IKON_E2E_S3ROOT:-/tmp/ikon-s3-e2e} S3PORT=${IKON_E2E_S3PORT:-7490}
+  eval "$(bash scripts/start-s3.sh)"
+  started_s3=1
+fi
+cleanup() {
+  if [ "$started_pg" = 1 ]; then bash scripts/stop-postgres.sh || true; fi
+  if [ "$started_s3" = 1 ]; then bash scripts/stop-s3.sh || true; fi
+}
 trap cleanup EXIT
 # Proxies would intercept the SDK's loopback calls.
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy

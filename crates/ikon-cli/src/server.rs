@@ -1,6 +1,7 @@
 //! `ikon serve` and `ikon admin`: the service half of the binary. Both open the same data
 //! directory (SQLite catalog `catalog.db` and chunk store `chunks/` under it) or a
-//! PostgreSQL catalog named with `--database`.
+//! PostgreSQL catalog named with `--database`, and the chunk stores the configuration names
+//! per region (S3 or directories).
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -184,7 +185,8 @@ pub async fn open_service_with(data: &DataArgs, allow: &[String]) -> Result<Serv
     let store = ikon_service::Store::open_local(&dir, config.chunk_size)
         .await
         .with_context(|| format!("opening the chunk store {}", dir.display()))?;
-    Ok(Service::new(catalog, config, store))
+    let regions = Service::open_region_stores(&config).await?;
+    Ok(Service::new(catalog, config, store).with_region_stores(regions))
 }
 
 /// The local chunk store directory.
@@ -232,6 +234,8 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
         runner.register(std::sync::Arc::new(ikon_service::ImportHandler));
         runner.register(std::sync::Arc::new(ikon_service::CreateImageHandler));
+        runner.register(std::sync::Arc::new(ikon_service::ExportHandler));
+        runner.register(std::sync::Arc::new(ikon_service::SyncHandler));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let nbd = crate::nbd::start(&svc, args.nbd_listen.as_deref(), stop_rx.clone()).await?;
         let worker = tokio::spawn(async move {

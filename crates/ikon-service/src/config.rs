@@ -1,8 +1,8 @@
-//! Service configuration (TOML): regions with their zones and storage, limits and import
-//! rules. Every field has a default taken from a preset (DESIGN.md §1): `tencent` (the
-//! default) or `alibaba`, chosen with `preset = "…"` in the file or `--preset` on the command
-//! line; keys given in the file override the preset's (tables merge key by key, lists and
-//! values replace).
+//! Service configuration (TOML): regions with their zones and storage, the S3 engine,
+//! export destinations, limits and import rules. Every field has a default taken from a
+//! preset (DESIGN.md §1): `tencent` (the default) or `alibaba`, chosen with `preset = "…"` in
+//! the file or `--preset` on the command line; keys given in the file override the preset's
+//! (tables merge key by key, lists and values replace).
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -39,11 +39,12 @@ pub struct Region {
     /// Zones.
     #[serde(default)]
     pub zones: Vec<Zone>,
-    /// Where this region's chunks live (object-store URL or directory). Reserved for
-    /// cross-region copy: today every region uses the data directory's chunk store.
+    /// Where this region's chunks live: `s3://bucket/prefix` (a bucket of the `[s3]`
+    /// engine) or a directory. Default: the data directory's chunk store. Regions naming the
+    /// same location share one store (a copy between them moves nothing).
     #[serde(default)]
     pub store: Option<String>,
-    /// Whether images may be copied to and from this region.
+    /// Whether images may be copied to and from this region (the cross-region copy policy).
     #[serde(default = "yes")]
     pub copy_allowed: bool,
 }
@@ -87,6 +88,18 @@ impl Default for Limits {
             snapshots_per_region: 500,
         }
     }
+}
+
+/// Where ExportImages writes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Export {
+    /// A directory whose subdirectories are the buckets (`BucketName` names one, which must
+    /// exist). Unset: `BucketName` is a bucket of the `[s3]` engine.
+    pub dir: Option<String>,
+    /// Where export files are assembled before they are uploaded to S3 (default: the
+    /// system's temporary directory).
+    pub work_dir: Option<String>,
 }
 
 /// ImportImage: what an imported image may be (formats, sizes, disks; the guest checks
@@ -182,6 +195,11 @@ pub struct Config {
     pub limits: Limits,
     /// Chunk size of the local chunk store in bytes.
     pub chunk_size: u32,
+    /// How to reach the S3 engine (`s3://` region stores, export buckets); unset fields
+    /// come from the `AWS_*` environment variables.
+    pub s3: ikon_store::S3Options,
+    /// ExportImages destinations.
+    pub export: Export,
     /// Instance types (what an image can run on; see `Service::instance_types_for_image`).
     pub instance_types: Vec<InstanceType>,
     /// Prices.
@@ -408,6 +426,8 @@ impl Config {
             ],
             limits: Limits::default(),
             chunk_size: 1 << 20,
+            s3: ikon_store::S3Options::default(),
+            export: Export::default(),
             instance_types: vec![
                 itype("S5.SMALL1", 1, 1024, "x86_64"),
                 itype("S5.MEDIUM2", 2, 2048, "x86_64"),
@@ -493,6 +513,10 @@ impl Config {
         for r in &self.regions {
             if !seen.insert(r.name.as_str()) {
                 return Err(format!("region {} listed twice", r.name));
+            }
+            if let Some(st) = &r.store {
+                ikon_store::Location::parse(st)
+                    .map_err(|e| format!("region {}: {}", r.name, e.context))?;
             }
             for z in &r.zones {
                 if !z.name.starts_with(&format!("{}-", r.name)) {

@@ -33,6 +33,10 @@ pub enum ErrorKind {
     DailyLimitExceeded,
     /// Unknown or unavailable region.
     InvalidRegion,
+    /// The region policy refuses the operation between these regions (cross-region copy).
+    RegionNotAllowed,
+    /// An export destination bucket does not exist.
+    BucketNotFound,
     /// An image of this licence type cannot be shared.
     ByolShare,
     /// A parameter has a bad value.

@@ -228,7 +228,7 @@ impl Service {
 
     /// An image the caller may change: their own custom image, or any platform image for
     /// the platform administrator.
-    async fn owned_image(&self, caller: &Caller, image_id: &str) -> Result<ImageView> {
+    pub(crate) async fn owned_image(&self, caller: &Caller, image_id: &str) -> Result<ImageView> {
         let v = self.visible_image(caller, image_id).await?;
         match v.visibility {
             Visibility::Private => Ok(v),

@@ -205,6 +205,18 @@ impl Service {
             .unwrap_or_else(|| std::env::temp_dir().join("ikon-spool"))
     }
 
+    /// The bucket `s3://NAME/…` import URLs read from: one registered with
+    /// [`Service::register_import_bucket`], else that bucket of the `[s3]` engine when one is
+    /// configured (an endpoint in the configuration or `AWS_ENDPOINT_URL`).
+    pub(crate) fn import_bucket(&self, name: &str) -> Option<Arc<dyn object_store::ObjectStore>> {
+        if let Some(b) = self.buckets().get(name) {
+            return Some(b);
+        }
+        let s3 = &self.config().s3;
+        s3.resolved().endpoint.as_ref()?;
+        s3.bucket_store(name).ok()
+    }
+
     /// Makes `s3://NAME/…` import URLs read from `store`.
     pub fn register_import_bucket(&self, name: &str, store: Arc<dyn object_store::ObjectStore>) {
         self.buckets().register(name, store);
@@ -392,7 +404,7 @@ impl Service {
                 .await
                 .map_err(|e| bad(ErrorKind::InvalidUrl, e.to_string()))?,
             SourceUrl::S3 { bucket, .. } => {
-                if self.buckets().get(bucket).is_none() {
+                if self.import_bucket(bucket).is_none() {
                     return Err(bad(
                         ErrorKind::InvalidUrl,
                         format!("bucket {bucket:?} is not configured on this server"),
@@ -628,7 +640,7 @@ impl ImportHandler {
                 })),
             ),
             SourceUrl::S3 { bucket, key } => {
-                let store = svc.buckets().get(bucket).ok_or_else(|| {
+                let store = svc.import_bucket(bucket).ok_or_else(|| {
                     TaskError::permanent(format!(
                         "bucket {bucket:?} is not configured on this server"
                     ))
@@ -808,7 +820,11 @@ impl ImportHandler {
         let storage = |e: ikon_store::Error| TaskError::transient(format!("chunk store: {e}"));
         let catalog = |e: ikon_catalog::Error| TaskError::transient(format!("catalog: {e}"));
         let size = dev.len();
-        let session = svc.store().begin_write().await.map_err(storage)?;
+        let session = svc
+            .store_for(&task.region)
+            .begin_write()
+            .await
+            .map_err(storage)?;
         let prog = Arc::new(Progress::default());
         let report: Arc<dyn Fn(u64, u64) + Send + Sync> = {
             let prog = prog.clone();

@@ -6,6 +6,7 @@ mod accounts;
 pub mod config;
 mod disks;
 mod error;
+mod export;
 pub mod ids;
 mod images;
 pub mod import;
@@ -15,12 +16,14 @@ pub mod pricing;
 mod publish;
 mod resources;
 pub mod snapshots;
+mod sync;
 pub mod tasks;
 
 pub use accounts::{Credentials, KeyLookup};
 pub use config::Config;
 pub use disks::{nbd_export_name, nbd_token};
 pub use error::{Error, ErrorKind, Result};
+pub use export::{ExportHandler, ExportRequest, ExportStarted, EXPORT_KIND};
 pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
 pub use ikon_store::Store;
@@ -34,8 +37,10 @@ pub use resources::DiskFilter;
 pub use snapshots::{
     CreateImageHandler, CreateImageRequest, ImageSource, SnapshotFilter, SnapshotView,
 };
+pub use sync::{SyncHandler, SyncRequest, SyncStarted, SYNC_KIND};
 pub use tasks::{ListTasks, TaskListing};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Who is calling: an authenticated account acting in one region.
@@ -61,10 +66,17 @@ struct Inner {
     store: ikon_store::Store,
     buckets: import::Buckets,
     open_disks: disks::OpenDisks,
+    /// Regions whose store is not the default one.
+    region_stores: std::sync::RwLock<Arc<HashMap<String, ikon_store::Store>>>,
+}
+
+fn storage_err(e: ikon_store::Error) -> Error {
+    Error::new(ErrorKind::Storage, e.to_string())
 }
 
 impl Service {
-    /// A service over a connected catalog and a chunk store.
+    /// A service over a connected catalog and a chunk store (every region's, until
+    /// [`Service::with_region_stores`] says otherwise).
     pub fn new(catalog: Catalog, config: Config, store: ikon_store::Store) -> Service {
         Service {
             inner: Arc::new(Inner {
@@ -73,8 +85,45 @@ impl Service {
                 store,
                 buckets: import::Buckets::default(),
                 open_disks: disks::OpenDisks::default(),
+                region_stores: std::sync::RwLock::new(Arc::new(HashMap::new())),
             }),
         }
+    }
+
+    /// The same service with its own store for each region named in `stores` (see
+    /// [`Service::open_region_stores`]); other regions keep the default store.
+    pub fn with_region_stores(self, stores: HashMap<String, ikon_store::Store>) -> Service {
+        if let Ok(mut g) = self.inner.region_stores.write() {
+            *g = Arc::new(stores);
+        }
+        self
+    }
+
+    /// Opens the stores the configuration names per region (`s3://…` through the `[s3]`
+    /// engine, or a directory); a location named by several regions is opened once, and a
+    /// region without one uses `default`.
+    pub async fn open_region_stores(config: &Config) -> Result<HashMap<String, ikon_store::Store>> {
+        let mut opened: HashMap<ikon_store::Location, ikon_store::Store> = HashMap::new();
+        let mut out = HashMap::new();
+        for r in &config.regions {
+            let Some(url) = &r.store else { continue };
+            let loc = ikon_store::Location::parse(url).map_err(storage_err)?;
+            let store = match opened.get(&loc) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = loc.open(&config.s3, config.chunk_size).await.map_err(|e| {
+                        Error::new(
+                            ErrorKind::Storage,
+                            format!("opening the store of region {} ({loc}): {e}", r.name),
+                        )
+                    })?;
+                    opened.insert(loc, s.clone());
+                    s
+                }
+            };
+            out.insert(r.name.clone(), store);
+        }
+        Ok(out)
     }
 
     /// Buckets `s3://` import URLs may name.
@@ -82,12 +131,44 @@ impl Service {
         &self.inner.buckets
     }
 
-    /// The chunk store.
+    /// The default chunk store.
     pub fn store(&self) -> &ikon_store::Store {
         &self.inner.store
     }
 
-    /// Every manifest an image, disk or snapshot references (the chunk store's live set).
+    fn region_stores(&self) -> Arc<HashMap<String, ikon_store::Store>> {
+        self.inner
+            .region_stores
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// The chunk store holding `region`'s images.
+    pub fn store_for(&self, region: &str) -> ikon_store::Store {
+        self.region_stores()
+            .get(region)
+            .unwrap_or(&self.inner.store)
+            .clone()
+    }
+
+    /// The store holding manifest `r` of something in `region`: the region's store, or the
+    /// default one for data written there by paths that do not place data per region
+    /// (instance disks, snapshots and images made from them).
+    pub async fn store_holding(
+        &self,
+        region: &str,
+        r: &ikon_store::ManifestRef,
+    ) -> Result<ikon_store::Store> {
+        let own = self.store_for(region);
+        if own.same_as(self.store()) || own.has_manifest(r).await.map_err(storage_err)? {
+            Ok(own)
+        } else {
+            Ok(self.store().clone())
+        }
+    }
+
+    /// Every manifest an image, disk or snapshot references (the chunk stores' live set).
     async fn live_manifests(&self) -> Result<Vec<ikon_store::ManifestRef>> {
         Ok(self
             .catalog()
@@ -98,34 +179,69 @@ impl Service {
             .collect())
     }
 
-    /// Removes chunks and manifests no image, disk or snapshot references any more; safe
-    /// while other writers run (see `ikon_store::gc`). The live set is read after writers
-    /// finished.
-    pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
-        let live = self.live_manifests().await?;
-        self.store()
-            .gc(&live, true)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))
+    /// Every distinct store (each place once).
+    fn distinct_stores(&self) -> Vec<ikon_store::Store> {
+        let mut stores: Vec<ikon_store::Store> = vec![self.store().clone()];
+        for s in self.region_stores().values() {
+            if !stores.iter().any(|o| o.same_as(s)) {
+                stores.push(s.clone());
+            }
+        }
+        stores
     }
 
-    /// Store figures: (bytes held, data bytes referenced by all images, disks and
-    /// snapshots, counting each manifest once).
+    /// The live manifests `store` holds. Manifest names are unique across stores (fresh
+    /// disk ids; a copy keeps its source's name), so a store's live set is every live
+    /// manifest present in it — whichever code path wrote it there.
+    async fn live_in(&self, store: &ikon_store::Store) -> Result<Vec<ikon_store::ManifestRef>> {
+        let live = self.live_manifests().await?;
+        if self.region_stores().is_empty() {
+            return Ok(live);
+        }
+        let mut here = Vec::new();
+        for r in live {
+            if store.has_manifest(&r).await.map_err(storage_err)? {
+                here.push(r);
+            }
+        }
+        Ok(here)
+    }
+
+    /// Removes chunks and manifests no image, disk or snapshot references any more, in
+    /// every store; safe while other writers run (see `ikon_store::gc`): each store's live
+    /// set is read from the catalog after the writers that were running have committed.
+    /// Returns the figures summed over the stores.
+    pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
+        let mut total = ikon_store::GcStats::default();
+        for store in self.distinct_stores() {
+            let live = || async {
+                self.live_in(&store)
+                    .await
+                    .map_err(|e| ikon_store::Error::new(ikon_store::ErrorKind::Backend, e.message))
+            };
+            let s = store.gc_with(live, true).await.map_err(storage_err)?;
+            total.live_chunks += s.live_chunks;
+            total.deleted_chunks += s.deleted_chunks;
+            total.deleted_bytes += s.deleted_bytes;
+            total.deleted_manifests += s.deleted_manifests;
+            total.removed_tmp += s.removed_tmp;
+        }
+        Ok(total)
+    }
+
+    /// Store figures over every store: (bytes held, data bytes referenced by all images,
+    /// disks and snapshots, counting each manifest once per store).
     pub async fn store_usage(&self) -> Result<(u64, u64)> {
-        let held = self
-            .store()
-            .stats()
-            .await
-            .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?
-            .bytes;
-        let mut referenced = 0u64;
-        for r in self.live_manifests().await? {
-            let m = self
-                .store()
-                .get_manifest(&r)
-                .await
-                .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
-            referenced += m.stored_bytes();
+        let (mut held, mut referenced) = (0u64, 0u64);
+        for store in self.distinct_stores() {
+            held += store.stats().await.map_err(storage_err)?.bytes;
+            for r in self.live_in(&store).await? {
+                referenced += store
+                    .get_manifest(&r)
+                    .await
+                    .map_err(storage_err)?
+                    .stored_bytes();
+            }
         }
         Ok((held, referenced))
     }

@@ -324,7 +324,7 @@ impl Service {
         image_ids: &[String],
         progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
     ) -> Result<ikon_store::ImportStats> {
-        let session = match self.store().begin_write().await {
+        let session = match self.store_for(&req.region).begin_write().await {
             Ok(s) => s,
             Err(e) => {
                 self.fail_import(image_ids, &e.to_string()).await;

@@ -5,11 +5,14 @@
 //! a [`WriteSession`]: an object `sessions/<id>` holding its expiry, refreshed by a
 //! heartbeat. The protocol, through the backend itself so it works across nodes:
 //!
-//! - a writer first registers its session, *then* looks for `gc/lock`; if a live lock is
-//!   there it withdraws its session and waits;
-//! - the collector first writes `gc/lock`, *then* waits until no live session remains.
+//! - a writer first registers its session, *then* lists `gc/`; if a live collection is
+//!   announced there it withdraws its session and waits;
+//! - the collector first announces itself as `gc/<its id>`, *then* lists `gc/` (another
+//!   live collection: it withdraws and reports Busy), *then* waits until no live session
+//!   remains.
 //!
-//! Whichever comes second sees the other, so the collector's mark phase (reading every live
+//! Every object has a key unique to its writer, so nothing depends on conditional PUTs
+//! (which some S3 engines ignore). Whichever comes second sees the other, so the collector's mark phase (reading every live
 //! manifest the caller lists, after all sessions ended and their references were
 //! committed) never misses a chunk a writer relies on. Chunks newer than the collection's
 //! start are also kept. A crashed writer's or collector's object expires on its own.
@@ -67,6 +70,28 @@ fn now_ms() -> i64 {
 fn expiry(data: Option<Vec<u8>>) -> Option<i64> {
     data.and_then(|d| String::from_utf8(d).ok())
         .and_then(|s| s.trim().parse().ok())
+}
+
+/// Live collections announced under `gc/` other than `mine`; expired announcements (a
+/// crashed collector) are removed on the way.
+fn live_collections(b: &crate::Backend, mine: Option<&str>) -> Result<usize> {
+    let mut n = 0;
+    for e in b.list("gc/")? {
+        if Some(e.key.as_str()) == mine
+            || e.key
+                .rsplit('/')
+                .next()
+                .is_some_and(|x| x.starts_with(TMP_PREFIX))
+        {
+            continue;
+        }
+        match expiry(b.get(&e.key)?) {
+            Some(u) if u > now() => n += 1,
+            Some(_) => b.delete(&e.key)?,
+            None => {}
+        }
+    }
+    Ok(n)
 }
 
 /// What a collection did.
@@ -151,8 +176,8 @@ impl Store {
             let started = std::time::Instant::now();
             loop {
                 b.put(&k, (now() + SESSION_TTL).to_string().as_bytes(), true)?;
-                match expiry(b.get("gc/lock")?) {
-                    Some(until) if until > now() => {
+                match live_collections(&b, None)? {
+                    n if n > 0 => {
                         b.delete(&k)?;
                         if started.elapsed() > WRITER_WAIT {
                             return Err(Error::new(
@@ -203,43 +228,58 @@ impl Store {
 
     /// Deletes every chunk no manifest in `live` references (and, with
     /// `delete_other_manifests`, every manifest not in `live`). `live` must be complete:
-    /// every manifest any image, snapshot or disk still uses.
+    /// every manifest any image, snapshot or disk still uses — including what writers that
+    /// are running now will commit; a caller whose live set comes from a catalog should use
+    /// [`Store::gc_with`], which reads it after those writers finished.
     pub async fn gc(&self, live: &[ManifestRef], delete_other_manifests: bool) -> Result<GcStats> {
+        self.gc_with(|| async move { Ok(live.to_vec()) }, delete_other_manifests)
+            .await
+    }
+
+    /// Like [`Store::gc`], reading the live set with `live` only once every writer session
+    /// that was open when the collection started has ended (so references committed by
+    /// those writers are in it) and no new one can start.
+    pub async fn gc_with<F, Fut>(&self, live: F, delete_other_manifests: bool) -> Result<GcStats>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<ManifestRef>>>,
+    {
         let b = self.backend().clone();
         let started = now();
         let started_ms = now_ms();
-        // 1. Take the lock (a live lock of another collector: busy).
+        // 1. Announce this collection; another live one: busy.
+        let lock = format!("gc/{}", random_id());
         let lock_until = started + GC_TTL;
         let bb = b.clone();
+        let key = lock.clone();
         blocking(move || {
-            if !bb.put("gc/lock", lock_until.to_string().as_bytes(), false)? {
-                match expiry(bb.get("gc/lock")?) {
-                    Some(u) if u > now() => {
-                        return Err(Error::new(
-                            ErrorKind::Busy,
-                            "another garbage collection is running",
-                        ))
-                    }
-                    _ => {
-                        bb.put("gc/lock", lock_until.to_string().as_bytes(), true)?;
-                    }
-                }
+            bb.put(&key, lock_until.to_string().as_bytes(), true)?;
+            if live_collections(&bb, Some(&key))? > 0 {
+                bb.delete(&key)?;
+                return Err(Error::new(
+                    ErrorKind::Busy,
+                    "another garbage collection is running",
+                ));
             }
             Ok(())
         })
         .await?;
         let result = self.collect(live, delete_other_manifests, started_ms).await;
         let bb = b.clone();
-        let _ = blocking(move || bb.delete("gc/lock")).await;
+        let _ = blocking(move || bb.delete(&lock)).await;
         result
     }
 
-    async fn collect(
+    async fn collect<F, Fut>(
         &self,
-        live: &[ManifestRef],
+        live: F,
         delete_other_manifests: bool,
         started_ms: i64,
-    ) -> Result<GcStats> {
+    ) -> Result<GcStats>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<ManifestRef>>>,
+    {
         let b = self.backend().clone();
         // 2. Wait for every live writer session to end.
         let bb = b.clone();
@@ -273,7 +313,10 @@ impl Store {
             }
         })
         .await?;
-        // 3. Mark: every live manifest must be readable, or nothing is swept.
+        // 3. Mark: the live set as of now (every writer has committed), and every live
+        // manifest must be readable, or nothing is swept.
+        let live = live().await?;
+        let live = live.as_slice();
         let mut keep: HashSet<ChunkHash> = HashSet::new();
         for r in live {
             let m = self.get_manifest(r).await?;

@@ -2,11 +2,18 @@
 //! their BLAKE3 hash; all-zero chunks are never stored; chunks are write-once and shared by
 //! every image, snapshot and instance disk that holds them (deduplication, instant clones).
 //!
-//! Layout (keys): `store.json` (chunk size), `chunks/ab/cd/<hash>`,
-//! `manifests/<disk>/<version, 20 digits>`, `sessions/<id>` (live writers), `gc/lock`.
-//! Writers hold a session while they reference chunks not yet in a committed manifest; the
-//! garbage collector takes the lock, waits for sessions to end, and only then marks and
-//! sweeps (see [`gc`]). Async methods run the backend on blocking threads.
+//! Layout (keys): `format/chunk-size-<n>` (chunk size), `chunks/ab/cd/<hash>`,
+//! `manifests/<disk>/<version, 20 digits>`, `sessions/<id>` (live writers), `gc/<id>`
+//! (running collections). Writers hold a session while they reference chunks not yet in a
+//! committed manifest; the garbage collector announces itself, waits for sessions to end,
+//! and only then marks and sweeps (see [`gc`]). Async methods run the backend on blocking
+//! threads.
+//!
+//! No decision here relies on a conditional PUT (some S3 engines ignore `If-None-Match`):
+//! chunks are named by their content, so a repeated upload is harmless; every control
+//! object has a key unique to its writer (sessions, collections, chunk-size markers); and a
+//! manifest's name is decided by its one writer (the service gives every stored disk a
+//! fresh id recorded in the catalog), with existing manifests never replaced by other bytes.
 
 mod backend;
 mod disk;
@@ -14,14 +21,18 @@ mod error;
 pub mod gc;
 mod import;
 pub mod manifest;
+pub mod remote;
+mod transfer;
 mod writable;
 
 pub use backend::Backend;
 pub use disk::ManifestDisk;
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{GcStats, WriteSession};
-pub use import::ImportStats;
+pub use import::{ImportStats, ProgressFn};
 pub use manifest::{ChunkHash, Manifest};
+pub use remote::{Bucket, Location, S3Options};
+pub use transfer::TransferStats;
 pub use writable::{CommitHook, WritableDisk, MAX_DIRTY_CHUNKS};
 
 use std::path::Path;
@@ -55,6 +66,9 @@ pub struct Store {
 struct Inner {
     backend: Backend,
     chunk_size: u32,
+    /// Where the data lives, when known (canonical directory, or S3 endpoint, bucket and
+    /// prefix): two handles on the same place are the same store.
+    place: Option<String>,
 }
 
 /// Runs a backend closure on a blocking thread.
@@ -80,12 +94,59 @@ pub(crate) fn check_disk_id(id: &str) -> Result<()> {
     }
 }
 
+/// Checks (recording it on first use) the store's chunk size. Each chunk size ever used
+/// has its own marker object, so two first openers racing with different sizes need no
+/// conditional PUT: whoever lists after both wrote sees two sizes and backs off (removing
+/// its own marker), so at most one of them succeeds.
+fn check_format(b: &Backend, chunk_size: u32) -> Result<()> {
+    let refuse = |cs: u64| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("this store uses {cs}-byte chunks; it cannot be opened with {chunk_size}"),
+        )
+    };
+    // Stores made by earlier versions recorded the size in `store.json`.
+    if let Some(got) = b.get("store.json")? {
+        let v: serde_json::Value =
+            serde_json::from_slice(&got).map_err(|e| Error::corrupt(format!("store.json: {e}")))?;
+        let cs = v["chunk_size"]
+            .as_u64()
+            .ok_or_else(|| Error::corrupt("store.json has no chunk_size"))?;
+        if cs != u64::from(chunk_size) {
+            return Err(refuse(cs));
+        }
+    }
+    let others = |b: &Backend| -> Result<Vec<u64>> {
+        Ok(b.list("format/")?
+            .iter()
+            .filter_map(|e| e.key.strip_prefix("format/chunk-size-")?.parse().ok())
+            .filter(|cs| *cs != u64::from(chunk_size))
+            .collect())
+    };
+    if let Some(cs) = others(b)?.first() {
+        return Err(refuse(*cs));
+    }
+    let mine = format!("format/chunk-size-{chunk_size}");
+    let body = format!("{{\"format\":1,\"chunk_size\":{chunk_size}}}");
+    let created = b.put(&mine, body.as_bytes(), false)?;
+    if let Some(cs) = others(b)?.first() {
+        if created {
+            b.delete(&mine)?;
+        }
+        return Err(refuse(*cs));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) a store in a local directory.
     pub async fn open_local(dir: &Path, chunk_size: u32) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        Self::open_backend(Backend::Local(dir.to_path_buf()), chunk_size).await
+        let place = std::fs::canonicalize(dir)
+            .map(|p| format!("dir:{}", p.display()))
+            .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
+        Self::open_backend(Backend::Local(dir.to_path_buf()), chunk_size, Some(place)).await
     }
 
     /// Opens (creating if needed) a store in any object store.
@@ -93,40 +154,42 @@ impl Store {
         os: Arc<dyn object_store::ObjectStore>,
         chunk_size: u32,
     ) -> Result<Store> {
-        let rt = tokio::runtime::Handle::current();
-        Self::open_backend(Backend::Object(os, rt), chunk_size).await
+        Self::open_object_store_at(os, chunk_size, None).await
     }
 
-    async fn open_backend(backend: Backend, chunk_size: u32) -> Result<Store> {
+    /// Like [`Store::open_object_store`], naming the place (see [`Store::same_as`]).
+    pub(crate) async fn open_object_store_at(
+        os: Arc<dyn object_store::ObjectStore>,
+        chunk_size: u32,
+        place: Option<String>,
+    ) -> Result<Store> {
+        let rt = tokio::runtime::Handle::current();
+        Self::open_backend(Backend::Object(os, rt), chunk_size, place).await
+    }
+
+    async fn open_backend(
+        backend: Backend,
+        chunk_size: u32,
+        place: Option<String>,
+    ) -> Result<Store> {
         manifest::check_chunk_size(chunk_size)?;
         let b = backend.clone();
-        let cs = blocking(move || {
-            let want = format!("{{\"format\":1,\"chunk_size\":{chunk_size}}}");
-            b.put("store.json", want.as_bytes(), false)?;
-            let got = b
-                .get("store.json")?
-                .ok_or_else(|| Error::new(ErrorKind::NotFound, "store.json vanished"))?;
-            let v: serde_json::Value = serde_json::from_slice(&got)
-                .map_err(|e| Error::corrupt(format!("store.json: {e}")))?;
-            let cs = v["chunk_size"]
-                .as_u64()
-                .and_then(|c| u32::try_from(c).ok())
-                .ok_or_else(|| Error::corrupt("store.json has no chunk_size"))?;
-            Ok(cs)
-        })
-        .await?;
-        if cs != chunk_size {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("this store uses {cs}-byte chunks; it cannot be opened with {chunk_size}"),
-            ));
-        }
+        blocking(move || check_format(&b, chunk_size)).await?;
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
                 chunk_size,
+                place,
             }),
         })
+    }
+
+    /// Whether `other` is this store: the same handle, or a handle on the same place (the
+    /// same directory, or the same S3 endpoint, bucket and prefix). Garbage collection and
+    /// copies rely on it: one place must never be treated as two stores.
+    pub fn same_as(&self, other: &Store) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+            || matches!((&self.inner.place, &other.inner.place), (Some(a), Some(b)) if a == b)
     }
 
     /// Chunk size in bytes.
@@ -184,16 +247,11 @@ impl Store {
         Ok(v)
     }
 
-    /// Writes `m` as the next version of `disk_id` (write-once; a lost race retries).
+    /// Writes `m` as the next version of `disk_id`. The caller must be the disk id's only
+    /// writer (the service writes each disk id from one task); the version is the next free
+    /// one and an existing manifest is never replaced (see [`Store::put_manifest_at`]).
     pub async fn put_manifest(&self, disk_id: &str, m: &Manifest) -> Result<ManifestRef> {
         check_disk_id(disk_id)?;
-        if m.chunk_size != self.chunk_size() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "manifest chunk size differs from the store's",
-            ));
-        }
-        let bytes = m.encode();
         for _ in 0..16 {
             let next = self
                 .manifest_versions(disk_id)
@@ -202,20 +260,69 @@ impl Store {
                 .copied()
                 .unwrap_or(0)
                 + 1;
-            let key = format!("manifests/{disk_id}/{next:020}");
-            let b = self.backend().clone();
-            let data = bytes.clone();
-            if blocking(move || b.put(&key, &data, false)).await? {
-                return Ok(ManifestRef {
-                    disk_id: disk_id.to_string(),
-                    version: next,
-                });
+            let r = ManifestRef {
+                disk_id: disk_id.to_string(),
+                version: next,
+            };
+            match self.put_manifest_at(&r, m).await {
+                Ok(()) => return Ok(r),
+                Err(e) if e.kind == ErrorKind::Conflict => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(Error::new(
             ErrorKind::Conflict,
             format!("could not write a new version of {disk_id}"),
         ))
+    }
+
+    /// Writes `m` as exactly `r` (a name decided by the caller, e.g. a copy of another
+    /// store's manifest). Writing the same bytes again is harmless; a different manifest
+    /// already there is a Conflict, never replaced.
+    pub async fn put_manifest_at(&self, r: &ManifestRef, m: &Manifest) -> Result<()> {
+        check_disk_id(&r.disk_id)?;
+        if m.chunk_size != self.chunk_size() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "manifest chunk size differs from the store's",
+            ));
+        }
+        let bytes = m.encode();
+        let key = format!("manifests/{}/{:020}", r.disk_id, r.version);
+        let b = self.backend().clone();
+        let what = format!("manifest {} version {}", r.disk_id, r.version);
+        blocking(move || {
+            if let Some(existing) = b.get(&key)? {
+                return if existing == bytes {
+                    Ok(())
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!("{what} already exists with other content"),
+                    ))
+                };
+            }
+            if b.put(&key, &bytes, false)? {
+                return Ok(());
+            }
+            // Lost a race with another writer of the same name.
+            match b.get(&key)? {
+                Some(existing) if existing == bytes => Ok(()),
+                _ => Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("{what} was written by someone else"),
+                )),
+            }
+        })
+        .await
+    }
+
+    /// Whether a manifest exists in this store.
+    pub async fn has_manifest(&self, r: &ManifestRef) -> Result<bool> {
+        check_disk_id(&r.disk_id)?;
+        let b = self.backend().clone();
+        let key = format!("manifests/{}/{:020}", r.disk_id, r.version);
+        blocking(move || b.exists(&key)).await
     }
 
     /// Reads a manifest.

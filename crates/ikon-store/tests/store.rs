@@ -1,10 +1,14 @@
-//! Chunk store tests on both backends (local directory, object_store's InMemory): imports of
-//! qemu-img-made images read back identically (qemu-img compare is the oracle), zero ranges
-//! store nothing, deduplication across images, damage detection, crash debris, and garbage
-//! collection racing a writer.
+//! Chunk store tests on every backend: a local directory, object_store's InMemory, and a
+//! real S3 engine (Ceph RGW started by scripts/test.sh; `IKON_TEST_S3_*` must be set — a
+//! missing engine fails the suite). Imports of qemu-img-made images read back identically
+//! (qemu-img compare is the oracle), zero ranges store nothing, deduplication across
+//! images, damage detection, crash debris, garbage collection racing a writer, copies
+//! between stores that send only missing chunks, multipart file uploads, and correctness on
+//! an engine that ignores conditional PUTs.
 
 use ikon_disk::BlockDevice;
-use ikon_store::{ErrorKind, ManifestRef, Store};
+use ikon_store::{Bucket, ErrorKind, Location, ManifestRef, S3Options, Store};
+use object_store::ObjectStoreExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -73,6 +77,50 @@ fn dump(dev: &dyn BlockDevice, path: &Path) {
     std::fs::write(path, buf).unwrap_or_else(|e| panic!("{e}"));
 }
 
+fn env_var(name: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not set: the store suite runs against a real S3 engine. Start one with \
+             `eval \"$(bash scripts/start-s3.sh)\"` (scripts/test.sh does this)"
+            )
+        })
+}
+
+/// The S3 engine of the test run.
+fn s3_options() -> S3Options {
+    S3Options {
+        endpoint: Some(env_var("IKON_TEST_S3_ENDPOINT")),
+        region: Some(env_var("IKON_TEST_S3_REGION")),
+        access_key_id: Some(env_var("IKON_TEST_S3_ACCESS_KEY_ID")),
+        secret_access_key: Some(env_var("IKON_TEST_S3_SECRET_ACCESS_KEY")),
+        allow_http: Some(true),
+        max_retries: None,
+    }
+}
+
+/// A fresh prefix in the test bucket (location, raw bucket access for tampering).
+fn s3_location(tag: &str) -> (Location, String) {
+    let prefix = format!("store-{tag}-{}-{:x}", std::process::id(), rand_u64());
+    (
+        Location::S3 {
+            bucket: env_var("IKON_TEST_S3_BUCKET"),
+            prefix: prefix.clone(),
+        },
+        prefix,
+    )
+}
+
+async fn s3_store(tag: &str) -> Store {
+    s3_location(tag)
+        .0
+        .open(&s3_options(), MIB32)
+        .await
+        .unwrap_or_else(|e| panic!("opening the S3 store: {e}"))
+}
+
 async fn stores(tag: &str) -> Vec<(Store, Option<PathBuf>)> {
     let dir = tmpdir(tag).join("chunks");
     let local = Store::open_local(&dir, MIB32)
@@ -81,7 +129,8 @@ async fn stores(tag: &str) -> Vec<(Store, Option<PathBuf>)> {
     let mem = Store::open_object_store(Arc::new(object_store::memory::InMemory::new()), MIB32)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    vec![(local, Some(dir)), (mem, None)]
+    let s3 = s3_store(tag).await;
+    vec![(local, Some(dir)), (mem, None), (s3, None)]
 }
 
 async fn import(
@@ -431,5 +480,393 @@ async fn gc_waits_for_an_open_write_session() {
         late.await
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_store_reopens_and_refuses_another_chunk_size_and_detects_damage() {
+    let (loc, prefix) = s3_location("reopen");
+    let opts = s3_options();
+    let store = loc
+        .open(&opts, MIB32)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let work = tmpdir("s3damage");
+    let raw = work.join("d.raw");
+    make_raw(&raw, &[Some(77), None, Some(78)]);
+    let (r, m, _) = import(&store, open(&raw), "disk-s3").await;
+    // Reopening finds the same data; another chunk size is refused.
+    let again = loc
+        .open(&opts, MIB32)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.get_manifest(&r).await.ok(), Some(m.clone()));
+    let e = loc.open(&opts, 4 * MIB32).await.err();
+    assert_eq!(e.map(|e| e.kind), Some(ErrorKind::InvalidInput));
+    // Damage a chunk behind the store's back: reading it is an error naming the chunk.
+    let h = m.chunks[0].unwrap_or_else(|| panic!("chunk 0 stored"));
+    let raw_bucket = opts
+        .bucket_store(&env_var("IKON_TEST_S3_BUCKET"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let key = object_store::path::Path::from(format!("{prefix}/{}", h.key()));
+    let mut bytes = raw_bucket
+        .get(&key)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_vec();
+    bytes[4242] ^= 1;
+    raw_bucket
+        .put(&key, bytes.into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let disk = again.open_disk(m);
+    let hs = h.to_string();
+    let err = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 4096];
+        disk.read_exact_at(&mut buf, 0).err().map(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        err.is_some_and(|e| e.contains(&hs)),
+        "damaged chunk must be reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_between_stores_send_only_missing_chunks() {
+    let work = tmpdir("copy");
+    // Ten data MiB; the second image differs from the first in one MiB.
+    let base: Vec<Option<u64>> = (0..12u64)
+        .map(|i| if i % 6 == 5 { None } else { Some(300 + i) })
+        .collect();
+    let raw_a = work.join("a.raw");
+    make_raw(&raw_a, &base);
+    let mut other = base.clone();
+    other[3] = Some(999);
+    let raw_b = work.join("b.raw");
+    make_raw(&raw_b, &other);
+    let local = Store::open_local(&work.join("src"), MIB32)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s3 = s3_store("copy").await;
+    let (ra, _, _) = import(&local, open(&raw_a), "disk-a").await;
+    let (rb, _, _) = import(&local, open(&raw_b), "disk-b").await;
+    let copy = |src: Store, dst: Store, r: ManifestRef| async move {
+        let s = dst.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+        let out = s
+            .copy_disk_from(&src, &r, Arc::new(|_, _| {}))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.end().await.unwrap_or_else(|e| panic!("{e}"));
+        out.1
+    };
+    // First copy: every chunk travels.
+    let st = copy(local.clone(), s3.clone(), ra.clone()).await;
+    assert_eq!(
+        (
+            st.chunks,
+            st.present_chunks,
+            st.copied_chunks,
+            st.copied_bytes
+        ),
+        (10, 0, 10, 10 * MIB)
+    );
+    // The copy reads back identically from S3 (qemu-img compare against the source).
+    let m = s3.get_manifest(&ra).await.unwrap_or_else(|e| panic!("{e}"));
+    let back = work.join("a.back.raw");
+    let (disk, b2) = (s3.open_disk(m), back.clone());
+    tokio::task::spawn_blocking(move || dump(&disk, &b2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    qemu_img(&[
+        "compare",
+        "-q",
+        raw_a.to_str().unwrap_or(""),
+        back.to_str().unwrap_or(""),
+    ]);
+    // Again: nothing travels. The 1 %-different image: one chunk travels.
+    let st = copy(local.clone(), s3.clone(), ra.clone()).await;
+    assert_eq!((st.copied_chunks, st.copied_bytes), (0, 0));
+    let st = copy(local.clone(), s3.clone(), rb.clone()).await;
+    assert_eq!(
+        (st.present_chunks, st.copied_chunks, st.copied_bytes),
+        (9, 1, MIB)
+    );
+    // A store onto itself moves nothing, also through a second handle on the same place.
+    let st = copy(local.clone(), local.clone(), rb.clone()).await;
+    assert_eq!(st.copied_bytes, 0);
+    let again = Store::open_local(&work.join("src"), MIB32)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.same_as(&local) && !again.same_as(&s3));
+    let st = copy(local.clone(), again, rb).await;
+    assert_eq!((st.present_chunks, st.copied_bytes), (10, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_upload_to_s3_in_parts_and_download_identically() {
+    let work = tmpdir("upload");
+    let big = work.join("big.bin");
+    // 37 MiB + 5 bytes: three 16 MiB parts, the last one short.
+    let mut data = vec![0u8; 37 * MIBU + 5];
+    let mut x = 0x1234_5678_9abc_def1u64;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x.to_le_bytes()[0];
+    }
+    std::fs::write(&big, &data).unwrap_or_else(|e| panic!("{e}"));
+    let bucket = Bucket::s3(&s3_options(), &env_var("IKON_TEST_S3_BUCKET"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    bucket.check().await.unwrap_or_else(|e| panic!("{e}"));
+    let key = format!("upload-{:x}/big.bin", rand_u64());
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let s2 = seen.clone();
+    let n = bucket
+        .upload_file(&key, &big, &move |d, _| {
+            s2.store(d, std::sync::atomic::Ordering::SeqCst);
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, data.len() as u64);
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), n);
+    let listed = bucket
+        .list(key.rsplit_once('/').map(|p| p.0).unwrap_or(""))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed, vec![(key.clone(), n)]);
+    let back = work.join("back.bin");
+    bucket
+        .download_file(&key, &back)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(std::fs::read(&back).unwrap_or_default() == data);
+    bucket.delete(&key).await.unwrap_or_else(|e| panic!("{e}"));
+    // A bucket that does not exist is reported as such.
+    let missing =
+        Bucket::s3(&s3_options(), "ikon-no-such-bucket").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        missing.check().await.err().map(|e| e.kind),
+        Some(ErrorKind::NotFound)
+    );
+}
+
+/// An engine that ignores conditional PUTs (like Garage): every create overwrites.
+#[derive(Debug, Default)]
+struct IgnoresConditions(object_store::memory::InMemory);
+
+impl std::fmt::Display for IgnoresConditions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IgnoresConditions")
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for IgnoresConditions {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        mut opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        opts.mode = object_store::PutMode::Overwrite;
+        self.0.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.0.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.0.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_that_ignore_conditional_puts_stay_correct() {
+    let os: Arc<dyn object_store::ObjectStore> = Arc::new(IgnoresConditions::default());
+    // Concurrent first openers with different chunk sizes: at most one succeeds, and the
+    // store then refuses the other size for good.
+    let opens: Vec<_> = (0..8u32)
+        .map(|i| {
+            let os = os.clone();
+            tokio::spawn(async move {
+                let cs = if i % 2 == 0 { MIB32 } else { 2 * MIB32 };
+                (cs, Store::open_object_store(os, cs).await.is_ok())
+            })
+        })
+        .collect();
+    let mut ok_sizes = std::collections::HashSet::new();
+    for h in opens {
+        let (cs, ok) = h.await.unwrap_or_else(|e| panic!("{e}"));
+        if ok {
+            ok_sizes.insert(cs);
+        }
+    }
+    assert!(
+        ok_sizes.len() <= 1,
+        "two chunk sizes accepted: {ok_sizes:?}"
+    );
+    let cs = ok_sizes.into_iter().next().unwrap_or(MIB32);
+    let store = Store::open_object_store(os.clone(), cs)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let other = if cs == MIB32 { 2 * MIB32 } else { MIB32 };
+    assert!(Store::open_object_store(os.clone(), other).await.is_err());
+    // A manifest name is never given other content.
+    let m1 = ikon_store::Manifest::empty(3 * u64::from(cs), cs).unwrap_or_else(|e| panic!("{e}"));
+    let m2 = ikon_store::Manifest::empty(4 * u64::from(cs), cs).unwrap_or_else(|e| panic!("{e}"));
+    let r = ManifestRef {
+        disk_id: "disk-x".into(),
+        version: 1,
+    };
+    store
+        .put_manifest_at(&r, &m1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .put_manifest_at(&r, &m1)
+        .await
+        .unwrap_or_else(|e| panic!("same bytes again: {e}"));
+    assert_eq!(
+        store.put_manifest_at(&r, &m2).await.err().map(|e| e.kind),
+        Some(ErrorKind::Conflict)
+    );
+    assert_eq!(store.get_manifest(&r).await.ok(), Some(m1));
+    assert_eq!(
+        store
+            .put_manifest("disk-x", &m2)
+            .await
+            .ok()
+            .map(|r| r.version),
+        Some(2)
+    );
+    // Two collections at once: at most one runs (each announces itself under its own key).
+    let a = {
+        let s = store.clone();
+        tokio::spawn(async move { s.gc(&[], true).await })
+    };
+    let b = {
+        let s = store.clone();
+        tokio::spawn(async move { s.gc(&[], true).await })
+    };
+    let ra = a.await.unwrap_or_else(|e| panic!("{e}"));
+    let rb = b.await.unwrap_or_else(|e| panic!("{e}"));
+    for r in [&ra, &rb] {
+        if let Err(e) = r {
+            assert_eq!(e.kind, ErrorKind::Busy, "{e}");
+        }
+    }
+    // With a session open, a collection waits for it (and no writer enters while one runs).
+    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+    let gc = {
+        let s = store.clone();
+        tokio::spawn(async move { s.gc(&[], false).await })
+    };
+    session.end().await.unwrap_or_else(|e| panic!("{e}"));
+    gc.await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .begin_write()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .end()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_reads_the_live_set_after_running_writers_commit() {
+    let work = tmpdir("gclive");
+    let raw = work.join("w.raw");
+    make_raw(&raw, &[Some(51), Some(52)]);
+    for (store, _) in stores("gclive").await {
+        // Chunks nothing references (a deleted image), older than the collection.
+        let (_, _, st) = import(&store, open(&raw), "gone").await;
+        assert_eq!(st.new_chunks, 2);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // A writer reuses them and has not committed yet when the collection starts.
+        let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+        let (r, _, st) = session
+            .import_device(open(&raw), "kept", Arc::new(|_, _| {}))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(st.dedup_chunks, 2);
+        let catalog: Arc<std::sync::Mutex<Vec<ManifestRef>>> = Arc::default();
+        let gc = {
+            let (store, catalog) = (store.clone(), catalog.clone());
+            tokio::spawn(async move {
+                store
+                    .gc_with(
+                        || async move { Ok(catalog.lock().map(|c| c.clone()).unwrap_or_default()) },
+                        true,
+                    )
+                    .await
+            })
+        };
+        // The writer commits to the "catalog", then ends its session.
+        catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r.clone());
+        session.end().await.unwrap_or_else(|e| panic!("{e}"));
+        let st = gc
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((st.live_chunks, st.deleted_chunks), (2, 0));
+        assert_eq!(st.deleted_manifests, 1, "the deleted image's manifest goes");
+        let m = store
+            .get_manifest(&r)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for h in m.chunks.iter().flatten() {
+            let (s, h) = (store.clone(), *h);
+            tokio::task::spawn_blocking(move || s.read_chunk(&h))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("a committed chunk was collected: {e}"));
+        }
     }
 }

@@ -65,6 +65,9 @@ pub fn map(action: &str, e: Error) -> ApiError {
             "InvalidRegionId.NotFound",
             "The specified RegionId does not exist.".into(),
         ),
+        // Reference §2.6 (CopyImage) and §2.5 (ExportImage).
+        ErrorKind::RegionNotAllowed => (403, "RegionNotSupportCopy", e.message),
+        ErrorKind::BucketNotFound => (400, "InvalidOSSBucket.NotFound", e.message),
         ErrorKind::InvalidParameterValue => match action {
             "DescribeImages" => (400, "InvalidParamter", e.message),
             _ => (400, "InvalidParameter", e.message),

@@ -26,6 +26,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     if !KNOWN.contains(&a)
         && !super::instances::ACTIONS.contains(&a)
         && !super::market::ACTIONS.contains(&a)
+        && !super::transfer::ACTIONS.contains(&a)
     {
         return Err(ApiError::new(
             "InvalidAction",
@@ -179,6 +180,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
                 .map_err(map)?;
             Ok(json!({ "Image": img.as_ref().map(views::image) }))
         }
+        a if super::transfer::ACTIONS.contains(&a) => super::transfer::dispatch(svc, call).await,
         _ => Err(ApiError::new(
             "InvalidAction",
             format!("action {a} is not supported by this service"),

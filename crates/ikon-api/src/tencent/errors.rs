@@ -11,7 +11,9 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::ImageIdMalformed => "InvalidImageId.Malformed",
         ErrorKind::ImageInShared => "InvalidImageId.InShared",
         ErrorKind::ImageIncorrectState => match action {
-            "ModifyImageSharePermission" => "InvalidParameterValue.InvalidImageState",
+            "ModifyImageSharePermission" | "ExportImages" => {
+                "InvalidParameterValue.InvalidImageState"
+            }
             _ => "InvalidImageId.IncorrectState",
         },
         ErrorKind::ImageQuotaExceeded => "ImageQuotaLimitExceeded",
@@ -27,11 +29,14 @@ pub fn map(action: &str, e: Error) -> ApiError {
         },
         ErrorKind::NotOwner => match action {
             "DeleteImages" => "InvalidParameterValue.InvalidImageId",
+            "ExportImages" => "UnsupportedOperation.PublicImageExportUnsupported",
             _ => "UnauthorizedOperation.ImageNotBelongToAccount",
         },
         ErrorKind::NameDuplicate => "InvalidImageName.Duplicate",
         ErrorKind::DailyLimitExceeded => "LimitExceeded",
         ErrorKind::InvalidRegion => "InvalidRegion.NotFound",
+        ErrorKind::RegionNotAllowed => "UnsupportedOperation.Region",
+        ErrorKind::BucketNotFound => "InvalidParameterValue.BucketNotFound",
         ErrorKind::ByolShare => "FailedOperation.BYOLImageShareFailed",
         ErrorKind::InvalidParameterValue => "InvalidParameterValue",
         ErrorKind::OsTypeUnsupported => "InvalidImageOsType.Unsupported",

@@ -11,6 +11,7 @@ pub use import::upload;
 mod instances;
 mod market;
 pub mod params;
+mod transfer;
 mod views;
 
 use crate::AppState;
