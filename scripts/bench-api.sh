@@ -42,7 +42,8 @@ cleanup() {
 trap cleanup EXIT
 if [[ " $ENGINES " == *" postgres "* ]] && [ -z "${DATABASE_URL:-}" ]; then
   export PGROOT=/tmp/ikon-pg-bench PGPORT=${IKON_BENCH_PGPORT:-55433}
-  eval "$(bash scripts/start-postgres.sh)"
+  env_lines=$(bash scripts/start-postgres.sh) || { echo "start-postgres failed: an oracle the tests need is missing" >&2; exit 1; }
+  eval "$env_lines"
   pg_started=1
 fi
 qemu-img create -q -f qcow2 "$work/tiny.qcow2" 64M

@@ -19,6 +19,12 @@ KEY_ID=IKONTESTACCESSKEY001
 SECRET=ikontestsecretkey00000000000000000000001
 bash "$here/stop-s3.sh" >/dev/null 2>&1 || true
 mkdir -p "$S3ROOT"/{mon.a,osd.0,mgr.x,rgw.a,run,log}
+# ceph-mon shuts itself down when its file system has under 5 % free (mon_data_avail_crit).
+free_pct=$(df -P "$S3ROOT" | awk 'NR==2 {gsub("%", "", $5); print 100 - $5}')
+if [ "${free_pct:-0}" -le 5 ]; then
+    echo "start-s3: only ${free_pct}% of the disk holding $S3ROOT is free; Ceph's monitor needs more than 5%" >&2
+    exit 1
+fi
 FSID=$(uuidgen)
 CONF=$S3ROOT/ceph.conf
 cat > "$CONF" <<CONF

@@ -20,12 +20,14 @@ bash scripts/fetch-sample-images.sh .cache/samples
 export IKON_SAMPLES="$PWD/.cache/samples/qemu"
 
 step "starting PostgreSQL"
-eval "$(bash scripts/start-postgres.sh)"
+env_lines=$(bash scripts/start-postgres.sh) || { echo "start-postgres failed: an oracle the tests need is missing" >&2; exit 1; }
+eval "$env_lines"
 export IKON_TEST_DATABASE_URL="$DATABASE_URL"
 trap 'bash scripts/stop-postgres.sh >/dev/null 2>&1 || true' EXIT
 
 step "starting the S3 engine (Ceph RGW)"
-eval "$(bash scripts/start-s3.sh)"
+env_lines=$(bash scripts/start-s3.sh) || { echo "start-s3 failed: an oracle the tests need is missing" >&2; exit 1; }
+eval "$env_lines"
 trap 'bash scripts/stop-postgres.sh >/dev/null 2>&1 || true; bash scripts/stop-s3.sh >/dev/null 2>&1 || true' EXIT
 
 step "cargo fmt --check"

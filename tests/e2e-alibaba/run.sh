@@ -23,7 +23,8 @@ export IKON_TCCLI="$root/.cache/venv/bin/tccli"
 started_pg=0
 if [ -z "${DATABASE_URL:-}" ]; then
   export PGROOT=${IKON_E2E_PGROOT:-/tmp/ikon-pg-e2e-ali} PGPORT=${IKON_E2E_PGPORT:-55435}
-  eval "$(bash scripts/start-postgres.sh)"
+  env_lines=$(bash scripts/start-postgres.sh) || { echo "start-postgres failed: an oracle the tests need is missing" >&2; exit 1; }
+  eval "$env_lines"
   started_pg=1
 fi
 cleanup() { if [ "$started_pg" = 1 ]; then bash scripts/stop-postgres.sh || true; fi; }

@@ -22,13 +22,15 @@ export IKON_TCCLI="$root/.cache/venv/bin/tccli"
 started_pg=0
 if [ -z "${DATABASE_URL:-}" ]; then
   export PGROOT=${IKON_E2E_PGROOT:-/tmp/ikon-pg-e2e} PGPORT=${IKON_E2E_PGPORT:-55434}
-  eval "$(bash scripts/start-postgres.sh)"
+  env_lines=$(bash scripts/start-postgres.sh) || { echo "start-postgres failed: an oracle the tests need is missing" >&2; exit 1; }
+  eval "$env_lines"
   started_pg=1
 fi
 started_s3=0
 if [ -z "${IKON_TEST_S3_ENDPOINT:-}" ]; then   # test_transfer needs a real S3 engine
   export S3ROOT=${IKON_E2E_S3ROOT:-/tmp/ikon-s3-e2e} S3PORT=${IKON_E2E_S3PORT:-7490}
-  eval "$(bash scripts/start-s3.sh)"
+  env_lines=$(bash scripts/start-s3.sh) || { echo "start-s3 failed: an oracle the tests need is missing" >&2; exit 1; }
+  eval "$env_lines"
   started_s3=1
 fi
 cleanup() {
