@@ -202,6 +202,8 @@ class Sync(h.ServerTestCase):
         c, _ = wait_state(sh, r.ImageSet[0].ImageId, ["NORMAL", "CREATEFAILED"])
         self.assertEqual((c.ImageState, c.ImageName), ("NORMAL", "sync-b-copy"))
         self.assertEqual(stored_bytes_s3(PREFIX + "-shanghai") - before, MIB)
+        # The source turns NORMAL when its task is recorded (just after the copy).
+        wait_state(gz, b, ["NORMAL"])
         # Without ImageSetRequired the set is empty (the documented default).
         r = gz.SyncImages(req("SyncImages", ImageIds=[b], DestinationRegions=["ap-hongkong"]))
         self.assertEqual(r.ImageSet, [])
