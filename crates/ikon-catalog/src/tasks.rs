@@ -512,3 +512,23 @@ fn image_update(image_id: &str, from: &[&str], to: &str, reason: &str, now: i64)
     qb.push(" AND state IN ").bind_list(from.iter().copied());
     qb
 }
+
+impl Catalog {
+    /// Tasks of `kind` whose payload mentions `needle` (an id), newest first.
+    pub async fn tasks_mentioning(&self, kind: &str, needle: &str) -> Result<Vec<Task>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT task_id FROM tasks WHERE kind = $1 AND payload LIKE $2 ORDER BY created_at DESC",
+        )
+        .bind(kind)
+        .bind(format!("%\"{needle}\"%"))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(t) = self.task(&id).await? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -468,3 +468,45 @@ impl TaskHandler for SyncHandler {
         Box::pin(svc.run_sync(task, progress))
     }
 }
+
+impl Service {
+    /// Cancels an unfinished copy (CancelCopyImage): `copy_id` must be the caller's copy in
+    /// their (destination) region, still CREATING; it becomes CREATEFAILED at once and the
+    /// copy task leaves it so (its commit only turns CREATING copies NORMAL).
+    pub async fn cancel_copy(&self, caller: &Caller, copy_id: &str) -> Result<()> {
+        let v = self.visible_image(caller, copy_id).await?;
+        if v.image.owner != caller.account_id {
+            return Err(Error::image_not_found(copy_id));
+        }
+        let from_copy = self
+            .catalog()
+            .tasks_mentioning(SYNC_KIND, copy_id)
+            .await?
+            .into_iter()
+            .any(|t| t.account_id == caller.account_id);
+        if !from_copy {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                format!("image {copy_id} was not created by a copy"),
+            ));
+        }
+        if !self
+            .catalog()
+            .transition_image(
+                copy_id,
+                &[state::CREATING],
+                state::CREATEFAILED,
+                "copy cancelled",
+                None,
+                ids::now(),
+            )
+            .await?
+        {
+            return Err(Error::new(
+                ErrorKind::ImageIncorrectState,
+                format!("the copy {copy_id} has finished or failed; nothing to cancel"),
+            ));
+        }
+        Ok(())
+    }
+}

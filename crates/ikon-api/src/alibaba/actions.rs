@@ -42,6 +42,9 @@ const KNOWN: &[&str] = &[
     "DeleteSnapshot",
     "DescribeDisks",
     "ImportImage",
+    "ExportImage",
+    "CopyImage",
+    "CancelCopyImage",
 ];
 
 /// Actions whose requests may carry no `RegionId` (the Tea SDK sends none): they act in the
@@ -177,6 +180,9 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         "DeleteSnapshot" => super::disks::delete_snapshot(svc, call, dry_run).await,
         "DescribeDisks" => super::disks::describe_disks(svc, call, dry_run).await,
         "ImportImage" => super::transfer::import_image(svc, call, dry_run).await,
+        "ExportImage" => super::transfer::export_image(svc, call, dry_run).await,
+        "CopyImage" => super::transfer::copy_image(svc, call, dry_run).await,
+        "CancelCopyImage" => super::transfer::cancel_copy_image(svc, call, dry_run).await,
         _ => Err(ApiError::new(
             404,
             "InvalidAction.NotFound",

@@ -2,7 +2,9 @@
 //! `DiskDeviceMapping.N.{OSSBucket, OSSObject}` read from the configured S3-compatible
 //! store standing in for OSS (N=1 the system disk, N=2..17 data disks), over the same
 //! service operation as Tencent's ImportImage; the answer carries the image and its
-//! ImportImage task (`t-…`), which DescribeTasks follows.
+//! ImportImage task (`t-…`), which DescribeTasks follows. Images leaving: ExportImage
+//! (files in a bucket of the S3 engine), CopyImage to another region (only missing chunks
+//! are sent; the region policy is the service's) and CancelCopyImage.
 
 use super::actions::done;
 use super::params::missing;
@@ -168,4 +170,122 @@ pub async fn import_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
         "ImageId": views::to_alibaba(&image),
         "TaskId": task,
     }))
+}
+
+fn image_param(call: &Call, name: &str) -> Result<String, ApiError> {
+    let id = call.params.str_req(name)?;
+    Ok(views::from_alibaba("img", id).unwrap_or_else(|| id.to_string()))
+}
+
+/// ExportImage: the image's disks as files in a bucket of the configured S3 engine
+/// (`OSSBucket`), named with `OSSPrefix`; a task (`t-…`, TaskAction ExportImage) does it.
+pub async fn export_image(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, ApiError> {
+    let p = &call.params;
+    let image = image_param(call, "ImageId")?;
+    let bucket = p.str_req("OSSBucket")?.to_string();
+    let prefix = p.str_opt("OSSPrefix").unwrap_or("").to_string();
+    if !prefix.is_empty()
+        && (prefix.len() > 30 || !prefix.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(ApiError::new(
+            400,
+            "InvalidOSSPrefix.Malformed",
+            "OSSPrefix must be 1 to 30 letters or digits.",
+        ));
+    }
+    let format = p.str_opt("ImageFormat").unwrap_or("raw").to_ascii_uppercase();
+    if !matches!(format.as_str(), "RAW" | "VHD" | "QCOW2" | "VMDK") {
+        return Err(ApiError::new(
+            400,
+            "InvalidImageFormat.Malformed",
+            format!("ImageFormat {format:?} is not raw, vhd, qcow2 or vmdk."),
+        ));
+    }
+    let req = ikon_service::ExportRequest {
+        image_ids: vec![image],
+        bucket,
+        format,
+        prefixes: if prefix.is_empty() { vec![] } else { vec![prefix] },
+        only_system_disk: false,
+        dry_run,
+    };
+    let started = svc
+        .export_images(&call.caller, &req)
+        .await
+        .map_err(|e| super::errors::map("ExportImage", e))?;
+    if dry_run {
+        return done(true);
+    }
+    Ok(json!({
+        "RegionId": call.caller.region,
+        "TaskId": views::to_alibaba(&started.task_id),
+    }))
+}
+
+/// CopyImage: a copy of the caller's image in `DestinationRegionId` (sending only the
+/// chunks that region's store lacks); the copy is `Creating` until done.
+pub async fn copy_image(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, ApiError> {
+    let p = &call.params;
+    let image = image_param(call, "ImageId")?;
+    let dest = p
+        .str_opt("DestinationRegionId")
+        .unwrap_or(&call.caller.region)
+        .to_string();
+    if svc.config().region(&dest).is_none() {
+        return Err(ApiError::new(
+            400,
+            "DestinationRegion.NotFound",
+            format!("The destination region {dest} does not exist."),
+        ));
+    }
+    if p.str_opt("Encrypted") == Some("true") || p.str_opt("KMSKeyId").is_some() {
+        return Err(ApiError::new(
+            400,
+            "InvalidParameter.EncryptedIllegal",
+            "Encrypted copies are not supported by this service.",
+        ));
+    }
+    let req = ikon_service::SyncRequest {
+        image_ids: vec![image],
+        regions: vec![dest],
+        name: p.str_opt("DestinationImageName").map(str::to_string),
+        dry_run,
+    };
+    let started = svc
+        .sync_images(&call.caller, &req)
+        .await
+        .map_err(|e| super::errors::map("CopyImage", e))?;
+    if dry_run {
+        return done(true);
+    }
+    let copy = started
+        .targets
+        .first()
+        .map(|t| views::to_alibaba(&t.image_id))
+        .unwrap_or_default();
+    Ok(json!({ "ImageId": copy }))
+}
+
+/// CancelCopyImage: `RegionId` is the destination and `ImageId` the copy.
+pub async fn cancel_copy_image(
+    svc: &Service,
+    call: &Call,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let image = image_param(call, "ImageId")?;
+    if dry_run {
+        svc.visible_image(&call.caller, &image)
+            .await
+            .map_err(|e| super::errors::map("CancelCopyImage", e))?;
+        return done(true);
+    }
+    svc.cancel_copy(&call.caller, &image)
+        .await
+        .map_err(|e| match e.kind {
+            ikon_service::ErrorKind::InvalidParameterValue => {
+                ApiError::new(400, "ImageCreatedNotFromCopy", e.message)
+            }
+            _ => super::errors::map("CancelCopyImage", e),
+        })?;
+    Ok(json!({}))
 }
