@@ -193,7 +193,10 @@ pub async fn export_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
             "OSSPrefix must be 1 to 30 letters or digits.",
         ));
     }
-    let format = p.str_opt("ImageFormat").unwrap_or("raw").to_ascii_uppercase();
+    let format = p
+        .str_opt("ImageFormat")
+        .unwrap_or("raw")
+        .to_ascii_uppercase();
     if !matches!(format.as_str(), "RAW" | "VHD" | "QCOW2" | "VMDK") {
         return Err(ApiError::new(
             400,
@@ -205,7 +208,11 @@ pub async fn export_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
         image_ids: vec![image],
         bucket,
         format,
-        prefixes: if prefix.is_empty() { vec![] } else { vec![prefix] },
+        prefixes: if prefix.is_empty() {
+            vec![]
+        } else {
+            vec![prefix]
+        },
         only_system_disk: false,
         dry_run,
     };
