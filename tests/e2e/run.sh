@@ -51,7 +51,7 @@ echo "== e2e on PostgreSQL ($(sed -E 's#//([^:@/]+):[^@]*@#//\1:***@#' <<<"$DATA
 # one whole-service pass (test_tencent: every action and error path through the SDK and
 # tccli) proves `ikon serve --database postgres://…`. IKON_E2E_FULL_PG=1 runs everything.
 pg_args=("${args[@]}")
-if [ $# -eq 0 ] && [ "${IKON_E2E_FULL_PG:-0}" != 1 ]; then pg_args=(-v test_tencent test_instances test_market test_import); fi
+if [ $# -eq 0 ] && [ "${IKON_E2E_FULL_PG:-0}" != 1 ]; then pg_args=(-v test_tencent test_instances test_market test_import test_transfer test_ali_transfer); fi
 (cd tests/e2e && IKON_E2E_DATABASE="$DATABASE_URL" "$root/.cache/venv/bin/python" -m unittest "${pg_args[@]}") \
   || status=1
 if [ -n "$(leaked)" ]; then

@@ -483,7 +483,9 @@ impl Service {
             .tasks_mentioning(SYNC_KIND, copy_id)
             .await?
             .into_iter()
-            .any(|t| t.account_id == caller.account_id);
+            .filter(|t| t.account_id == caller.account_id)
+            .filter_map(|t| serde_json::from_str::<Payload>(&t.payload).ok())
+            .any(|p| p.targets.iter().any(|x| x.image_id == copy_id));
         if !from_copy {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,
