@@ -116,7 +116,16 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     let dry_run = p.bool_opt("DryRun")?.unwrap_or(false);
     let map = |e| errors::map(a, e);
     if !dry_run {
-        svc.count_limited(&call.caller, a).await.map_err(map)?;
+        // The limited operations are named as the service names them (Tencent's action
+        // names); translate Alibaba's.
+        let operation = match a {
+            "CopyImage" => "SyncImages",
+            "ExportImage" => "ExportImages",
+            other => other,
+        };
+        svc.count_limited(&call.caller, operation)
+            .await
+            .map_err(map)?;
     }
     match a {
         "DescribeImages" => describe_images(svc, call, dry_run).await,
