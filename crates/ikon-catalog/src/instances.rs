@@ -299,6 +299,41 @@ fn push_query(qb: &mut Sql, q: &ResourceQuery, id_col: &str, parent_col: &str) {
     }
 }
 
+/// A table listed by [`Catalog::page`]: owner/region rows filtered by [`ResourceQuery`].
+struct Listing {
+    table: &'static str,
+    columns: &'static str,
+    id: &'static str,
+    parent: &'static str,
+}
+
+impl Catalog {
+    /// The total number of rows of `t` matching `q`, and one page of them ordered by
+    /// creation time then id.
+    async fn page<T>(
+        &self,
+        t: &Listing,
+        q: &ResourceQuery,
+        from_row: fn(&AnyRow) -> Result<T>,
+    ) -> Result<(i64, Vec<T>)> {
+        let mut count = Sql::new(&format!("SELECT COUNT(*) AS n FROM {}", t.table));
+        push_query(&mut count, q, t.id, t.parent);
+        let total: i64 = count.query().fetch_one(self.pool()).await?.try_get("n")?;
+        let mut qb = Sql::new(&format!("SELECT {} FROM {}", t.columns, t.table));
+        push_query(&mut qb, q, t.id, t.parent);
+        let dir = if q.ascending { "ASC" } else { "DESC" };
+        qb.push(&format!(
+            " ORDER BY created_at {dir}, {} {dir} LIMIT ",
+            t.id
+        ))
+        .bind_i64(q.limit)
+        .push(" OFFSET ")
+        .bind_i64(q.offset);
+        let rows = qb.query().fetch_all(self.pool()).await?;
+        Ok((total, rows.iter().map(from_row).collect::<Result<_>>()?))
+    }
+}
+
 impl Catalog {
     /// Inserts instances with their disks and opens their usage spans, in one transaction
     /// (all or nothing).
@@ -352,23 +387,13 @@ impl Catalog {
 
     /// Instances matching `q` (parents = image ids): total and one page.
     pub async fn query_instances(&self, q: &ResourceQuery) -> Result<(i64, Vec<Instance>)> {
-        let mut count = Sql::new("SELECT COUNT(*) AS n FROM instances");
-        push_query(&mut count, q, "instance_id", "image_id");
-        let total: i64 = count.query().fetch_one(self.pool()).await?.try_get("n")?;
-        let mut qb = Sql::new(&format!("SELECT {INSTANCE_COLUMNS} FROM instances"));
-        push_query(&mut qb, q, "instance_id", "image_id");
-        let dir = if q.ascending { "ASC" } else { "DESC" };
-        qb.push(&format!(
-            " ORDER BY created_at {dir}, instance_id {dir} LIMIT "
-        ))
-        .bind_i64(q.limit)
-        .push(" OFFSET ")
-        .bind_i64(q.offset);
-        let rows = qb.query().fetch_all(self.pool()).await?;
-        Ok((
-            total,
-            rows.iter().map(instance_from_row).collect::<Result<_>>()?,
-        ))
+        let t = Listing {
+            table: "instances",
+            columns: INSTANCE_COLUMNS,
+            id: "instance_id",
+            parent: "image_id",
+        };
+        self.page(&t, q, instance_from_row).await
     }
 
     /// The disks of an instance, system disk first.
@@ -396,21 +421,13 @@ impl Catalog {
 
     /// Disks matching `q` (parents = instance ids): total and one page.
     pub async fn query_disks(&self, q: &ResourceQuery) -> Result<(i64, Vec<Disk>)> {
-        let mut count = Sql::new("SELECT COUNT(*) AS n FROM disks");
-        push_query(&mut count, q, "disk_id", "instance_id");
-        let total: i64 = count.query().fetch_one(self.pool()).await?.try_get("n")?;
-        let mut qb = Sql::new(&format!("SELECT {DISK_COLUMNS} FROM disks"));
-        push_query(&mut qb, q, "disk_id", "instance_id");
-        let dir = if q.ascending { "ASC" } else { "DESC" };
-        qb.push(&format!(" ORDER BY created_at {dir}, disk_id {dir} LIMIT "))
-            .bind_i64(q.limit)
-            .push(" OFFSET ")
-            .bind_i64(q.offset);
-        let rows = qb.query().fetch_all(self.pool()).await?;
-        Ok((
-            total,
-            rows.iter().map(disk_from_row).collect::<Result<_>>()?,
-        ))
+        let t = Listing {
+            table: "disks",
+            columns: DISK_COLUMNS,
+            id: "disk_id",
+            parent: "instance_id",
+        };
+        self.page(&t, q, disk_from_row).await
     }
 
     /// Moves a disk's content reference (the disk's open handle serialises its writers);
@@ -577,23 +594,13 @@ impl Catalog {
 
     /// Snapshots matching `q` (parents = disk ids): total and one page.
     pub async fn query_snapshots(&self, q: &ResourceQuery) -> Result<(i64, Vec<Snapshot>)> {
-        let mut count = Sql::new("SELECT COUNT(*) AS n FROM snapshots");
-        push_query(&mut count, q, "snapshot_id", "disk_id");
-        let total: i64 = count.query().fetch_one(self.pool()).await?.try_get("n")?;
-        let mut qb = Sql::new(&format!("SELECT {SNAPSHOT_COLUMNS} FROM snapshots"));
-        push_query(&mut qb, q, "snapshot_id", "disk_id");
-        let dir = if q.ascending { "ASC" } else { "DESC" };
-        qb.push(&format!(
-            " ORDER BY created_at {dir}, snapshot_id {dir} LIMIT "
-        ))
-        .bind_i64(q.limit)
-        .push(" OFFSET ")
-        .bind_i64(q.offset);
-        let rows = qb.query().fetch_all(self.pool()).await?;
-        Ok((
-            total,
-            rows.iter().map(snapshot_from_row).collect::<Result<_>>()?,
-        ))
+        let t = Listing {
+            table: "snapshots",
+            columns: SNAPSHOT_COLUMNS,
+            id: "snapshot_id",
+            parent: "disk_id",
+        };
+        self.page(&t, q, snapshot_from_row).await
     }
 
     /// Images whose disks reference `snapshot_id`: (image id, name).
