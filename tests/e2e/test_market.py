@@ -106,6 +106,9 @@ class Market(h.ServerTestCase):
                                                           {"ImageId": mine, "PricePerHour": 0.1}))
         self.assertEqual(e.code, "InvalidParameterValue")
         self.assertIn("resold", e.message)
+        # Nor exported: it carries the provider's software (checked before the bucket).
+        e = sdk_error(lambda: bc.ExportImages(req("ExportImages", BucketName="any-bucket", ImageIds=[mine])))
+        self.assertEqual(e.code, "UnsupportedOperation.MarketImageExportUnsupported", e.message)
         # tccli asks the same price.
         p = h.tccli(S, buyer, "cvm", "InquiryPriceRunInstances", "--ImageId", market,
                     "--Placement", json.dumps({"Zone": ZONE}), "--InstanceCount", "2")

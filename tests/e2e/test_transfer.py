@@ -285,6 +285,22 @@ class Export(h.ServerTestCase):
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def test_platform_bound_images_are_not_exported(self):
+        """Windows and Red Hat guests stay on the platform (the cloud documents' codes)."""
+        c = h.sdk(S, ACC, "ap-guangzhou")
+        for os_name, platform, code in (
+                ("Windows Server 2012 R2 64bit", "Windows", "WindowsImageExportUnsupported"),
+                ("Red Hat Enterprise Linux 8.6 64bit", "RedHat", "RedHatImageExportUnsupported")):
+            img = S.publish(self.raw, account=ACC, name="export-" + platform.lower(), os_name=os_name,
+                            platform=platform)["ImageId"]
+            try:
+                e = sdk_error(lambda: c.ExportImages(req("ExportImages", BucketName=s3env("IKON_TEST_S3_BUCKET"),
+                                                         ImageIds=[img])))
+                self.assertEqual(e.code, "UnsupportedOperation." + code, e.message)
+                self.assertIn(img, e.message)
+            finally:
+                c.DeleteImages(req("DeleteImages", ImageIds=[img]))
+
     def test_every_format_with_the_sdk(self):
         cl = h.common(S, ACC, "ap-guangzhou")
         for fmt, qemu_fmt in [("RAW", "raw"), ("QCOW2", "qcow2"), ("VHD", "vpc"), ("VMDK", "vmdk")]:

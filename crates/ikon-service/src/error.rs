@@ -79,10 +79,23 @@ pub enum ErrorKind {
     InstanceQuotaExceeded,
     /// The snapshot quota is used up.
     SnapshotQuotaExceeded,
+    /// The image may not leave the platform as a file (see [`ExportBlock`]).
+    ExportUnsupported(ExportBlock),
     /// The chunk store or the disk engine failed on data.
     Storage,
     /// Anything else.
     Internal,
+}
+
+/// Why an image cannot be exported (the cloud documents' export restrictions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportBlock {
+    /// A Windows guest (its licence stays with the platform).
+    Windows,
+    /// A Red Hat Enterprise Linux guest.
+    RedHat,
+    /// Made from a marketplace image (the provider's software).
+    Market,
 }
 
 /// A domain error: a kind and a sentence for people.

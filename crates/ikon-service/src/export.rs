@@ -11,7 +11,7 @@
 
 use crate::images::{state, Visibility};
 use crate::tasks::{BoxFuture, ImageStates, Progress, TaskError, TaskHandler};
-use crate::{Caller, Error, ErrorKind, Result, Service};
+use crate::{Caller, Error, ErrorKind, ExportBlock, Result, Service};
 use ikon_catalog::Task;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -132,6 +132,47 @@ impl Service {
         }
     }
 
+    /// The cloud documents' export restrictions on a custom image's content: Windows and
+    /// Red Hat guests stay on the platform (their licences do), and so does anything made
+    /// from a marketplace image (the provider's software). Public and shared images are
+    /// refused earlier, as not the caller's.
+    async fn check_exportable(&self, img: &ikon_catalog::Image) -> Result<()> {
+        let id = &img.image_id;
+        let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        if is(&img.os_type, "windows") || is(&img.platform, "windows") {
+            return Err(Error::new(
+                ErrorKind::ExportUnsupported(ExportBlock::Windows),
+                format!(
+                    "image {id} holds Windows ({}); Windows images cannot be exported",
+                    img.os_name
+                ),
+            ));
+        }
+        let name = img.os_name.to_ascii_lowercase();
+        if is(&img.platform, "redhat") || name.contains("red hat") || name.starts_with("rhel") {
+            return Err(Error::new(
+                ErrorKind::ExportUnsupported(ExportBlock::RedHat),
+                format!("image {id} holds Red Hat Enterprise Linux ({}); Red Hat images cannot be exported", img.os_name),
+            ));
+        }
+        if !img.origin.is_empty()
+            && self
+                .catalog()
+                .listing_of_image(&img.origin)
+                .await?
+                .is_some()
+        {
+            return Err(Error::new(
+                ErrorKind::ExportUnsupported(ExportBlock::Market),
+                format!(
+                    "image {id} was made from marketplace image {}; images with marketplace software cannot be exported",
+                    img.origin
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Starts exporting images (see the module docs); every image is checked first.
     pub async fn export_images(
         &self,
@@ -179,6 +220,7 @@ impl Service {
                     ),
                 ));
             }
+            self.check_exportable(&v.image).await?;
             let prefix = req
                 .prefixes
                 .get(i)

@@ -741,20 +741,41 @@ impl ImportHandler {
         dest: &Path,
         source: Option<&dyn Source>,
     ) -> std::result::Result<String, TaskError> {
+        let storage = |e: ikon_store::Error| TaskError::transient(format!("chunk store: {e}"));
+        let started = std::time::Instant::now();
+        // One write session from the first byte: the follower stores chunks during the
+        // download, and a collection must not remove them before the manifest exists.
+        let session = svc
+            .store_for(&task.region)
+            .begin_write()
+            .await
+            .map_err(storage)?;
         let mut fetched = Fetched::default();
+        let mut known = ikon_store::Known::new();
         if let Some(source) = source {
+            let follower = Self::follower(&session, dest).await;
             let report = |n: u64, total: Option<u64>| {
                 if let Some(t) = total.filter(|t| *t > 0) {
                     let pct = n.saturating_mul(40) / t;
                     progress.set(i64::try_from(pct).unwrap_or(40));
                 }
+                if let Some(f) = &follower {
+                    f.advance(n.saturating_sub(fetch::UNWRITTEN_MAX));
+                }
             };
-            fetched = source.fetch(dest, &report).await.map_err(fetch_error)?;
+            let r = source.fetch(dest, &report).await;
+            if let Some(f) = follower {
+                known = tokio::task::spawn_blocking(move || f.finish())
+                    .await
+                    .unwrap_or_default();
+            }
+            fetched = r.map_err(fetch_error)?;
         } else if !dest.is_file() {
             return Err(TaskError::permanent(
                 "the uploaded file is gone; upload it again",
             ));
         }
+        let download_ms = started.elapsed().as_millis();
         if progress.lease_lost() {
             return Err(TaskError::transient("lease lost"));
         }
@@ -763,6 +784,7 @@ impl ImportHandler {
         let checked = tokio::task::spawn_blocking(move || check_file(&path, &cfg, &declared))
             .await
             .map_err(|e| TaskError::transient(format!("inspection worker: {e}")))?;
+        let inspect_ms = started.elapsed().as_millis() - download_ms;
         let failed: Vec<&Rule> = checked
             .rules
             .iter()
@@ -791,7 +813,13 @@ impl ImportHandler {
             .dev
             .clone()
             .ok_or_else(|| TaskError::permanent("the disk could not be opened"))?;
-        let stats = Self::store(svc, task, progress, dev, &checked, p).await?;
+        // The follower read the file as a raw disk: its chunks are the guest's only then.
+        if checked.format != "raw" {
+            known.clear();
+        }
+        let prestored = known.len();
+        let stats = Self::store(svc, task, progress, dev, &checked, p, session, known).await?;
+        let store_ms = started.elapsed().as_millis() - download_ms - inspect_ms;
         let rules_json: Vec<serde_json::Value> = checked
             .rules
             .iter()
@@ -805,10 +833,35 @@ impl ImportHandler {
             "rules": rules_json,
             "data_bytes": stats.data_bytes,
             "new_bytes": stats.new_bytes,
+            "chunks_stored_during_download": prestored,
+            "download_ms": download_ms,
+            "inspect_ms": inspect_ms,
+            "store_ms": store_ms,
         })
         .to_string())
     }
 
+    /// Starts storing the spool's chunks as they arrive (see [`ikon_store::Follower`]);
+    /// `None` if the spool cannot be opened (the import then simply does it afterwards).
+    async fn follower(
+        session: &ikon_store::WriteSession,
+        dest: &Path,
+    ) -> Option<ikon_store::Follower> {
+        tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(dest)
+            .await
+            .ok()?;
+        let threads = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2)
+            .min(4);
+        session.follow(dest.to_path_buf(), threads).ok()
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn store(
         svc: &Service,
         task: &Task,
@@ -816,15 +869,12 @@ impl ImportHandler {
         dev: Arc<dyn ikon_disk::BlockDevice>,
         checked: &Checked,
         p: &Payload,
+        session: ikon_store::WriteSession,
+        known: ikon_store::Known,
     ) -> std::result::Result<ikon_store::ImportStats, TaskError> {
         let storage = |e: ikon_store::Error| TaskError::transient(format!("chunk store: {e}"));
         let catalog = |e: ikon_catalog::Error| TaskError::transient(format!("catalog: {e}"));
         let size = dev.len();
-        let session = svc
-            .store_for(&task.region)
-            .begin_write()
-            .await
-            .map_err(storage)?;
         let prog = Arc::new(Progress::default());
         let report: Arc<dyn Fn(u64, u64) + Send + Sync> = {
             let prog = prog.clone();
@@ -836,7 +886,7 @@ impl ImportHandler {
         };
         let disk_id = ids::new_id("disk");
         let stored = {
-            let fut = session.import_device(dev, &disk_id, report);
+            let fut = session.import_device_with(dev, &disk_id, report, known);
             tokio::pin!(fut);
             loop {
                 tokio::select! {

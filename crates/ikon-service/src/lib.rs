@@ -22,7 +22,7 @@ pub mod tasks;
 pub use accounts::{Credentials, KeyLookup};
 pub use config::Config;
 pub use disks::{nbd_export_name, nbd_token};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, ExportBlock, Result};
 pub use export::{ExportHandler, ExportRequest, ExportStarted, EXPORT_KIND};
 pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
@@ -68,6 +68,9 @@ struct Inner {
     open_disks: disks::OpenDisks,
     /// Regions whose store is not the default one.
     region_stores: std::sync::RwLock<Arc<HashMap<String, ikon_store::Store>>>,
+    /// Signalled when this process enqueues a task, so its runner starts it at once
+    /// (other processes' tasks are found by the runner's poll).
+    task_wake: tokio::sync::Notify,
 }
 
 fn storage_err(e: ikon_store::Error) -> Error {
@@ -86,6 +89,7 @@ impl Service {
                 buckets: import::Buckets::default(),
                 open_disks: disks::OpenDisks::default(),
                 region_stores: std::sync::RwLock::new(Arc::new(HashMap::new())),
+                task_wake: tokio::sync::Notify::new(),
             }),
         }
     }

@@ -259,7 +259,8 @@ impl Runner {
         Ok(true)
     }
 
-    /// Runs tasks until `stop` resolves, polling every `idle` when there is nothing to do.
+    /// Runs tasks until `stop` resolves, polling every `idle` when there is nothing to do
+    /// (and at once when this process enqueues one).
     pub async fn run_until(&self, idle: Duration, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
@@ -279,6 +280,7 @@ impl Runner {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(idle) => {}
+                _ = self.svc.inner.task_wake.notified() => {}
             }
         }
     }
@@ -309,6 +311,7 @@ impl Service {
                 ids::now(),
             )
             .await?;
+        self.inner.task_wake.notify_one();
         Ok(task_id)
     }
 

@@ -3,6 +3,7 @@
 //! missing ones, and write the manifest — inside a write session, so a concurrent garbage
 //! collection cannot remove a chunk this import found already present.
 
+use crate::follow::Known;
 use crate::gc::WriteSession;
 use crate::manifest::{chunk_count, ChunkHash, Manifest};
 use crate::{Error, ErrorKind, ManifestRef, Result};
@@ -39,11 +40,26 @@ impl WriteSession {
         disk_id: &str,
         progress: ProgressFn,
     ) -> Result<(ManifestRef, Manifest, ImportStats)> {
+        self.import_device_with(dev, disk_id, progress, Known::new())
+            .await
+    }
+
+    /// [`WriteSession::import_device`], taking the chunks in `known` as already stored (a
+    /// [`crate::Follower`]'s findings: valid only when `dev` is a raw image of the followed
+    /// file). A known chunk is used only where its length is the manifest's chunk length.
+    pub async fn import_device_with(
+        &self,
+        dev: Arc<dyn BlockDevice>,
+        disk_id: &str,
+        progress: ProgressFn,
+        known: Known,
+    ) -> Result<(ManifestRef, Manifest, ImportStats)> {
         let store = self.store.clone();
-        let (manifest, stats) =
-            tokio::task::spawn_blocking(move || chunk_device(&store, dev.as_ref(), &progress))
-                .await
-                .map_err(|e| Error::new(ErrorKind::Io, format!("import worker failed: {e}")))??;
+        let (manifest, stats) = tokio::task::spawn_blocking(move || {
+            chunk_device(&store, dev.as_ref(), &progress, &known)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("import worker failed: {e}")))??;
         if self.lost() {
             return Err(Error::new(
                 ErrorKind::Busy,
@@ -59,6 +75,7 @@ fn chunk_device(
     store: &crate::Store,
     dev: &dyn BlockDevice,
     progress: &ProgressFn,
+    known: &Known,
 ) -> Result<(Manifest, ImportStats)> {
     let cs = store.chunk_size();
     let size = dev.len();
@@ -102,15 +119,18 @@ fn chunk_device(
                     let Some(&idx) = wanted.get(k) else { return };
                     let len = manifest.chunk_len(usize::try_from(idx).unwrap_or(usize::MAX));
                     let data = &mut buf[..usize::try_from(len).unwrap_or(0)];
-                    let r = dev
-                        .read_exact_at(data, idx * cs64)
-                        .map_err(|e| {
-                            Error::new(
-                                ErrorKind::InvalidInput,
-                                format!("reading the source at {}: {e}", idx * cs64),
-                            )
-                        })
-                        .and_then(|()| store.write_chunk(data));
+                    let r = match known.get(&idx) {
+                        Some((w, l)) if *l == len => Ok(*w),
+                        _ => dev
+                            .read_exact_at(data, idx * cs64)
+                            .map_err(|e| {
+                                Error::new(
+                                    ErrorKind::InvalidInput,
+                                    format!("reading the source at {}: {e}", idx * cs64),
+                                )
+                            })
+                            .and_then(|()| store.write_chunk(data)),
+                    };
                     match r {
                         Ok(w) => {
                             if let Ok(mut v) = results.lock() {

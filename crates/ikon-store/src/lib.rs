@@ -18,6 +18,7 @@
 mod backend;
 mod disk;
 mod error;
+mod follow;
 pub mod gc;
 mod import;
 pub mod manifest;
@@ -28,6 +29,7 @@ mod writable;
 pub use backend::Backend;
 pub use disk::ManifestDisk;
 pub use error::{Error, ErrorKind, Result};
+pub use follow::{Follower, Known};
 pub use gc::{GcStats, WriteSession};
 pub use import::{ImportStats, ProgressFn};
 pub use manifest::{ChunkHash, Manifest};

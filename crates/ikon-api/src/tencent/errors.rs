@@ -2,7 +2,7 @@
 //! differently depending on the action, as the real API does.
 
 use super::ApiError;
-use ikon_service::{Error, ErrorKind};
+use ikon_service::{Error, ErrorKind, ExportBlock};
 
 /// Maps a service error raised by `action`.
 pub fn map(action: &str, e: Error) -> ApiError {
@@ -65,6 +65,15 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::ZoneMismatch => "InvalidZone.MismatchRegion",
         ErrorKind::InstanceQuotaExceeded => "LimitExceeded.InstanceQuota",
         ErrorKind::SnapshotQuotaExceeded => "ResourceInsufficient.OverQuota",
+        ErrorKind::ExportUnsupported(ExportBlock::Windows) => {
+            "UnsupportedOperation.WindowsImageExportUnsupported"
+        }
+        ErrorKind::ExportUnsupported(ExportBlock::RedHat) => {
+            "UnsupportedOperation.RedHatImageExportUnsupported"
+        }
+        ErrorKind::ExportUnsupported(ExportBlock::Market) => {
+            "UnsupportedOperation.MarketImageExportUnsupported"
+        }
         ErrorKind::Storage | ErrorKind::Internal => "InternalError",
     };
     ApiError::new(code, e.message)

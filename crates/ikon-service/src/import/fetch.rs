@@ -20,7 +20,11 @@ use tokio::io::AsyncWriteExt;
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 10;
 /// Write buffer between the network and the spool file.
-const WRITE_BUFFER: usize = 1 << 20;
+pub(crate) const WRITE_BUFFER: usize = 1 << 20;
+/// Sources report the bytes they received; at most this many of them may still be in their
+/// write buffer (`WRITE_BUFFER`) or in tokio's file buffer (2 MiB, tokio::fs::File's
+/// default maximum) rather than in the spool file.
+pub(crate) const UNWRITTEN_MAX: u64 = WRITE_BUFFER as u64 + (2 << 20);
 
 /// How to fetch.
 #[derive(Debug, Clone)]
@@ -418,8 +422,9 @@ async fn one_pass(
             Err(e) => break Some(describe(&e)),
         }
     };
+    // No fsync: the spool is scratch, read back at once from the page cache and deleted;
+    // after a host crash a resumed download trusts the length the filesystem kept.
     file.flush().await.map_err(io)?;
-    file.get_ref().sync_data().await.map_err(io)?;
     if let Some(why) = result {
         return Ok(Pass::Retry(format!(
             "connection lost after {have} bytes: {why}"

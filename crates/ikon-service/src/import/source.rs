@@ -159,7 +159,7 @@ impl Source for ObjectSource {
                     .await
                     .map_err(io)?;
                 file.set_len(have).await.map_err(io)?;
-                let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+                let mut file = tokio::io::BufWriter::with_capacity(fetch::WRITE_BUFFER, file);
                 {
                     use tokio::io::AsyncSeekExt;
                     file.seek(std::io::SeekFrom::Start(have))

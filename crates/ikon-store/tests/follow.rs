@@ -1,0 +1,163 @@
+//! The follower (chunks stored while a file is still being written): an import that uses
+//! its findings stores the same manifest as one that reads everything afterwards, and reads
+//! only what the follower had not done; a file that is not raw, or that is rewritten from an
+//! earlier point, yields nothing; chunks past what the writer said is written are not taken.
+
+use ikon_store::{Known, Store};
+use std::io::Write;
+use std::sync::Arc;
+
+const MIBU: usize = 1 << 20;
+
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+async fn store() -> Store {
+    Store::open_object_store(Arc::new(object_store::memory::InMemory::new()), 1 << 20)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ikon-follow-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&d);
+    d
+}
+
+/// Writes `content` to `path` a MiB at a time, telling `advance` after each.
+fn write_following(path: &std::path::Path, content: &[u8], advance: impl Fn(u64)) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut done = 0u64;
+    for part in content.chunks(MIBU) {
+        f.write_all(part).unwrap_or_else(|e| panic!("{e}"));
+        done += part.len() as u64;
+        advance(done);
+    }
+}
+
+async fn follow_and_import(store: &Store, content: Vec<u8>, name: &str) -> (Known, bool) {
+    let path = tmp(name);
+    std::fs::write(&path, b"").unwrap_or_else(|e| panic!("{e}"));
+    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+    let follower = session
+        .follow(path.clone(), 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (p, c) = (path.clone(), content.clone());
+    let follower = tokio::task::spawn_blocking(move || {
+        write_following(&p, &c, |n| follower.advance(n));
+        follower
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let known = tokio::task::spawn_blocking(move || follower.finish())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The import with the follower's findings equals one without.
+    let img: Arc<dyn ikon_disk::DiskImage> = Arc::from(
+        ikon_disk::open(&path, &ikon_disk::OpenOptions::default())
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let dev: Arc<dyn ikon_disk::BlockDevice> = img;
+    let (_, with, stats) = session
+        .import_device_with(
+            dev.clone(),
+            "disk-with0001",
+            Arc::new(|_, _| {}),
+            known.clone(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, without, _) = session
+        .import_device(dev, "disk-without01", Arc::new(|_, _| {}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let same = with.chunks == without.chunks && with.disk_size == without.disk_size;
+    assert_eq!(stats.data_bytes, content.len() as u64);
+    session.end().await.unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_file(&path);
+    (known, same)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_findings_make_the_same_manifest() {
+    let store = store().await;
+    // 6.5 MiB: five data chunks, one zero chunk, and a partial last chunk the follower
+    // leaves to the import.
+    let mut content = data(1, 6 * MIBU + MIBU / 2);
+    content[3 * MIBU..4 * MIBU].fill(0);
+    let (known, same) = follow_and_import(&store, content, "raw").await;
+    assert!(same);
+    assert_eq!(known.len(), 6, "{:?}", known.keys().collect::<Vec<_>>());
+    assert!(
+        known.get(&3).is_some_and(|(h, _)| h.is_none()),
+        "zero chunk"
+    );
+    assert!(!known.contains_key(&6), "partial chunk");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_format_yields_nothing() {
+    let store = store().await;
+    let mut content = data(2, 4 * MIBU);
+    content[..4].copy_from_slice(b"QFI\xfb");
+    let path = tmp("qcow");
+    std::fs::write(&path, &content).unwrap_or_else(|e| panic!("{e}"));
+    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+    let f = session
+        .follow(path.clone(), 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.advance(content.len() as u64);
+    let known = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        f.finish()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(known.is_empty());
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_file_yields_nothing_and_unwritten_chunks_are_not_taken() {
+    let store = store().await;
+    let content = data(3, 4 * MIBU);
+    let path = tmp("rewrite");
+    std::fs::write(&path, &content).unwrap_or_else(|e| panic!("{e}"));
+    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+    // Only two MiB said to be written: chunks 2 and 3 stay untouched.
+    let f = session
+        .follow(path.clone(), 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.advance(2 * MIBU as u64);
+    let known = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        f.finish()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(known.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
+    // The writer restarts from the beginning: everything is dropped.
+    let f = session
+        .follow(path.clone(), 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.advance(3 * MIBU as u64);
+    f.advance(MIBU as u64);
+    let known = tokio::task::spawn_blocking(move || f.finish())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(known.is_empty());
+    session.end().await.unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_file(&path);
+}
