@@ -10,6 +10,7 @@ IKON_TEST_S3_SECRET_ACCESS_KEY and IKON_TEST_S3_BUCKET (tests/e2e/run.sh starts 
 with scripts/start-s3.sh when they are unset); a missing engine fails the suite."""
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -73,6 +74,22 @@ def s3_list(prefix):
 def stored_bytes_s3(region_prefix):
     """Bytes of chunks held by the store at s3://bucket/<region_prefix>."""
     return sum(n for k, n in s3_list(region_prefix).items() if "/chunks/" in k)
+
+
+def nbd_url(disk_id):
+    """The NBD address of one of ACC's disks (the export name carries its HMAC token)."""
+    token = hmac.new(ACC["SecretKey"].encode(), ("ikon-nbd-v1:" + disk_id).encode(), hashlib.sha256).hexdigest()
+    return "nbd://%s/%s/%s/%s" % (S.nbd, disk_id, ACC["SecretId"], token)
+
+
+def qemu_io(url, *cmds):
+    args = ["qemu-io", "-f", "raw", url]
+    for c in cmds:
+        args += ["-c", c]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    out = p.stdout + p.stderr
+    if p.returncode != 0 or "failed" in out.lower():
+        raise AssertionError("qemu-io %s: exit %d\n%s" % (cmds, p.returncode, out))
 
 
 def stored_bytes_dir(d):
@@ -221,6 +238,48 @@ class Sync(h.ServerTestCase):
         c, _ = wait_state(bj, copy, ["NORMAL", "CREATEFAILED"])
         self.assertEqual(c.ImageState, "NORMAL")
         self.assertEqual(stored_bytes_dir(BEIJING) - before, 4 * MIB)
+
+    def test_instances_in_a_region_with_its_own_store(self):
+        """An image copied to a region with its own store runs there: its instances read it from
+        that store, their writes land in it, and an image made from one carries them."""
+        gz, bj = h.sdk(S, ACC, "ap-guangzhou"), h.sdk(S, ACC, "ap-beijing")
+        a, path = self.publish([1300 + i for i in range(4)] + [None] * 4, "run-in-beijing")
+        r = gz.SyncImages(req("SyncImages", ImageIds=[a], DestinationRegions=["ap-beijing"], ImageSetRequired=True))
+        copy = r.ImageSet[0].ImageId
+        c, _ = wait_state(bj, copy, ["NORMAL", "CREATEFAILED"])
+        self.assertEqual(c.ImageState, "NORMAL")
+        wait_state(gz, a, ["NORMAL"])
+
+        def run(image):
+            (ins,) = bj.RunInstances(req("RunInstances", ImageId=image,
+                                         Placement={"Zone": "ap-beijing-3"})).InstanceIdSet
+            d = bj.DescribeInstances(req("DescribeInstances", InstanceIds=[ins])).InstanceSet[0]
+            return ins, nbd_url(d.SystemDisk.DiskId)
+
+        def read_back(url):
+            out = os.path.join(WORK, "beijing-readback.raw")
+            if os.path.exists(out):
+                os.unlink(out)
+            p = subprocess.run(["qemu-img", "dd", "-f", "raw", "-O", "raw", "bs=1M", "count=8", "if=" + url,
+                                "of=" + out], capture_output=True, text=True, timeout=300)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            with open(out, "rb") as f:
+                return f.read(8 * MIB)
+
+        ins, url = run(copy)
+        with open(path, "rb") as f:
+            original = f.read()
+        self.assertEqual(read_back(url), original)
+        before = stored_bytes_dir(BEIJING)
+        qemu_io(url, "write -P 0x5a 6M 1M", "flush")
+        self.assertEqual(stored_bytes_dir(BEIJING) - before, MIB, "the written MiB is in Beijing's store")
+        made = bj.CreateImage(req("CreateImage", InstanceId=ins, ImageName="made-in-beijing")).ImageId
+        m, _ = wait_state(bj, made, ["NORMAL", "CREATEFAILED"])
+        self.assertEqual(m.ImageState, "NORMAL")
+        _, url2 = run(made)
+        want = original[:6 * MIB] + b"\x5a" * MIB + original[7 * MIB:]
+        self.assertEqual(read_back(url2), want)
+        self.assertEqual(stored_bytes_dir(BEIJING) - before, MIB, "an image from an instance copies nothing")
 
     def test_policy_refusals(self):
         gz = h.sdk(S, ACC, "ap-guangzhou")

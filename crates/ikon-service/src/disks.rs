@@ -65,19 +65,39 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Service {
-    /// The manifest a disk (or snapshot) content reference names, sized to at least `size`
-    /// bytes; an empty name means all zeros.
-    pub(crate) async fn content(&self, mdisk: &str, mver: u64, size: u64) -> Result<Manifest> {
+    /// The manifest a disk (or snapshot) content reference of something in `region` names,
+    /// sized to at least `size` bytes, and the store holding it (see
+    /// [`Service::store_holding`]); an empty name means all zeros, in the region's store.
+    pub(crate) async fn content_in(
+        &self,
+        region: &str,
+        mdisk: &str,
+        mver: u64,
+        size: u64,
+    ) -> Result<(Manifest, ikon_store::Store)> {
         if mdisk.is_empty() {
-            return Manifest::empty(size, self.store().chunk_size()).map_err(storage);
+            let store = self.store_for(region);
+            let m = Manifest::empty(size, store.chunk_size()).map_err(storage)?;
+            return Ok((m, store));
         }
-        self.store()
-            .get_manifest(&ManifestRef {
-                disk_id: mdisk.to_string(),
-                version: mver,
-            })
-            .await
-            .map_err(storage)
+        let r = ManifestRef {
+            disk_id: mdisk.to_string(),
+            version: mver,
+        };
+        let store = self.store_holding(region, &r).await?;
+        let m = store.get_manifest(&r).await.map_err(storage)?;
+        Ok((m, store))
+    }
+
+    /// The manifest of [`Service::content_in`].
+    pub(crate) async fn content(
+        &self,
+        region: &str,
+        mdisk: &str,
+        mver: u64,
+        size: u64,
+    ) -> Result<Manifest> {
+        Ok(self.content_in(region, mdisk, mver, size).await?.0)
     }
 
     /// The shared open handle of a disk (opened on first use).
@@ -91,8 +111,15 @@ impl Service {
                 format!("disk {disk_id} does not exist"),
             )
         })?;
-        let base = self
-            .content(&d.manifest_disk, d.manifest_version, d.size_bytes)
+        // The disk lives where its content is: its region's store for everything made
+        // since the region had one.
+        let (base, store) = self
+            .content_in(
+                &d.region,
+                &d.manifest_disk,
+                d.manifest_version,
+                d.size_bytes,
+            )
             .await?;
         let catalog = self.catalog().clone();
         let rt = tokio::runtime::Handle::current();
@@ -108,8 +135,7 @@ impl Service {
             }
         });
         let h = Arc::new(
-            WritableDisk::open(self.store().clone(), &d.disk_id, &base, d.size_bytes, hook)
-                .map_err(storage)?,
+            WritableDisk::open(store, &d.disk_id, &base, d.size_bytes, hook).map_err(storage)?,
         );
         let mut map = self
             .inner
@@ -145,13 +171,10 @@ impl Service {
         if !d.manifest_disk.is_empty() {
             return Ok(d);
         }
-        let m = Manifest::empty(d.size_bytes, self.store().chunk_size()).map_err(storage)?;
-        let session = self.store().begin_write().await.map_err(storage)?;
-        let r = self
-            .store()
-            .put_manifest(disk_id, &m)
-            .await
-            .map_err(storage)?;
+        let store = self.store_for(&d.region);
+        let m = Manifest::empty(d.size_bytes, store.chunk_size()).map_err(storage)?;
+        let session = store.begin_write().await.map_err(storage)?;
+        let r = store.put_manifest(disk_id, &m).await.map_err(storage)?;
         self.catalog()
             .set_disk_manifest(disk_id, &r.disk_id, r.version, ids::now())
             .await?;

@@ -495,7 +495,7 @@ impl Service {
             ended_at: None,
         };
         let base = self
-            .content(&sys_ref.disk_id, sys_ref.version, size)
+            .content(&inst.region, &sys_ref.disk_id, sys_ref.version, size)
             .await?;
         let handle = self.open_disk(&sys.disk_id).await?;
         let catalog = self.catalog().clone();

@@ -156,20 +156,26 @@ impl Service {
             .clone()
     }
 
-    /// The store holding manifest `r` of something in `region`: the region's store, or the
-    /// default one for data written there by paths that do not place data per region
-    /// (instance disks, snapshots and images made from them).
+    /// The store holding manifest `r` of something in `region`: the region's store when it
+    /// has it, else whichever other store does (data written before the region had its own
+    /// store, or by a path that did not place it). A manifest found nowhere gets the region's
+    /// store, whose read then reports it missing.
     pub async fn store_holding(
         &self,
         region: &str,
         r: &ikon_store::ManifestRef,
     ) -> Result<ikon_store::Store> {
         let own = self.store_for(region);
-        if own.same_as(self.store()) || own.has_manifest(r).await.map_err(storage_err)? {
-            Ok(own)
-        } else {
-            Ok(self.store().clone())
+        let stores = self.distinct_stores();
+        if stores.len() == 1 || own.has_manifest(r).await.map_err(storage_err)? {
+            return Ok(own);
         }
+        for s in stores {
+            if !s.same_as(&own) && s.has_manifest(r).await.map_err(storage_err)? {
+                return Ok(s);
+            }
+        }
+        Ok(own)
     }
 
     /// Every manifest an image, disk or snapshot references (the chunk stores' live set).

@@ -174,7 +174,11 @@ impl Service {
                 if let std::collections::hash_map::Entry::Vacant(v) =
                     manifests.entry((d.disk_id.clone(), d.version))
                 {
-                    v.insert(self.content(&d.disk_id, d.version, d.size_bytes).await?);
+                    // No region at hand: the default store first, then any other.
+                    v.insert(
+                        self.content("", &d.disk_id, d.version, d.size_bytes)
+                            .await?,
+                    );
                 }
             }
         }

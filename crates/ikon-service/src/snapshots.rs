@@ -480,7 +480,7 @@ impl TaskHandler for CreateImageHandler {
             let n = img.disks.len().max(1);
             for (i, d) in img.disks.iter().enumerate() {
                 let m = svc
-                    .content(&d.disk_id, d.version, d.size_bytes)
+                    .content(&img.region, &d.disk_id, d.version, d.size_bytes)
                     .await
                     .map_err(|e| {
                         TaskError::permanent(format!("disk {} of the image: {}", i + 1, e.message))
