@@ -59,6 +59,8 @@ pub struct FileStorage {
     /// For files being created: bytes written since writeback was last started, or None
     /// when the file is not written back early (see [`FileStorage::create`]).
     unflushed: Option<AtomicU64>,
+    /// For files being created: a direct I/O descriptor for large writes.
+    direct: Option<crate::direct::Direct>,
 }
 
 impl FileStorage {
@@ -79,16 +81,18 @@ impl FileStorage {
             file,
             path: path.to_path_buf(),
             unflushed: None,
+            direct: None,
         })
     }
     /// Create (or truncate) a file for writing.
     ///
-    /// A new image is written once, front to back, and synced at the end. Left alone, the
-    /// kernel keeps it in the page cache until the final sync (or its dirty limits, which
-    /// on a machine with plenty of memory are GiBs away), so the whole write to the device
-    /// happens after the conversion. Instead, every [`WRITEBACK_STEP`] bytes the kernel is
-    /// asked to start writing back what is dirty, so the device works while the source is
-    /// still being read and the final sync only waits for the tail.
+    /// A new image is written once, front to back, and synced at the end. The page-aligned
+    /// middle of large writes goes straight to the device (`O_DIRECT`, see `direct.rs`). What
+    /// stays buffered would, left alone, sit in the page cache until the final sync (the
+    /// kernel's dirty limits are GiBs away on a machine with plenty of memory), so every
+    /// [`WRITEBACK_STEP`] buffered bytes the kernel is asked to start writing it back: the
+    /// device works while the source is still being read, and the final sync only waits
+    /// for the tail.
     pub fn create(path: &Path) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -97,10 +101,12 @@ impl FileStorage {
             .truncate(true)
             .open(path)
             .map_err(|e| Error::io(e, format!("cannot create {}", path.display())))?;
+        let direct = crate::direct::Direct::open(path, &file);
         Ok(FileStorage {
             file,
             path: path.to_path_buf(),
             unflushed: Some(AtomicU64::new(0)),
+            direct,
         })
     }
     /// The path this storage was opened from.
@@ -178,7 +184,16 @@ impl Storage for FileStorage {
         })
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.file.write_all_at(buf, offset).map_err(|e| {
+        let buffered = |b: &[u8], at: u64| -> std::io::Result<()> {
+            self.file.write_all_at(b, at)?;
+            self.note_written(b.len() as u64);
+            Ok(())
+        };
+        match &self.direct {
+            Some(d) => d.write(buf, offset, &buffered),
+            None => buffered(buf, offset),
+        }
+        .map_err(|e| {
             Error::io(
                 e,
                 format!(
@@ -187,9 +202,7 @@ impl Storage for FileStorage {
                     self.path.display()
                 ),
             )
-        })?;
-        self.note_written(buf.len() as u64);
-        Ok(())
+        })
     }
     fn set_size(&self, len: u64) -> Result<()> {
         self.file
