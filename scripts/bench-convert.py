@@ -11,6 +11,10 @@ sync; the fastest run counts). Prints a markdown table with the ratio qemu-img t
 (> 1 means Ikon is faster) and, for raw<->qcow2, Ikon's time against `cat` of the source.
 
 Usage: bench-convert.py [--dir DIR] [--real-gib 4] [--random-gib 2] [--only SUBSTR]
+                        [--repeat N] [--compressed-repeat N] [--clean] [--ikon PATH]
+
+A disk none of whose pairs match --only is not built. --clean deletes a disk's source files
+once its pairs are done (the two disks with all their sources take about 20 GiB).
 """
 import argparse
 import os
@@ -114,7 +118,13 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--repeat", type=int, default=2,
                     help="runs per tool, alternating which goes first; the fastest counts")
-    ap.add_argument("--ikon", default="target/release/ikon")
+    ap.add_argument("--compressed-repeat", type=int, default=None,
+                    help="runs per tool for compressed outputs (default: --repeat); they "
+                    "take minutes each and their ratios are far from 1")
+    ap.add_argument("--clean", action="store_true",
+                    help="delete each disk's source files when its pairs are done")
+    ap.add_argument("--ikon", default=os.environ.get("IKON_BIN", "target/release/ikon"),
+                    help="the ikon binary (default: $IKON_BIN, else target/release/ikon)")
     a = ap.parse_args()
     if not shutil.which("qemu-img"):
         sys.exit("qemu-img is missing: run scripts/install-test-deps.sh")
@@ -132,6 +142,8 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     worst = None
     for name, gib, make in sources:
+        if a.only and not any(a.only in f"{name} {s} -> {o}" for s in FORMATS for o in OUTPUTS):
+            continue
         raw = os.path.join(a.dir, f"{name}.raw")
         if not os.path.exists(raw) or os.path.getsize(raw) != gib << 30:
             make(raw, gib)
@@ -153,7 +165,10 @@ def main():
                 qrss = irss = 0.0
                 # Alternate which tool runs first (page cache, writeback of the previous
                 # output) and keep each tool's fastest run.
-                for r in range(max(1, a.repeat)):
+                repeat = a.repeat
+                if a.compressed_repeat is not None and oname in ("vmdk-stream", "qcow2-c"):
+                    repeat = a.compressed_repeat
+                for r in range(max(1, repeat)):
                     order = [("q", qcmd, qout), ("i", icmd, iout)]
                     if r % 2:
                         order.reverse()
@@ -176,6 +191,10 @@ def main():
                 os.unlink(qout)
                 os.unlink(iout)
             print(f"| {name} {gib} GiB | cat {sname} > /dev/null | | {cat_s:.2f} | | | | | | |", flush=True)
+            if a.clean and sname != "raw":
+                os.unlink(src)
+        if a.clean:
+            os.unlink(raw)
     if worst:
         print(f"\nslowest pair relative to qemu-img: {worst[1]} at {worst[0]:.2f}x")
 

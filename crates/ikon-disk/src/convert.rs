@@ -246,6 +246,35 @@ where
     })
 }
 
+/// Memory alignment of read buffers.
+const PAGE: usize = 4096;
+
+/// A read buffer whose bytes start on a page boundary, so that a writer using direct I/O
+/// can write from it without copying.
+#[derive(Default)]
+struct PageBuf {
+    mem: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl PageBuf {
+    /// Make the buffer `n` bytes long (contents unspecified).
+    fn set_len(&mut self, n: usize) {
+        if self.mem.len() < n + PAGE {
+            self.mem = vec![0; n + PAGE];
+        }
+        self.start = (PAGE - self.mem.as_ptr() as usize % PAGE) % PAGE;
+        self.len = n;
+    }
+    fn as_slice(&self) -> &[u8] {
+        &self.mem[self.start..self.start + self.len]
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.mem[self.start..self.start + self.len]
+    }
+}
+
 /// Copy the guest content of `src` into `dst` and finish it. `progress(done, total)` is
 /// called as guest bytes are completed.
 pub fn convert(
@@ -259,19 +288,20 @@ pub fn convert(
     let mut stats = CopyStats::default();
     // Buffers are recycled: allocating and zeroing a fresh buffer per read costs page faults
     // and a memset on the hot path.
-    let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-    let read = |off: u64, len: u64| -> Result<Vec<u8>> {
+    let pool: Mutex<Vec<PageBuf>> = Mutex::new(Vec::new());
+    let read = |off: u64, len: u64| -> Result<PageBuf> {
         let n = crate::error::to_usize(len, "read buffer")?;
         let mut buf = pool
             .lock()
             .ok()
             .and_then(|mut p| p.pop())
             .unwrap_or_default();
-        buf.resize(n, 0);
-        src.read_exact_at(&mut buf, off)?;
+        buf.set_len(n);
+        src.read_exact_at(buf.as_mut_slice(), off)?;
         Ok(buf)
     };
-    ordered_pipeline(src, gran, opts, read, |off, len, buf: Vec<u8>| {
+    ordered_pipeline(src, gran, opts, read, |off, len, page: PageBuf| {
+        let buf = page.as_slice();
         stats.bytes_read += len;
         let g = usize::try_from(gran).unwrap_or(usize::MAX);
         let mut run_start: Option<usize> = None;
@@ -299,7 +329,7 @@ pub fn convert(
         }
         progress(off + len, total);
         if let Ok(mut p) = pool.lock() {
-            p.push(buf);
+            p.push(page);
         }
         Ok(())
     })?;

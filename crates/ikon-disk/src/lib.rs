@@ -11,6 +11,7 @@ pub mod cloop;
 pub mod convert;
 pub mod detect;
 pub mod device;
+mod direct;
 pub mod dmg;
 pub mod error;
 pub mod external;

@@ -6,7 +6,11 @@ use crate::error::{Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
+
+/// Bytes written to a new file between two requests to start writing it back.
+const WRITEBACK_STEP: u64 = 32 << 20;
 
 /// Positional byte storage under an image.
 pub trait Storage: Send + Sync + std::fmt::Debug {
@@ -52,6 +56,11 @@ pub fn read_vec(s: &dyn Storage, offset: u64, len: u64, limit: u64, what: &str) 
 pub struct FileStorage {
     file: File,
     path: PathBuf,
+    /// For files being created: bytes written since writeback was last started, or None
+    /// when the file is not written back early (see [`FileStorage::create`]).
+    unflushed: Option<AtomicU64>,
+    /// For files being created: a direct I/O descriptor for large writes.
+    direct: Option<crate::direct::Direct>,
 }
 
 impl FileStorage {
@@ -71,9 +80,19 @@ impl FileStorage {
         Ok(FileStorage {
             file,
             path: path.to_path_buf(),
+            unflushed: None,
+            direct: None,
         })
     }
     /// Create (or truncate) a file for writing.
+    ///
+    /// A new image is written once, front to back, and synced at the end. The page-aligned
+    /// middle of large writes goes straight to the device (`O_DIRECT`, see `direct.rs`). What
+    /// stays buffered would, left alone, sit in the page cache until the final sync (the
+    /// kernel's dirty limits are GiBs away on a machine with plenty of memory), so every
+    /// [`WRITEBACK_STEP`] buffered bytes the kernel is asked to start writing it back: the
+    /// device works while the source is still being read, and the final sync only waits
+    /// for the tail.
     pub fn create(path: &Path) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -82,9 +101,12 @@ impl FileStorage {
             .truncate(true)
             .open(path)
             .map_err(|e| Error::io(e, format!("cannot create {}", path.display())))?;
+        let direct = crate::direct::Direct::open(path, &file);
         Ok(FileStorage {
             file,
             path: path.to_path_buf(),
+            unflushed: Some(AtomicU64::new(0)),
+            direct,
         })
     }
     /// The path this storage was opened from.
@@ -110,6 +132,28 @@ impl FileStorage {
             };
         }
         Ok(u64::try_from(r).ok())
+    }
+    /// Count `n` written bytes and start writeback of the file's dirty pages every
+    /// [`WRITEBACK_STEP`] bytes (files from [`FileStorage::create`] only).
+    fn note_written(&self, n: u64) {
+        let Some(unflushed) = &self.unflushed else {
+            return;
+        };
+        if unflushed.fetch_add(n, Ordering::Relaxed) + n < WRITEBACK_STEP {
+            return;
+        }
+        unflushed.store(0, Ordering::Relaxed);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: sync_file_range on a file descriptor we own, with no pointers; offset
+            // 0 and length 0 mean the whole file. SYNC_FILE_RANGE_WRITE only queues dirty
+            // pages for writing and does not wait for them. It is a hint: a failure here is
+            // reported again by the final fsync if it matters, so the result is ignored.
+            unsafe {
+                libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
     }
 }
 
@@ -140,7 +184,16 @@ impl Storage for FileStorage {
         })
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.file.write_all_at(buf, offset).map_err(|e| {
+        let buffered = |b: &[u8], at: u64| -> std::io::Result<()> {
+            self.file.write_all_at(b, at)?;
+            self.note_written(b.len() as u64);
+            Ok(())
+        };
+        match &self.direct {
+            Some(d) => d.write(buf, offset, &buffered),
+            None => buffered(buf, offset),
+        }
+        .map_err(|e| {
             Error::io(
                 e,
                 format!(
