@@ -14,8 +14,8 @@ rewritten (B), serves both from Python's http.server on 127.0.0.1, and drives a 
      SyncImages of B to ap-beijing: bytes that arrived in the destination store and the time
      from the call until the copy is NORMAL (only B's 1 % should travel).
 
-Prints a markdown table. Usage:
-  python3 scripts/bench-import.py [--size-mib 4096] [--work DIR] [--ikon BIN]
+Prints markdown tables. Usage:
+  python3 scripts/bench-import.py [--size-mib 4096] [--realistic] [--work DIR] [--ikon BIN]
 IKON_BIN or --ikon default to target/release/ikon (built with `cargo build --release` if
 missing); the SDK comes from .cache/venv (scripts/install-api-clients.sh).
 """
@@ -44,13 +44,15 @@ def reexec_in_venv():
         os.execv(VENV_PY, [VENV_PY] + sys.argv)
 
 
-def make_images(work, size_mib):
-    """A: dense pseudo-random data; B: A with every 100th MiB rewritten (1 %)."""
+def make_images(work, size_mib, realistic):
+    """A: pseudo-random data (realistic: every other 16 MiB run all zeros, as in an OS disk
+    that is about half full); B: A with every 100th MiB rewritten (1 %)."""
     a, b = os.path.join(work, "a.raw"), os.path.join(work, "b.raw")
     rnd = random.Random(1)
+    zeros = bytes(MIB)
     with open(a, "wb") as f:
-        for _ in range(size_mib):
-            f.write(rnd.randbytes(MIB))
+        for i in range(size_mib):
+            f.write(zeros if realistic and (i // 16) % 2 else rnd.randbytes(MIB))
     shutil.copyfile(a, b)
     changed = 0
     with open(b, "r+b") as f:
@@ -102,6 +104,8 @@ def main():
     ap.add_argument("--size-mib", type=int, default=4096)
     ap.add_argument("--work", default=None, help="scratch directory (default: a new one in /tmp)")
     ap.add_argument("--ikon", default=os.environ.get("IKON_BIN"))
+    ap.add_argument("--realistic", action="store_true",
+                    help="half the disk zeros (16 MiB runs) instead of dense random data")
     args = ap.parse_args()
     ikon = args.ikon or os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                                      "release", "ikon")
@@ -122,7 +126,7 @@ def main():
     procs = []
     try:
         print("building %d MiB images in %s ..." % (args.size_mib, work), flush=True)
-        a, b, changed = make_images(work, args.size_mib)
+        a, b, changed = make_images(work, args.size_mib, args.realistic)
         size = args.size_mib * MIB
 
         log = os.path.join(work, "http.log")
@@ -224,9 +228,10 @@ def main():
 
     mibs = lambda secs: args.size_mib / secs  # noqa: E731
     print()
-    print("ikon %s; %d MiB dense random disk, %d MiB of it (%.1f %%) rewritten in the second; "
+    print("ikon %s; %d MiB %s disk, %d MiB of it (%.1f %%) rewritten in the second; "
           "%d cores" % (subprocess.run([ikon, "--version"], capture_output=True, text=True).stdout.strip(),
-                        args.size_mib, changed, 100.0 * changed / args.size_mib, os.cpu_count()))
+                        args.size_mib, "realistic (half zeros)" if args.realistic else "dense random",
+                        changed, 100.0 * changed / args.size_mib, os.cpu_count()))
     print()
     print("| measurement | seconds | MiB/s | vs HTTP limit | vs cat |")
     print("|---|---|---|---|---|")
