@@ -267,6 +267,32 @@ impl MemStorage {
     }
 }
 
+/// Frees the blocks of `[offset, offset + len)` of `file` (which must be open for writing),
+/// keeping its size: the range then reads as zeros, and dirty pages there are dropped instead
+/// of being written back. Fails where the filesystem cannot punch holes.
+pub fn punch_hole(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let off = libc::off_t::try_from(offset)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let n = libc::off_t::try_from(len)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: fallocate on a file descriptor owned by `file` for the call's duration, with
+    // no pointers; the kernel checks the range and the mode.
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            n,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 fn poisoned() -> Error {
     Error::new(crate::ErrorKind::Io, "memory storage lock poisoned")
 }

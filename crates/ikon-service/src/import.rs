@@ -502,8 +502,12 @@ fn rule(id: &str, verdict: Verdict, message: String) -> Rule {
     }
 }
 
-/// Opens, inspects and evaluates a spool file (blocking).
-fn check_file(path: &Path, cfg: &RulesConfig, declared: &Payload) -> Checked {
+/// Opens (with `open`), inspects and evaluates an imported file (blocking).
+fn check_image(
+    open: impl FnOnce() -> ikon_disk::Result<Box<dyn ikon_disk::DiskImage>>,
+    cfg: &RulesConfig,
+    declared: &Payload,
+) -> Checked {
     let mut out = Checked {
         rules: Vec::new(),
         safety: Vec::new(),
@@ -511,7 +515,7 @@ fn check_file(path: &Path, cfg: &RulesConfig, declared: &Payload) -> Checked {
         format: String::new(),
         dev: None,
     };
-    let img = match ikon_disk::open(path, &ikon_disk::OpenOptions::default()) {
+    let img = match open() {
         Ok(i) => i,
         Err(e) => {
             let r = if e.kind() == ikon_disk::ErrorKind::Unsafe {
@@ -616,10 +620,7 @@ impl ImportHandler {
             Err(e) => !e.retryable || last_attempt,
         };
         if finished {
-            let _ = tokio::fs::remove_file(&dest).await;
-            let mut v = dest.as_os_str().to_owned();
-            v.push(".validator");
-            let _ = tokio::fs::remove_file(PathBuf::from(v)).await;
+            Self::drop_spool(&dest).await;
         }
         result
     }
@@ -752,6 +753,8 @@ impl ImportHandler {
             .map_err(storage)?;
         let mut fetched = Fetched::default();
         let mut known = ikon_store::Known::new();
+        // The file as the store holds it, when the follower punched it out of the spool.
+        let mut stored_file: Option<ikon_store::ManifestDisk> = None;
         if let Some(source) = source {
             let follower = Self::follower(&session, dest).await;
             let report = |n: u64, total: Option<u64>| {
@@ -764,12 +767,26 @@ impl ImportHandler {
                 }
             };
             let r = source.fetch(dest, &report).await;
-            if let Some(f) = follower {
-                known = tokio::task::spawn_blocking(move || f.finish())
-                    .await
-                    .unwrap_or_default();
+            let followed = match follower {
+                Some(f) => tokio::task::spawn_blocking(move || f.finish()).await.ok(),
+                None => Some(ikon_store::Followed::default()),
+            };
+            match followed {
+                Some(f) if !f.punched => {
+                    fetched = r.map_err(fetch_error)?;
+                    known = f.known;
+                }
+                punched => {
+                    // The spool lacks the punched ranges: it is never resumed, whatever
+                    // happens next (a retry downloads again; known chunks are not rewritten).
+                    let built = Self::stored_file(&session, dest, punched, r).await;
+                    Self::drop_spool(dest).await;
+                    let (f, disk, k) = built?;
+                    fetched = f;
+                    stored_file = Some(disk);
+                    known = k;
+                }
             }
-            fetched = r.map_err(fetch_error)?;
         } else if !dest.is_file() {
             return Err(TaskError::permanent(
                 "the uploaded file is gone; upload it again",
@@ -781,9 +798,24 @@ impl ImportHandler {
         }
         let cfg = svc.import_rules();
         let (path, declared) = (dest.to_path_buf(), p.clone());
-        let checked = tokio::task::spawn_blocking(move || check_file(&path, &cfg, &declared))
-            .await
-            .map_err(|e| TaskError::transient(format!("inspection worker: {e}")))?;
+        let checked = tokio::task::spawn_blocking(move || match stored_file {
+            Some(disk) => check_image(
+                || {
+                    let storage: Arc<dyn ikon_disk::Storage> = Arc::new(source::StoredFile(disk));
+                    let ctx = ikon_disk::OpenContext::new(ikon_disk::OpenOptions::default(), None);
+                    ikon_disk::open_storage(storage, &ctx)
+                },
+                &cfg,
+                &declared,
+            ),
+            None => check_image(
+                || ikon_disk::open(&path, &ikon_disk::OpenOptions::default()),
+                &cfg,
+                &declared,
+            ),
+        })
+        .await
+        .map_err(|e| TaskError::transient(format!("inspection worker: {e}")))?;
         let inspect_ms = started.elapsed().as_millis() - download_ms;
         let failed: Vec<&Rule> = checked
             .rules
@@ -841,6 +873,43 @@ impl ImportHandler {
         .to_string())
     }
 
+    /// After a download whose follower punched the spool: the fetch result, the whole file
+    /// as the store holds it (the tail and any chunk the follower missed are stored now), and
+    /// the chunks known for it.
+    async fn stored_file(
+        session: &ikon_store::WriteSession,
+        dest: &Path,
+        followed: Option<ikon_store::Followed>,
+        fetch: std::result::Result<Fetched, FetchError>,
+    ) -> std::result::Result<(Fetched, ikon_store::ManifestDisk, ikon_store::Known), TaskError>
+    {
+        let fetched = fetch.map_err(fetch_error)?;
+        let mut known =
+            match followed {
+                Some(f) if !f.known.is_empty() => f.known,
+                _ => return Err(TaskError::transient(
+                    "the download started over while its chunks were being stored; importing again",
+                )),
+            };
+        let store = session.store().clone();
+        let path = dest.to_path_buf();
+        let (m, known) = tokio::task::spawn_blocking(move || {
+            ikon_store::file_manifest(&store, &path, &mut known).map(|m| (m, known))
+        })
+        .await
+        .map_err(|e| TaskError::transient(format!("import worker: {e}")))?
+        .map_err(|e| TaskError::transient(format!("chunk store: {e}")))?;
+        Ok((fetched, session.store().open_disk(m), known))
+    }
+
+    /// Removes a spool file and its resume validator.
+    async fn drop_spool(dest: &Path) {
+        let _ = tokio::fs::remove_file(dest).await;
+        let mut v = dest.as_os_str().to_owned();
+        v.push(".validator");
+        let _ = tokio::fs::remove_file(PathBuf::from(v)).await;
+    }
+
     /// Starts storing the spool's chunks as they arrive (see [`ikon_store::Follower`]);
     /// `None` if the spool cannot be opened (the import then simply does it afterwards).
     async fn follower(
@@ -854,11 +923,12 @@ impl ImportHandler {
             .open(dest)
             .await
             .ok()?;
+        // One hasher per core (the follower has its own writer threads).
         let threads = std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(2)
-            .min(4);
-        session.follow(dest.to_path_buf(), threads).ok()
+            .min(8);
+        session.follow(dest.to_path_buf(), threads, true).ok()
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -29,7 +29,7 @@ mod writable;
 pub use backend::Backend;
 pub use disk::ManifestDisk;
 pub use error::{Error, ErrorKind, Result};
-pub use follow::{Follower, Known};
+pub use follow::{file_manifest, Followed, Follower, Known};
 pub use gc::{GcStats, WriteSession};
 pub use import::{ImportStats, ProgressFn};
 pub use manifest::{ChunkHash, Manifest};

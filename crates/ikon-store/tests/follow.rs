@@ -1,7 +1,9 @@
 //! The follower (chunks stored while a file is still being written): an import that uses
 //! its findings stores the same manifest as one that reads everything afterwards, and reads
 //! only what the follower had not done; a file that is not raw, or that is rewritten from an
-//! earlier point, yields nothing; chunks past what the writer said is written are not taken.
+//! earlier point, yields nothing; chunks past what the writer said is written are not taken;
+//! a punching follower empties the file's stored ranges and the file's manifest rebuilt from
+//! its findings is the file's.
 
 use ikon_store::{Known, Store};
 use std::io::Write;
@@ -52,7 +54,7 @@ async fn follow_and_import(store: &Store, content: Vec<u8>, name: &str) -> (Know
     std::fs::write(&path, b"").unwrap_or_else(|e| panic!("{e}"));
     let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
     let follower = session
-        .follow(path.clone(), 2)
+        .follow(path.clone(), 2, false)
         .unwrap_or_else(|e| panic!("{e}"));
     let (p, c) = (path.clone(), content.clone());
     let follower = tokio::task::spawn_blocking(move || {
@@ -61,7 +63,7 @@ async fn follow_and_import(store: &Store, content: Vec<u8>, name: &str) -> (Know
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let known = tokio::task::spawn_blocking(move || follower.finish())
+    let known = tokio::task::spawn_blocking(move || follower.finish().known)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     // The import with the follower's findings equals one without.
@@ -116,12 +118,12 @@ async fn another_format_yields_nothing() {
     std::fs::write(&path, &content).unwrap_or_else(|e| panic!("{e}"));
     let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
     let f = session
-        .follow(path.clone(), 2)
+        .follow(path.clone(), 2, false)
         .unwrap_or_else(|e| panic!("{e}"));
     f.advance(content.len() as u64);
     let known = tokio::task::spawn_blocking(move || {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        f.finish()
+        f.finish().known
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
@@ -138,26 +140,89 @@ async fn a_rewritten_file_yields_nothing_and_unwritten_chunks_are_not_taken() {
     let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
     // Only two MiB said to be written: chunks 2 and 3 stay untouched.
     let f = session
-        .follow(path.clone(), 2)
+        .follow(path.clone(), 2, false)
         .unwrap_or_else(|e| panic!("{e}"));
     f.advance(2 * MIBU as u64);
     let known = tokio::task::spawn_blocking(move || {
         std::thread::sleep(std::time::Duration::from_millis(300));
-        f.finish()
+        f.finish().known
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(known.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
     // The writer restarts from the beginning: everything is dropped.
     let f = session
-        .follow(path.clone(), 2)
+        .follow(path.clone(), 2, false)
         .unwrap_or_else(|e| panic!("{e}"));
     f.advance(3 * MIBU as u64);
     f.advance(MIBU as u64);
-    let known = tokio::task::spawn_blocking(move || f.finish())
+    let known = tokio::task::spawn_blocking(move || f.finish().known)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(known.is_empty());
+    session.end().await.unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn punching_empties_the_file_and_the_store_has_it_all() {
+    let store = store().await;
+    let content = data(4, 5 * MIBU + 1000);
+    let path = tmp("punch");
+    std::fs::write(&path, b"").unwrap_or_else(|e| panic!("{e}"));
+    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+    let follower = session
+        .follow(path.clone(), 2, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (p, c) = (path.clone(), content.clone());
+    let followed = tokio::task::spawn_blocking(move || {
+        write_following(&p, &c, |n| follower.advance(n));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        follower.finish()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(followed.punched);
+    let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(on_disk.len(), content.len(), "punching keeps the size");
+    for idx in followed.known.keys() {
+        let r = usize::try_from(*idx).unwrap_or(0) * MIBU;
+        assert!(
+            on_disk[r..r + MIBU].iter().all(|b| *b == 0),
+            "chunk {idx} punched"
+        );
+    }
+    let mut known = followed.known;
+    let (st, p) = (store.clone(), path.clone());
+    let m = tokio::task::spawn_blocking(move || ikon_store::file_manifest(&st, &p, &mut known))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let disk = store.open_disk(m);
+    let back = tokio::task::spawn_blocking(move || {
+        let mut b = vec![0u8; content.len()];
+        ikon_disk::BlockDevice::read_exact_at(&disk, &mut b, 0).unwrap_or_else(|e| panic!("{e}"));
+        b == content
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(back, "the store holds the whole file");
+    // A file of another format is never punched.
+    let mut q = data(5, 3 * MIBU);
+    q[..4].copy_from_slice(b"QFI\xfb");
+    std::fs::write(&path, &q).unwrap_or_else(|e| panic!("{e}"));
+    let f = session
+        .follow(path.clone(), 2, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.advance(q.len() as u64);
+    let followed = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        f.finish()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!followed.punched && followed.known.is_empty());
+    assert_eq!(std::fs::read(&path).unwrap_or_else(|e| panic!("{e}")), q);
     session.end().await.unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_file(&path);
 }
