@@ -6,8 +6,9 @@ rewritten (B), serves both from Python's http.server on 127.0.0.1, and drives a 
 `ikon serve` (SQLite, two regions with their own local chunk stores, run under
 /usr/bin/time -v for its peak memory) with Tencent's Python SDK:
 
-  1. the read limits: `cat A` from the page cache, and `curl` of A's URL (the HTTP limit:
-     what the source can deliver, the ceiling of any import from it);
+  1. the limits: `cat A` from the page cache, `curl` of A's URL (the HTTP limit: what the
+     source can deliver, the ceiling of any import from it), and `dd conv=fsync` of A to the
+     same disk (the write limit: an import of new data must store it durably);
   2. ImportImage of A from its URL, timed from the call to NORMAL (download, inspection,
      chunking, hashing and storing) and compared with both limits;
   3. SyncImages of A to ap-beijing (everything travels), then ImportImage of B and
@@ -139,6 +140,11 @@ def main():
         subprocess.run(["cat", a], stdout=subprocess.DEVNULL, check=True)  # warm the cache
         cat_s = min(timed(["cat", a]) for _ in range(2))
         http_s = min(timed(["curl", "-sf", "-o", "/dev/null", url + "a.raw"]) for _ in range(2))
+        # What an import of new data must also do: write it durably (here: A, from the page
+        # cache, to a file on the data directory's file system, fsynced).
+        write_s = timed(["dd", "if=" + a, "of=" + os.path.join(work, "write-limit"), "bs=4M", "conv=fsync",
+                         "status=none"])
+        os.unlink(os.path.join(work, "write-limit"))
 
         beijing = os.path.join(work, "beijing-store")
         conf = os.path.join(work, "ikon.toml")
@@ -238,9 +244,15 @@ def main():
     print("| read limit: cat of the file (page cache) | %.2f | %.0f | | 1.00 |" % (cat_s, mibs(cat_s)))
     print("| read limit: curl of the URL (HTTP, loopback) | %.2f | %.0f | 1.00 | %.2f |"
           % (http_s, mibs(http_s), cat_s / http_s))
+    print("| write limit: dd conv=fsync of the file to the same disk | %.2f | %.0f | %.2f | %.2f |"
+          % (write_s, mibs(write_s), http_s / write_s, cat_s / write_s))
     for label, s in (("ImportImage A, call to NORMAL", import_s), ("ImportImage B (mostly known chunks)",
                                                                     import_b_s)):
         print("| %s | %.2f | %.0f | %.2f | %.2f |" % (label, s, mibs(s), http_s / s, cat_s / s))
+    print()
+    bound = max(http_s, write_s)
+    print("import A against the slower of the two limits (%s): %.2f; import B against the HTTP limit: %.2f"
+          % ("disk writes" if write_s > http_s else "HTTP", bound / import_s, http_s / import_b_s))
     print()
     print("| import | download s | inspection s | storing after the download s | chunks stored during the download |")
     print("|---|---|---|---|---|")
