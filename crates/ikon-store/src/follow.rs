@@ -152,6 +152,12 @@ impl Follower {
         }
     }
 
+    /// Whether it stopped claiming chunks by itself (the file is not raw, was rewritten, or
+    /// a read or store failed).
+    pub fn stopped(&self) -> bool {
+        self.shared.state.lock().map(|s| s.stop).unwrap_or(true)
+    }
+
     /// Bytes of chunk data stored so far.
     pub fn stored_bytes(&self) -> u64 {
         self.shared.stored.load(Ordering::Relaxed)
