@@ -317,7 +317,7 @@ impl Catalog {
     /// unit of the owner's custom-image quota in the image's region is reserved in the same
     /// transaction; returns `Ok(false)` (nothing stored) when `n` are already used.
     pub async fn insert_image(&self, img: &NewImage, quota: Option<i64>) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         if !insert_image_tx(&mut tx, img, quota).await? {
             return Ok(false);
         }
@@ -446,7 +446,7 @@ impl Catalog {
         deprecated: Option<bool>,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE images SET name = COALESCE($1, name), description = COALESCE($2, description),
              family = COALESCE($3, family), deprecated = COALESCE($4, deprecated),
@@ -483,7 +483,7 @@ impl Catalog {
         qb.push(", version = version + 1 WHERE image_id = ")
             .bind_str(image_id);
         qb.push(" AND state IN ").bind_list(from.iter().copied());
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let r = qb.query().execute(&mut *tx).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
@@ -499,7 +499,7 @@ impl Catalog {
     ) -> Result<bool> {
         let disks = serde_json::to_string(disks).map_err(|e| Error::Corrupt(e.to_string()))?;
         let size = i64::try_from(size).map_err(|_| Error::Corrupt(format!("size {size}")))?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE images SET disks = $1, size_bytes = $2, version = version + 1 WHERE image_id = $3",
         )
@@ -516,7 +516,7 @@ impl Catalog {
     /// Records what inspection found in an image's guest (import): OS name and type,
     /// platform, architecture, cloud-init and licence. Returns whether the image exists.
     pub async fn set_image_os(&self, image_id: &str, os: &ImageOs<'_>) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE images SET os_name = $1, os_type = $2, platform = $3, architecture = $4,
              cloudinit = $5, license_type = $6, version = version + 1 WHERE image_id = $7",
@@ -538,7 +538,7 @@ impl Catalog {
     /// Deletes an image if it is in one of `deletable` states and shared to nobody,
     /// releasing the owner's quota unit for a custom image, atomically.
     pub async fn delete_image(&self, image_id: &str, deletable: &[&str]) -> Result<DeleteOutcome> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
             "SELECT kind, owner, region, state, share_count FROM images WHERE image_id = $1",
         )
@@ -601,7 +601,7 @@ impl Catalog {
         now: i64,
     ) -> Result<bool> {
         let n = i64::try_from(accounts.len()).map_err(|_| Error::Corrupt("share list".into()))?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE images SET share_count = share_count + $1, version = version + 1
              WHERE image_id = $2 AND share_count + $1 <= $3",
@@ -632,7 +632,7 @@ impl Catalog {
 
     /// Withdraws shares; returns how many existed.
     pub async fn unshare_image(&self, image_id: &str, accounts: &[String]) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let mut removed = 0i64;
         for a in accounts {
             let r = sqlx::query("DELETE FROM image_shares WHERE image_id = $1 AND account_id = $2")

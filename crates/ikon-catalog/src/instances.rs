@@ -342,7 +342,7 @@ impl Catalog {
         items: &[(Instance, Vec<Disk>)],
         usage: &[Usage],
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         for u in usage {
             open_usage(&mut tx, u).await?;
         }
@@ -462,7 +462,7 @@ impl Catalog {
         disk: &Disk,
         usage: &Usage,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         close_usage(&mut tx, &inst.instance_id, usage.started_at).await?;
         open_usage(&mut tx, usage).await?;
         let r = sqlx::query(
@@ -525,7 +525,7 @@ impl Catalog {
     /// Deletes instances, their disks marked delete-with-instance, detaches the others and
     /// closes their usage spans at `now`; returns the deleted disk ids.
     pub async fn delete_instances(&self, instance_ids: &[String], now: i64) -> Result<Vec<String>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let mut deleted = Vec::new();
         for id in instance_ids {
             close_usage(&mut tx, id, now).await?;
@@ -555,7 +555,7 @@ impl Catalog {
 
     /// Inserts a snapshot.
     pub async fn insert_snapshot(&self, s: &Snapshot) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         insert_snapshot_tx(&mut tx, s).await?;
         tx.commit().await?;
         Ok(())
@@ -569,7 +569,7 @@ impl Catalog {
         quota: Option<i64>,
         snapshots: &[Snapshot],
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         if !insert_image_tx(&mut tx, img, quota).await? {
             return Ok(false);
         }
@@ -619,7 +619,7 @@ impl Catalog {
 
     /// Deletes snapshots (all or nothing: returns false and deletes none when one is gone).
     pub async fn delete_snapshots(&self, snapshot_ids: &[String]) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         for id in snapshot_ids {
             let r = sqlx::query("DELETE FROM snapshots WHERE snapshot_id = $1")
                 .bind(id)
@@ -635,7 +635,7 @@ impl Catalog {
 
     /// Deletes the snapshots made for an image; returns their ids.
     pub async fn delete_image_snapshots(&self, image_id: &str) -> Result<Vec<String>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT snapshot_id FROM snapshots WHERE image_id = $1")
                 .bind(image_id)

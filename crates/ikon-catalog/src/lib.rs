@@ -142,9 +142,20 @@ impl Catalog {
         &self.pool
     }
 
+    /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`, waiting up to the busy timeout): a deferred transaction that read first
+    /// fails with SQLITE_BUSY, without waiting, when another connection committed a write
+    /// since its read.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        })
+    }
+
     async fn migrate(&self) -> Result<()> {
         // Several nodes may start at once: every statement is idempotent (IF NOT EXISTS).
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.engine == Engine::Postgres {
             // Nodes starting together must not run the DDL concurrently (PostgreSQL's
             // IF NOT EXISTS is not safe against a concurrent CREATE).

@@ -191,7 +191,7 @@ impl Catalog {
         image: &NewImage,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE market_listings SET state = 'APPROVED', image_id = $1, updated_at = $2
              WHERE listing_id = $3 AND state = 'PENDING'",
@@ -223,7 +223,7 @@ impl Catalog {
         reason: &str,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let Some(l) = sqlx::query(&format!(
             "SELECT {LISTING_COLUMNS} FROM market_listings WHERE listing_id = $1"
         ))

@@ -391,7 +391,7 @@ impl Catalog {
     ) -> Result<bool> {
         let (error, retry, retry_after, result, image) =
             (o.error, o.retry, o.retry_after, o.result, o.image);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
             "SELECT attempts, max_attempts FROM tasks WHERE task_id = $1 AND lease_owner = $2 AND state = 'RUNNING'",
         )
@@ -475,7 +475,7 @@ impl Catalog {
         image: Option<(&str, &[&str], &str)>,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE tasks SET state = $1, error = $2, lease_owner = '', lease_until = 0,
              updated_at = $3 WHERE task_id = $4 AND state IN ('PENDING', 'RUNNING')",
