@@ -89,9 +89,15 @@ fn usage_from_row(r: &AnyRow) -> Result<Usage> {
 }
 
 /// Opens a usage span inside a writer's transaction.
+/// Opens a usage span. A span of the same instance and image that started in the same
+/// second (a re-install right after a start) is reopened instead: spans are keyed by the
+/// second they start.
 pub(crate) async fn open_usage(tx: &mut sqlx::Transaction<'_, sqlx::Any>, u: &Usage) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO instance_usage ({USAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        "INSERT INTO instance_usage ({USAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (instance_id, started_at, image_id) DO UPDATE SET
+         billed_image_id = excluded.billed_image_id, price_micros = excluded.price_micros,
+         ended_at = excluded.ended_at"
     ))
     .bind(&u.instance_id)
     .bind(&u.account_id)

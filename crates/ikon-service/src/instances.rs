@@ -500,17 +500,27 @@ impl Service {
         let handle = self.open_disk(&sys.disk_id).await?;
         let catalog = self.catalog().clone();
         let rt = tokio::runtime::Handle::current();
+        // The catalog's own error, which the disk layer would only report as an I/O error.
+        let why: std::sync::Arc<std::sync::Mutex<Option<String>>> = std::sync::Arc::default();
+        let w = why.clone();
         tokio::task::spawn_blocking(move || {
             handle.reset(&base, size, || {
-                match rt.block_on(catalog.reset_instance(&inst, &sys, &usage)) {
+                let r = match rt.block_on(catalog.reset_instance(&inst, &sys, &usage)) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err("the instance was terminated meanwhile".to_string()),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(format!("catalog: {e}")),
+                };
+                if let (Err(m), Ok(mut g)) = (&r, w.lock()) {
+                    *g = Some(m.clone());
                 }
+                r
             })
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))?
-        .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))
+        .map_err(|e| match why.lock().ok().and_then(|mut g| g.take()) {
+            Some(m) => Error::internal(m),
+            None => Error::new(ErrorKind::Storage, e.to_string()),
+        })
     }
 }
