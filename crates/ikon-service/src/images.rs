@@ -148,6 +148,18 @@ fn category(v: Visibility) -> Category {
     }
 }
 
+/// The system-disk entry of an image whose disk was just stored as manifest `m` (`size`
+/// guest bytes), with a fresh snapshot id.
+pub(crate) fn system_disk(m: &ikon_store::ManifestRef, size: u64) -> ikon_catalog::DiskRef {
+    ikon_catalog::DiskRef {
+        disk_id: m.disk_id.clone(),
+        version: m.version,
+        usage: "SYSTEM_DISK".into(),
+        size_bytes: size,
+        snapshot_id: ids::new_id("snap"),
+    }
+}
+
 /// Checks an image name.
 pub fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty()

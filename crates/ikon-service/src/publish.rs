@@ -6,7 +6,7 @@
 
 use crate::images::state;
 use crate::{ids, Error, ErrorKind, Result, Service};
-use ikon_catalog::{DiskRef, Image};
+use ikon_catalog::Image;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -341,13 +341,7 @@ impl Service {
                 ));
             }
         };
-        let disk = DiskRef {
-            disk_id: mref.disk_id.clone(),
-            version: mref.version,
-            usage: "SYSTEM_DISK".into(),
-            size_bytes: size,
-            snapshot_id: ids::new_id("snap"),
-        };
+        let disk = crate::images::system_disk(&mref, size);
         for id in image_ids {
             self.catalog()
                 .set_image_disks(id, std::slice::from_ref(&disk), size)

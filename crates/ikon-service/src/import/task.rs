@@ -500,13 +500,7 @@ impl ImportHandler {
         if progress.lease_lost() {
             return Err(TaskError::transient("lease lost while storing"));
         }
-        let disk = DiskRef {
-            disk_id: mref.disk_id.clone(),
-            version: mref.version,
-            usage: "SYSTEM_DISK".into(),
-            size_bytes: size,
-            snapshot_id: ids::new_id("snap"),
-        };
+        let disk = crate::images::system_disk(&mref, size);
         let f = &checked.fields;
         let license = if f.byol {
             "BYOL"
