@@ -10,14 +10,23 @@ and records peak memory (each tool runs --repeat times, alternating which goes f
 sync; the fastest run counts). Prints a markdown table with the ratio qemu-img time / Ikon time
 (> 1 means Ikon is faster) and, for raw<->qcow2, Ikon's time against `cat` of the source.
 
-Usage: bench-convert.py [--dir DIR] [--real-gib 4] [--random-gib 2] [--only SUBSTR]
-                        [--repeat N] [--compressed-repeat N] [--clean] [--ikon PATH]
+A conversion has to write its output durably, so beside `cat` the script measures the write
+limit: the same number of bytes as Ikon's output allocates, written with O_DIRECT and
+fsynced (4 MiB writes of random data). "ikon vs I/O" is Ikon's time against the slower of the
+read limit and that write limit. With --cold, the source is dropped from the page cache
+(posix_fadvise DONTNEED) before every timed run of cat, Ikon and qemu-img, so the read limit
+is the disk's, as for an image that was not just written.
+
+Usage: bench-convert.py [--dir DIR] [--real-gib 4] [--random-gib 2] [--only REGEX]
+                        [--repeat N] [--compressed-repeat N] [--clean] [--cold] [--ikon PATH]
 
 A disk none of whose pairs match --only is not built. --clean deletes a disk's source files
 once its pairs are done (the two disks with all their sources take about 20 GiB).
 """
 import argparse
+import mmap
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,22 +47,66 @@ OUTPUTS["qcow2-c"] = (["-O", "qcow2", "-c"], ["-O", "qcow2", "-c"], "qcow2")
 MIB = 1 << 20
 
 
-def timed(cmd, out):
-    pid = os.fork()
+def timed(cmd, out, scratch):
+    """Run `cmd`, then fsync `out`; returns (seconds, the command's peak RSS in MiB).
+
+    The peak comes from /usr/bin/time, whose small process forks the command: a child forked
+    from this Python process would count the interpreter's pages as the tool's.
+    """
+    rss_file = os.path.join(scratch, "rss.txt")
     t = time.perf_counter()
-    if pid == 0:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        os.execvp(cmd[0], cmd)
-    _, status, ru = os.wait4(pid, 0)
-    if status != 0:
-        sys.exit(f"failed ({status}): {' '.join(cmd)}")
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if r.returncode != 0:
+        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}")
     if out and os.path.exists(out):
         fd = os.open(out, os.O_RDONLY)
         os.fsync(fd)
         os.close(fd)
-    return time.perf_counter() - t, ru.ru_maxrss / 1024.0
+    elapsed = time.perf_counter() - t
+    with open(rss_file) as f:
+        rss_kib = int(f.read().split()[-1])
+    return elapsed, rss_kib / 1024.0
+
+
+def evict(path):
+    """Drop a file's pages from the page cache (clean pages only, hence the fsync)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+WRITE_LIMITS = {}
+
+
+def write_limit(directory, nbytes):
+    """Seconds to write `nbytes` (rounded up to 4 MiB) with O_DIRECT plus an fsync, the way a
+    conversion's output reaches the disk; the best of three, measured once per size."""
+    unit = 4 * MIB
+    n = max(1, -(-nbytes // unit))
+    if n in WRITE_LIMITS:
+        return WRITE_LIMITS[n]
+    buf = mmap.mmap(-1, unit)  # page aligned, as O_DIRECT needs
+    buf.write(os.urandom(unit))
+    path = os.path.join(directory, "write-limit.tmp")
+    best = float("inf")
+    for _ in range(3):
+        os.sync()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_DIRECT", 0))
+        t = time.perf_counter()
+        try:
+            for i in range(n):
+                os.pwritev(fd, [buf], i * unit)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        best = min(best, time.perf_counter() - t)
+        os.unlink(path)
+    WRITE_LIMITS[n] = best
+    return best
 
 
 def make_realistic(path, gib):
@@ -115,19 +168,29 @@ def main():
     ap.add_argument("--dir", default="/tmp/ikon-bench")
     ap.add_argument("--real-gib", type=int, default=4)
     ap.add_argument("--random-gib", type=int, default=2)
-    ap.add_argument("--only", default="")
+    ap.add_argument("--only", default="",
+                    help="regular expression; only pairs whose 'disk source -> output' matches "
+                    "(e.g. 'raw -> qcow2$')")
     ap.add_argument("--repeat", type=int, default=2,
                     help="runs per tool, alternating which goes first; the fastest counts")
     ap.add_argument("--compressed-repeat", type=int, default=None,
                     help="runs per tool for compressed outputs (default: --repeat); they "
                     "take minutes each and their ratios are far from 1")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the source from the page cache before every timed run")
     ap.add_argument("--clean", action="store_true",
                     help="delete each disk's source files when its pairs are done")
     ap.add_argument("--ikon", default=os.environ.get("IKON_BIN", "target/release/ikon"),
                     help="the ikon binary (default: $IKON_BIN, else target/release/ikon)")
     a = ap.parse_args()
+
+    def wanted(label):
+        return not a.only or re.search(a.only, label) is not None
+
     if not shutil.which("qemu-img"):
         sys.exit("qemu-img is missing: run scripts/install-test-deps.sh")
+    if not os.access("/usr/bin/time", os.X_OK):
+        sys.exit("/usr/bin/time is missing (apt-get install time); it measures peak memory")
     ikon = os.path.abspath(a.ikon)
     if not os.path.exists(ikon):
         subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "ikon-cli"], check=True)
@@ -137,25 +200,31 @@ def main():
           f"{subprocess.run(['qemu-img', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
           f"{os.cpu_count()} CPUs")
     print()
+    print(f"source in the page cache: {'no (--cold)' if a.cold else 'yes'}")
+    print()
     print("| disk | source -> output | qemu-img s | ikon s | speed-up (qemu/ikon) | ikon vs cat | "
-          "ikon MiB out | qemu MiB out | ikon peak MiB | qemu peak MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "write limit s | ikon vs I/O | ikon MiB out | qemu MiB out | ikon peak MiB | qemu peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     worst = None
     for name, gib, make in sources:
-        if a.only and not any(a.only in f"{name} {s} -> {o}" for s in FORMATS for o in OUTPUTS):
+        if not any(wanted(f"{name} {s} -> {o}") for s in FORMATS for o in OUTPUTS):
             continue
         raw = os.path.join(a.dir, f"{name}.raw")
         if not os.path.exists(raw) or os.path.getsize(raw) != gib << 30:
             make(raw, gib)
         for sname, (qargs, _, qfmt) in FORMATS.items():
+            if not any(wanted(f"{name} {sname} -> {o}") for o in OUTPUTS):
+                continue
             src = raw if sname == "raw" else os.path.join(a.dir, f"{name}.src.{sname}")
             if sname != "raw" and not os.path.exists(src):
                 subprocess.run(["qemu-img", "convert", "-f", "raw", *qargs, raw, src], check=True)
             subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)  # warm the cache
-            cat_s, _ = timed(["cat", src], None)
+            if a.cold:
+                evict(src)
+            cat_s, _ = timed(["cat", src], None, a.dir)
             for oname, (oq, oi, ofmt) in OUTPUTS.items():
                 label = f"{sname} -> {oname}"
-                if a.only and a.only not in f"{name} {label}":
+                if not wanted(f"{name} {label}"):
                     continue
                 qout = os.path.join(a.dir, "out.qemu")
                 iout = os.path.join(a.dir, "out.ikon")
@@ -176,21 +245,26 @@ def main():
                         if os.path.exists(out):
                             os.unlink(out)
                         os.sync()
-                        t, rss = timed(cmd, out)
+                        if a.cold:
+                            evict(src)
+                        t, rss = timed(cmd, out, a.dir)
                         if tool == "q":
                             qs, qrss = min(qs, t), max(qrss, rss)
                         else:
                             is_, irss = min(is_, t), max(irss, rss)
                 ratio = qs / is_
                 vs_cat = f"{is_ / cat_s:.2f}x" if {sname, oname} <= {"raw", "qcow2"} else ""
+                wl = write_limit(a.dir, os.stat(iout).st_blocks * 512)
+                vs_io = is_ / max(cat_s, wl)
                 print(f"| {name} {gib} GiB | {label} | {qs:.2f} | {is_:.2f} | {ratio:.2f} | {vs_cat} | "
-                      f"{os.path.getsize(iout) / MIB:.0f} | {os.path.getsize(qout) / MIB:.0f} | "
+                      f"{wl:.2f} | {vs_io:.2f}x | {os.path.getsize(iout) / MIB:.0f} | {os.path.getsize(qout) / MIB:.0f} | "
                       f"{irss:.0f} | {qrss:.0f} |", flush=True)
                 if worst is None or ratio < worst[0]:
                     worst = (ratio, f"{name} {label}")
                 os.unlink(qout)
                 os.unlink(iout)
-            print(f"| {name} {gib} GiB | cat {sname} > /dev/null | | {cat_s:.2f} | | | | | | |", flush=True)
+            print(f"| {name} {gib} GiB | cat {sname} > /dev/null | | {cat_s:.2f} | | | | | | | | |",
+                  flush=True)
             if a.clean and sname != "raw":
                 os.unlink(src)
         if a.clean:

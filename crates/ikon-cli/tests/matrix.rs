@@ -276,6 +276,43 @@ fn create_empty_images_are_valid() {
     }
 }
 
+/// Every cache mode (`-t`, as qemu-img's) writes the same guest content; an unknown mode is
+/// a usage error that creates nothing.
+#[test]
+fn convert_cache_modes() {
+    let dir = TempDir::new("convert-cache");
+    let raw = dir.path("pattern.raw");
+    pattern_disk(&raw, PATTERN_SIZE);
+    for mode in ["none", "writeback", "unsafe"] {
+        for (fmt, qfmt) in [("qcow2", "qcow2"), ("vhd", "vpc"), ("raw", "raw")] {
+            let out = dir.path(&format!("out-{mode}.{fmt}"));
+            ikon_ok(&["img", "convert", "-t", mode, "-O", fmt, s(&raw), s(&out)]);
+            qemu_img(&["compare", "-f", "raw", "-F", qfmt, s(&raw), s(&out)]);
+            if qfmt == "qcow2" {
+                qemu_img(&["check", "-f", qfmt, s(&out)]);
+            }
+        }
+    }
+    let out = dir.path("bad-mode.qcow2");
+    let o = ikon(&[
+        "img",
+        "convert",
+        "-t",
+        "directsync",
+        "-O",
+        "qcow2",
+        s(&raw),
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cache mode"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out.exists());
+}
+
 #[test]
 fn convert_failure_leaves_no_output() {
     let dir = TempDir::new("convert-fail");

@@ -28,7 +28,7 @@ pub mod writer;
 pub use device::{BlockDevice, CheckReport, DiskImage, Extent, ExtentKind, ImageInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use external::ExternalPolicy;
-pub use storage::{FileStorage, MemStorage, Storage};
+pub use storage::{CacheMode, FileStorage, MemStorage, Storage};
 pub use writer::{CreateOptions, ImageWriter};
 
 use std::path::{Path, PathBuf};
@@ -226,7 +226,7 @@ pub fn open_storage(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<Box<
 
 /// Create a new image file at `path` and return its writer.
 pub fn create(path: &Path, options: &CreateOptions) -> Result<Box<dyn ImageWriter>> {
-    let storage: Arc<dyn Storage> = Arc::new(FileStorage::create(path)?);
+    let storage: Arc<dyn Storage> = Arc::new(FileStorage::create_with(path, options.cache)?);
     create_storage(storage, options).map_err(|e| e.within(path.display()))
 }
 

@@ -12,6 +12,35 @@ use std::sync::RwLock;
 /// Bytes written to a new file between two requests to start writing it back.
 const WRITEBACK_STEP: u64 = 32 << 20;
 
+/// How a newly created file is written, in the terms of `qemu-img convert -t`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    /// The page-aligned middle of large writes bypasses the page cache (`O_DIRECT`, where
+    /// the file system allows it); synced at the end. The default.
+    #[default]
+    None,
+    /// Everything goes through the page cache, written back early in steps; synced at the
+    /// end.
+    Writeback,
+    /// Through the page cache and never synced: fastest, and what `qemu-img convert` does by
+    /// default, but a crash soon after can lose the output.
+    Unsafe,
+}
+
+impl CacheMode {
+    /// Parse `none`, `writeback` or `unsafe` (`directsync` and `writethrough` are refused).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(CacheMode::None),
+            "writeback" => Ok(CacheMode::Writeback),
+            "unsafe" => Ok(CacheMode::Unsafe),
+            other => Err(Error::invalid(format!(
+                "unknown cache mode {other:?}: expected none, writeback or unsafe"
+            ))),
+        }
+    }
+}
+
 /// Positional byte storage under an image.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Current length in bytes.
@@ -61,6 +90,8 @@ pub struct FileStorage {
     unflushed: Option<AtomicU64>,
     /// For files being created: a direct I/O descriptor for large writes.
     direct: Option<crate::direct::Direct>,
+    /// False for files created with [`CacheMode::Unsafe`]: `sync` does nothing.
+    durable: bool,
 }
 
 impl FileStorage {
@@ -82,6 +113,7 @@ impl FileStorage {
             path: path.to_path_buf(),
             unflushed: None,
             direct: None,
+            durable: true,
         })
     }
     /// Create (or truncate) a file for writing.
@@ -92,8 +124,12 @@ impl FileStorage {
     /// kernel's dirty limits are GiBs away on a machine with plenty of memory), so every
     /// [`WRITEBACK_STEP`] buffered bytes the kernel is asked to start writing it back: the
     /// device works while the source is still being read, and the final sync only waits
-    /// for the tail.
+    /// for the tail. This is [`CacheMode::None`]; see [`FileStorage::create_with`].
     pub fn create(path: &Path) -> Result<Self> {
+        Self::create_with(path, CacheMode::None)
+    }
+    /// Create (or truncate) a file for writing, written the way `cache` says.
+    pub fn create_with(path: &Path, cache: CacheMode) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -101,12 +137,16 @@ impl FileStorage {
             .truncate(true)
             .open(path)
             .map_err(|e| Error::io(e, format!("cannot create {}", path.display())))?;
-        let direct = crate::direct::Direct::open(path, &file);
+        let direct = match cache {
+            CacheMode::None => crate::direct::Direct::open(path, &file),
+            CacheMode::Writeback | CacheMode::Unsafe => None,
+        };
         Ok(FileStorage {
             file,
             path: path.to_path_buf(),
-            unflushed: Some(AtomicU64::new(0)),
+            unflushed: (cache != CacheMode::Unsafe).then(|| AtomicU64::new(0)),
             direct,
+            durable: cache != CacheMode::Unsafe,
         })
     }
     /// The path this storage was opened from.
@@ -210,6 +250,9 @@ impl Storage for FileStorage {
             .map_err(|e| Error::io(e, format!("truncate {}", self.path.display())))
     }
     fn sync(&self) -> Result<()> {
+        if !self.durable {
+            return Ok(());
+        }
         self.file
             .sync_all()
             .map_err(|e| Error::io(e, format!("fsync {}", self.path.display())))

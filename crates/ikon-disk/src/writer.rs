@@ -42,6 +42,8 @@ pub struct CreateOptions {
     /// a VMDK descriptor's extent line, use it; the file may be written under a temporary
     /// name and renamed).
     pub name_hint: Option<String>,
+    /// How the output file is written (files only; `qemu-img convert -t`).
+    pub cache: crate::storage::CacheMode,
 }
 
 impl CreateOptions {
@@ -61,6 +63,7 @@ impl CreateOptions {
                 .map(usize::from)
                 .unwrap_or(2),
             name_hint: None,
+            cache: crate::storage::CacheMode::None,
         }
     }
 

@@ -131,6 +131,7 @@ pub struct ConvertArgs<'a> {
     pub compress: bool,
     pub show_progress: bool,
     pub threads: Option<usize>,
+    pub cache: &'a str,
     pub src: &'a SourceArgs,
     pub source: &'a Path,
     pub dest: &'a Path,
@@ -154,6 +155,7 @@ pub fn convert(a: &ConvertArgs<'_>) -> Result<u8> {
         co.apply(o)?;
     }
     co.compress |= a.compress;
+    co.cache = ikon_disk::CacheMode::parse(a.cache)?;
     co.name_hint = a.dest.file_name().map(|n| n.to_string_lossy().into_owned());
     if let Some(t) = a.threads {
         co.threads = t.max(1);

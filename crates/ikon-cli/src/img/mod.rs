@@ -72,6 +72,11 @@ pub enum ImgCommand {
         /// Worker threads for reading/decompressing and compressing (default: all cores).
         #[arg(long = "threads")]
         threads: Option<usize>,
+        /// How the output is written, as qemu-img's -t: none (large writes bypass the page
+        /// cache; synced at the end), writeback (page cache; synced at the end), unsafe
+        /// (page cache, never synced: qemu-img's default).
+        #[arg(short = 't', long = "cache", default_value = "none")]
+        cache: String,
         #[command(flatten)]
         src: SourceArgs,
         /// Source image.
@@ -170,6 +175,7 @@ pub fn run(cmd: ImgCommand) -> anyhow::Result<u8> {
             progress,
             quiet,
             threads,
+            cache,
             src,
             source,
             dest,
@@ -181,6 +187,7 @@ pub fn run(cmd: ImgCommand) -> anyhow::Result<u8> {
                 compress,
                 show_progress: show,
                 threads,
+                cache: &cache,
                 src: &src,
                 source: &source,
                 dest: &dest,
