@@ -5,7 +5,7 @@
 //! a punching follower empties the file's stored ranges and the file's manifest rebuilt from
 //! its findings is the file's.
 
-use ikon_store::{Known, Store};
+use ikon_store::{Follower, Known, Store, WriteSession};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -35,6 +35,23 @@ fn tmp(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// A fresh file `name` holding `initial`, a write session on `store`, and a follower of the
+/// file (2 threads; punching when `punch`).
+async fn following(
+    store: &Store,
+    name: &str,
+    initial: &[u8],
+    punch: bool,
+) -> (std::path::PathBuf, WriteSession, Follower) {
+    let path = tmp(name);
+    std::fs::write(&path, initial).unwrap_or_else(|e| panic!("{e}"));
+    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+    let follower = session
+        .follow(path.clone(), 2, punch)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (path, session, follower)
+}
+
 /// Writes `content` to `path` a MiB at a time, telling `advance` after each.
 fn write_following(path: &std::path::Path, content: &[u8], advance: impl Fn(u64)) {
     let mut f = std::fs::OpenOptions::new()
@@ -58,12 +75,7 @@ fn until(done: impl Fn() -> bool) {
 }
 
 async fn follow_and_import(store: &Store, content: Vec<u8>, name: &str) -> (Known, bool) {
-    let path = tmp(name);
-    std::fs::write(&path, b"").unwrap_or_else(|e| panic!("{e}"));
-    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
-    let follower = session
-        .follow(path.clone(), 2, false)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (path, session, follower) = following(store, name, b"", false).await;
     let (p, c) = (path.clone(), content.clone());
     let data_chunks = content
         .chunks(MIBU)
@@ -129,12 +141,7 @@ async fn another_format_yields_nothing() {
     let store = store().await;
     let mut content = data(2, 4 * MIBU);
     content[..4].copy_from_slice(b"QFI\xfb");
-    let path = tmp("qcow");
-    std::fs::write(&path, &content).unwrap_or_else(|e| panic!("{e}"));
-    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
-    let f = session
-        .follow(path.clone(), 2, false)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (path, _session, f) = following(&store, "qcow", &content, false).await;
     f.advance(content.len() as u64);
     let known = tokio::task::spawn_blocking(move || {
         until(|| f.stopped());
@@ -150,13 +157,8 @@ async fn another_format_yields_nothing() {
 async fn a_rewritten_file_yields_nothing_and_unwritten_chunks_are_not_taken() {
     let store = store().await;
     let content = data(3, 4 * MIBU);
-    let path = tmp("rewrite");
-    std::fs::write(&path, &content).unwrap_or_else(|e| panic!("{e}"));
-    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
     // Only two MiB said to be written: chunks 2 and 3 stay untouched.
-    let f = session
-        .follow(path.clone(), 2, false)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (path, session, f) = following(&store, "rewrite", &content, false).await;
     f.advance(2 * MIBU as u64);
     let known = tokio::task::spawn_blocking(move || {
         until(|| f.stored_bytes() >= 2 * MIBU as u64);
@@ -185,12 +187,7 @@ async fn a_rewritten_file_yields_nothing_and_unwritten_chunks_are_not_taken() {
 async fn punching_empties_the_file_and_the_store_has_it_all() {
     let store = store().await;
     let content = data(4, 5 * MIBU + 1000);
-    let path = tmp("punch");
-    std::fs::write(&path, b"").unwrap_or_else(|e| panic!("{e}"));
-    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
-    let follower = session
-        .follow(path.clone(), 2, true)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (path, session, follower) = following(&store, "punch", b"", true).await;
     let (p, c) = (path.clone(), content.clone());
     let followed = tokio::task::spawn_blocking(move || {
         write_following(&p, &c, |n| follower.advance(n));

@@ -507,26 +507,15 @@ impl ImportHandler {
         } else {
             p.license_type.as_str()
         };
-        let os_name = if f.os_name.is_empty() {
-            p.os_type.clone()
-        } else {
-            f.os_name.clone()
-        };
-        let platform = if f.platform.is_empty() {
-            p.os_type.as_str()
-        } else {
-            f.platform.as_str()
-        };
+        let os_name = found_or(&f.os_name, &p.os_type).to_string();
+        let platform = found_or(&f.platform, &p.os_type);
+        // The detected architecture counts only when inspection recognised the OS.
         let arch = if f.os_type.is_empty() {
             p.architecture.as_str()
         } else {
             f.architecture.as_str()
         };
-        let os_type = if f.os_type.is_empty() {
-            "Linux"
-        } else {
-            f.os_type.as_str()
-        };
+        let os_type = found_or(&f.os_type, "Linux");
         let mut disks = vec![disk];
         disks.extend(Self::data_disks(svc, task, p, &session).await?);
         svc.catalog()
@@ -550,6 +539,15 @@ impl ImportHandler {
         session.end().await.map_err(storage)?;
         progress.set(100);
         Ok(stats)
+    }
+}
+
+/// What inspection found, or `requested` when it found nothing.
+fn found_or<'a>(found: &'a str, requested: &'a str) -> &'a str {
+    if found.is_empty() {
+        requested
+    } else {
+        found
     }
 }
 
