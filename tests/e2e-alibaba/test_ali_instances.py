@@ -75,6 +75,26 @@ class Instances(harness.ServerTestCase):
             time.sleep(0.2)
         raise AssertionError("image %s stayed Creating:\n%s" % (image_id, self.server.log()))
 
+    def test_image_names_follow_the_alibaba_policy(self):
+        """Alibaba's name rule (2 to 128 characters, from the preset's policy) holds through
+        CreateImage and ModifyImageAttribute: 128 characters are accepted, 129 refused."""
+        acc = self.server.account("long-names")
+        c = tea(self.server, acc)
+        (ins,) = self.run_tea(acc)
+        name = "n" * 128
+        img = c.create_image(m.CreateImageRequest(region_id=REGION, instance_id=ins, image_name=name)).body.image_id
+        self.assertEqual(self.wait_available(acc, img).image_name, name)
+        self.assertEqual(code_of(lambda: c.create_image(m.CreateImageRequest(
+            region_id=REGION, instance_id=ins, image_name="m" * 129))), (400, "InvalidImageName.Malformed"))
+        renamed = "r" * 128
+        c.modify_image_attribute(m.ModifyImageAttributeRequest(region_id=REGION, image_id=img, image_name=renamed))
+        r = c.describe_images(m.DescribeImagesRequest(region_id=REGION, image_id=img)).body
+        self.assertEqual(r.images.image[0].image_name, renamed)
+        self.assertEqual(code_of(lambda: c.modify_image_attribute(m.ModifyImageAttributeRequest(
+            region_id=REGION, image_id=img, image_name="r" * 129))), (400, "InvalidImageName.Malformed"))
+        r = c.describe_images(m.DescribeImagesRequest(region_id=REGION, image_id=img)).body
+        self.assertEqual(r.images.image[0].image_name, renamed)
+
     def test_instance_lifecycle_through_both_sdks(self):
         alice, bob = self.server.account("alice"), self.server.account("bob")
         # -- RunInstances ------------------------------------------------------------------

@@ -303,6 +303,75 @@ class ImportSdk(ServerTestCase):
         self.assertIn("AuthFailure.SignatureFailure", p.stderr)
 
 
+class OnePolicy(ServerTestCase):
+    """`ikon img precheck --rules NAME [--config FILE]` and `ikon serve --preset NAME [--config
+    FILE]` read the same policy document: a sparse 60 GiB guest fails under tencent (50 GiB)
+    and passes under alibaba (500 GiB) both offline and on import, and an operator's override
+    moves both verdicts alike; `ikon admin policy show` prints the policy in force."""
+
+    BIGGER = "[import]\nmax_system_disk_gib = 64\n"
+
+    @classmethod
+    def setUpClass(cls):
+        args = ["--allow-import-from", "127.0.0.1"]
+        cls.tencent = harness.Server(CONFIG, name="policy-tc", args=args)
+        cls.alibaba = harness.Server(CONFIG, name="policy-ali", preset="alibaba", args=args)
+        cls.bigger = harness.Server(CONFIG + cls.BIGGER, name="policy-big", args=args)
+        cls.servers = (cls.tencent, cls.alibaba, cls.bigger)
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in cls.servers:
+            s.stop()
+
+    def precheck(self, *args):
+        p = subprocess.run([harness.IKON, "img", "precheck", *args, "--output", "json",
+                            os.path.join(_DIR, FIX["big"])],
+                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        verdicts = {v["id"]: v["verdict"] for v in json.loads(p.stdout)["verdicts"]}
+        return p.returncode, verdicts
+
+    def imported(self, srv, region, name):
+        c = sdk(srv, srv.account(name), region)
+        return wait_image(c, c.ImportImage(import_req(url("big"), name)).ImageId)
+
+    def test_the_same_verdict_offline_and_on_import(self):
+        code, v = self.precheck("--rules", "tencent")
+        self.assertEqual((code, v["disk-size"]), (1, "fail"))
+        img = self.imported(self.tencent, "ap-guangzhou", "big-tc")
+        self.assertEqual(img.ImageState, "IMPORTFAILED")
+        self.assertIn("[disk-size]", img.ImageDescription)
+
+        code, v = self.precheck("--rules", "alibaba")
+        self.assertEqual((code, v["disk-size"]), (0, "pass"))
+        img = self.imported(self.alibaba, "cn-hangzhou", "big-ali")
+        self.assertEqual(img.ImageState, "NORMAL", img.ImageDescription)
+
+        # The operator's file moves the offline verdict and the service's alike.
+        cfg = os.path.join(_DIR, "bigger.toml")
+        with open(cfg, "w") as f:
+            f.write(self.BIGGER)
+        code, v = self.precheck("--rules", "tencent", "--config", cfg)
+        self.assertEqual((code, v["disk-size"]), (0, "pass"))
+        img = self.imported(self.bigger, "ap-guangzhou", "big-override")
+        self.assertEqual(img.ImageState, "NORMAL", img.ImageDescription)
+
+    def test_policy_show_prints_the_merged_policy(self):
+        import tomllib
+        pol = json.loads(self.alibaba.admin("policy", "show", "--output", "json").stdout)
+        self.assertEqual((pol["preset"], pol["import"]["max_system_disk_gib"]), ("alibaba", 500))
+        self.assertEqual(pol["names"]["image_name"]["max"], 128)
+        self.assertEqual(pol["limits"]["daily_operations"], 1000)  # the file's override
+        t = tomllib.loads(self.alibaba.admin("policy", "show", "--preset", "tencent").stdout)
+        self.assertEqual((t["preset"], t["import"]["max_system_disk_gib"]), ("tencent", 50))
+        self.assertEqual(t["names"]["image_name"]["max"], 60)
+        self.assertEqual(t["limits"]["daily_limited_actions"],
+                         ["CreateImage", "ImportImage", "SyncImages", "ExportImages"])
+        self.assertEqual(t["limits"]["daily_operations"], 1000)
+        self.assertEqual(t["instances"]["default_instance_type"], "S5.SMALL1")
+
+
 class ImportLimits(ServerTestCase):
     """The custom-image quota and the daily operation limit apply to ImportImage."""
 

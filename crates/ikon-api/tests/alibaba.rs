@@ -99,8 +99,7 @@ async fn signatures_v1_and_v3_and_their_failures() {
         (404, "InvalidRegionId.NotFound")
     );
     env.svc
-        .catalog()
-        .set_key_enabled(&alice.secret_id, false)
+        .disable_key(&alice.secret_id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let r = call(&env, &alice, "DescribeRegions", &[]).await;

@@ -8,7 +8,12 @@ use ikon_service::Config;
 
 #[tokio::test]
 async fn modify_delete_and_other_accounts() {
-    let env = env().await;
+    // Tencent's regions with Alibaba's naming rules (the policy's `[names]`).
+    let cfg = Config {
+        names: Config::alibaba().names,
+        ..Config::default()
+    };
+    let env = env_with(cfg).await;
     let alice = account(&env, "alice").await;
     let bob = account(&env, "bob").await;
     add(

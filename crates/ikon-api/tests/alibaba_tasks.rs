@@ -220,8 +220,7 @@ async fn tasks_are_listed_read_and_cancelled() {
         payload: "{}".into(),
         max_attempts: 1,
     };
-    env.svc
-        .catalog()
+    env.cat
         .enqueue_claimed_task(&t, "w", 60, ikon_service::ids::now())
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -296,8 +296,7 @@ async fn authentication_failures_have_the_documented_codes() {
     let (_, code) = call(&env, &ghost, "DescribeRegions", json!({})).await;
     assert_eq!(code, "AuthFailure.SecretIdNotFound");
     env.svc
-        .catalog()
-        .set_key_enabled(&alice.secret_id, false)
+        .disable_key(&alice.secret_id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (_, code) = call(&env, &alice, "DescribeRegions", json!({})).await;

@@ -122,14 +122,7 @@ pub async fn market(svc: &Service, cmd: MarketCommand) -> Result<u8> {
             image_id,
             output,
         } => {
-            let acc = svc.catalog().account(&account).await?;
-            let Some(acc) = acc else {
-                eprintln!("ikon: account {account} does not exist");
-                return Ok(1);
-            };
-            let img = svc.catalog().image(&image_id).await?;
-            let region = img.map(|i| i.region).unwrap_or_default();
-            let caller = match svc.caller_for(&acc.account_id, &region).await {
+            let caller = match svc.caller_for_image(&account, &image_id).await {
                 Ok(c) => c,
                 Err(e) => return refused(e),
             };

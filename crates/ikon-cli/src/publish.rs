@@ -136,15 +136,8 @@ pub async fn run(svc: &Service, cmd: ImageCommand) -> Result<u8> {
     }
 }
 
-/// The Tencent code for an admin-side error, so scripts can match on it.
-fn error_code(e: &ikon_service::Error) -> &'static str {
-    use ikon_service::ErrorKind as K;
-    match e.kind {
-        K::ImageQuotaExceeded => "ImageQuotaLimitExceeded",
-        K::NameDuplicate => "InvalidImageName.Duplicate",
-        K::AccountNotFound => "InvalidAccountId.NotFound",
-        K::InvalidRegion => "InvalidRegion.NotFound",
-        K::InvalidParameterValue => "InvalidParameterValue",
-        _ => "FailedOperation",
-    }
+/// The Tencent code for an admin-side error, so scripts can match on it (the Tencent
+/// dialect's own mapping, as `ImportImage` reports it).
+fn error_code(e: &ikon_service::Error) -> String {
+    ikon_api::tencent::errors::map("ImportImage", e.clone()).code
 }

@@ -92,12 +92,40 @@ pub enum AdminCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// The policy: every limit, default, table and price in force.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Remove chunks and manifests no image, disk or snapshot references (safe while the
     /// server runs).
     Gc {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+    },
+}
+
+/// Output format of `ikon admin policy show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyOutput {
+    /// TOML, as a `--config` file is written.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+/// `ikon admin policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the merged policy (the preset's document with `--config` merged onto it), as
+    /// `ikon serve` with the same `--preset` and `--config` runs it.
+    Show {
+        /// Preset: tencent or alibaba (overrides `--preset` before the subcommand and the
+        /// file's `preset`).
+        #[arg(long)]
+        preset: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "toml")]
+        output: PolicyOutput,
     },
 }
 
@@ -344,6 +372,21 @@ pub fn print<T: serde::Serialize>(
 
 /// `ikon admin`.
 pub fn admin(args: AdminArgs) -> Result<u8> {
+    // The policy needs no catalog or store.
+    if let AdminCommand::Policy(PolicyCommand::Show { preset, output }) = &args.command {
+        let preset = preset.as_deref().or(args.data.preset.as_deref());
+        let config = Config::load_with(args.data.config.as_deref(), preset)?;
+        match output {
+            PolicyOutput::Toml => print!(
+                "{}",
+                config
+                    .to_toml()
+                    .map_err(|e| anyhow::anyhow!("policy: {e}"))?
+            ),
+            PolicyOutput::Json => println!("{}", serde_json::to_string_pretty(&config)?),
+        }
+        return Ok(0);
+    }
     runtime()?.block_on(async move {
         let svc = open_service(&args.data).await?;
         match args.command {
@@ -357,7 +400,7 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 })?;
             }
             AdminCommand::Account(AccountCommand::List { output }) => {
-                let accounts = svc.catalog().accounts().await?;
+                let accounts = svc.accounts().await?;
                 let rows: Vec<serde_json::Value> = accounts
                     .iter()
                     .map(|a| serde_json::json!({"AccountId": a.account_id, "Name": a.name, "Admin": a.is_admin}))
@@ -371,20 +414,16 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 })?;
             }
             AdminCommand::Key(KeyCommand::Create { account_id, output }) => {
-                let a = svc
-                    .catalog()
-                    .account(&account_id)
-                    .await?
-                    .with_context(|| format!("account {account_id} does not exist"))?;
-                let c = svc.create_key(&a.account_id, &a.name).await?;
+                let c = svc.create_key_for(&account_id).await?;
                 print(output, &c, || format!("SecretId:  {}\nSecretKey: {}", c.secret_id, c.secret_key))?;
             }
             AdminCommand::Key(KeyCommand::Disable { secret_id }) => {
-                if !svc.catalog().set_key_enabled(&secret_id, false).await? {
+                if !svc.disable_key(&secret_id).await? {
                     bail!("key {secret_id} does not exist");
                 }
                 println!("key {secret_id} disabled");
             }
+            AdminCommand::Policy(_) => {}
             AdminCommand::Image(cmd) => return crate::publish::run(&svc, cmd).await,
             AdminCommand::Market(cmd) => return crate::market::market(&svc, cmd).await,
             AdminCommand::Billing(cmd) => return crate::market::billing(&svc, cmd).await,

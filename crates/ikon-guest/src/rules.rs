@@ -1,5 +1,5 @@
-//! Import rules: presets `tencent` and `alibaba` (project DESIGN §1) as a serde-deserializable
-//! configuration, evaluated against an `Inspection`. Each rule has a stable id, a verdict
+//! Import rules: a serde-deserializable configuration (whose values come from the service's
+//! policy documents) evaluated against an `Inspection`. Each rule has a stable id, a verdict
 //! and a sentence a person understands.
 
 use crate::{FsType, Inspection, TableKind};
@@ -28,8 +28,9 @@ pub struct Rule {
     pub message: String,
 }
 
-/// Limits of a cloud's import rules.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Limits of a cloud's import rules. The values are a policy's (the service's preset
+/// documents and an operator's overrides); this crate only evaluates them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RulesConfig {
     /// Preset name.
@@ -64,56 +65,7 @@ pub struct RulesConfig {
     pub warn_ipv6: bool,
 }
 
-impl Default for RulesConfig {
-    fn default() -> Self {
-        Self::tencent()
-    }
-}
-
 const GIB: u64 = 1 << 30;
-
-impl RulesConfig {
-    /// Tencent Cloud import rules (DESIGN §1).
-    pub fn tencent() -> Self {
-        let s = |v: &[&str]| v.iter().map(|x| (*x).to_string()).collect::<Vec<_>>();
-        RulesConfig {
-            name: "tencent".into(),
-            formats: s(&["raw", "vhd", "qcow2", "vmdk"]),
-            formats_converted: false,
-            linux_distros: s(&[
-                "centos", "rhel", "ubuntu", "debian", "coreos", "fcos", "opensuse", "sles",
-            ]),
-            linux_bits: vec![32, 64],
-            windows_versions: s(&["2008", "2008 R2", "2012", "2012 R2"]),
-            windows_bits: vec![64],
-            partition_tables: vec![TableKind::Mbr],
-            linux_root_fs: vec![FsType::Ext3, FsType::Ext4],
-            windows_root_fs: vec![FsType::Ntfs],
-            max_virtual_size: 50 * GIB,
-            require_virtio: true,
-            byol_distros: s(&["rhel"]),
-            max_nics: 1,
-            warn_ipv6: true,
-        }
-    }
-    /// Alibaba Cloud: same guest rules; runtime formats VHD and RAW, others converted.
-    pub fn alibaba() -> Self {
-        RulesConfig {
-            name: "alibaba".into(),
-            formats: vec!["raw".into(), "vhd".into()],
-            formats_converted: true,
-            ..Self::tencent()
-        }
-    }
-    /// Preset by name.
-    pub fn preset(name: &str) -> Option<Self> {
-        match name {
-            "tencent" => Some(Self::tencent()),
-            "alibaba" => Some(Self::alibaba()),
-            _ => None,
-        }
-    }
-}
 
 fn r(id: &str, verdict: Verdict, message: String) -> Rule {
     Rule {

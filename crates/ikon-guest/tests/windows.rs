@@ -2,7 +2,10 @@
 //! hivexregedit; no mounts), inspected in every format of `FORMATS` and checked against the
 //! Tencent rules. Missing tools FAIL (run scripts/install-guest-deps.sh).
 
-use ikon_guest::rules::{self, RulesConfig, Verdict};
+mod common;
+
+use common::rules_like;
+use ikon_guest::rules::{self, Verdict};
 use ikon_guest::{Inspection, TableKind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,7 +110,7 @@ fn server_2012r2_passes() {
     assert_eq!(w.system_root, "C:\\Windows");
     assert!(w.virtio_storage && w.virtio_net);
     assert_eq!(w.hostname.as_deref(), Some("WIN2012R2-TEST"));
-    let r = rules::evaluate(&ins, &RulesConfig::tencent());
+    let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert!(rules::importable(&r), "{r:?}");
 }
 
@@ -124,7 +127,7 @@ fn server_2008r2_passes() {
     let w = windows(&ins);
     assert_eq!(w.version, "6.1");
     assert_eq!(w.build, "7601");
-    let r = rules::evaluate(&ins, &RulesConfig::tencent());
+    let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert!(rules::importable(&r), "{r:?}");
 }
 
@@ -140,7 +143,7 @@ fn client_edition_fails() {
     let (d, raw) = build("client", &env);
     let ins = inspect_all(&d, &raw);
     assert!(!windows(&ins).server);
-    let r = rules::evaluate(&ins, &RulesConfig::tencent());
+    let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert_eq!(verdict(&r, "os"), Verdict::Fail);
     assert!(!rules::importable(&r));
 }
@@ -158,7 +161,7 @@ fn windows_32bit_fails() {
     let w = windows(&ins);
     assert_eq!(w.bits, Some(32));
     assert_eq!(w.arch.as_deref(), Some("i386"));
-    let r = rules::evaluate(&ins, &RulesConfig::tencent());
+    let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert_eq!(verdict(&r, "os"), Verdict::Pass);
     assert_eq!(verdict(&r, "arch"), Verdict::Fail);
     assert!(!rules::importable(&r));
@@ -170,7 +173,7 @@ fn windows_without_virtio_fails() {
     let ins = inspect_all(&d, &raw);
     let w = windows(&ins);
     assert!(!w.virtio_storage && !w.virtio_net);
-    let r = rules::evaluate(&ins, &RulesConfig::tencent());
+    let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert_eq!(verdict(&r, "virtio"), Verdict::Fail);
     assert!(!rules::importable(&r));
 }

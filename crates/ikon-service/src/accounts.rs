@@ -130,6 +130,44 @@ impl Service {
         })
     }
 
+    /// Every account (admin).
+    pub async fn accounts(&self) -> Result<Vec<Account>> {
+        Ok(self.catalog().accounts().await?)
+    }
+
+    /// One account (admin), or None.
+    pub async fn account(&self, account_id: &str) -> Result<Option<Account>> {
+        Ok(self.catalog().account(account_id).await?)
+    }
+
+    /// Issues another key for an existing account (admin).
+    pub async fn create_key_for(&self, account_id: &str) -> Result<Credentials> {
+        let a = self.account(account_id).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::AccountNotFound,
+                format!("account {account_id} does not exist"),
+            )
+        })?;
+        self.create_key(&a.account_id, &a.name).await
+    }
+
+    /// Disables a key: its requests are refused from now on (admin). False when no such
+    /// key exists.
+    pub async fn disable_key(&self, secret_id: &str) -> Result<bool> {
+        Ok(self.catalog().set_key_enabled(secret_id, false).await?)
+    }
+
+    /// A caller acting as `account_id` in the region of image `image_id` (for admin
+    /// commands that name an image); the image must exist.
+    pub async fn caller_for_image(&self, account_id: &str, image_id: &str) -> Result<Caller> {
+        let img = self
+            .catalog()
+            .image(image_id)
+            .await?
+            .ok_or_else(|| Error::image_not_found(image_id))?;
+        self.caller_for(account_id, &img.region).await
+    }
+
     /// A caller acting as `account_id` in `region` (for admin commands).
     pub async fn caller_for(&self, account_id: &str, region: &str) -> Result<Caller> {
         let account = self.catalog().account(account_id).await?.ok_or_else(|| {

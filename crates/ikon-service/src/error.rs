@@ -41,6 +41,12 @@ pub enum ErrorKind {
     ByolShare,
     /// A parameter has a bad value.
     InvalidParameterValue,
+    /// A text (name, description) is longer than the policy allows.
+    TextTooLong(TextField),
+    /// A text (name, description) breaks the policy's other rules for it.
+    TextMalformed(TextField),
+    /// The instance type is not one the policy offers.
+    InstanceTypeNotFound,
     /// Parameters that cannot be combined.
     InvalidParameterCombination,
     /// ImportImage: the OS type is not on the accepted list.
@@ -85,6 +91,19 @@ pub enum ErrorKind {
     Storage,
     /// Anything else.
     Internal,
+}
+
+/// Which user-supplied text broke its rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    /// An image name.
+    ImageName,
+    /// An image description.
+    Description,
+    /// An image family.
+    Family,
+    /// An instance name.
+    InstanceName,
 }
 
 /// Why an image cannot be exported (the cloud documents' export restrictions).

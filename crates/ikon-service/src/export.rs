@@ -179,6 +179,10 @@ impl Service {
         caller: &Caller,
         req: &ExportRequest,
     ) -> Result<ExportStarted> {
+        if !req.dry_run {
+            self.count_limited(caller, crate::Operation::ExportImages)
+                .await?;
+        }
         if req.image_ids.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,

@@ -2,7 +2,7 @@
 //! visibility, quota, sharing limits, what a share recipient may do, the state machine, and
 //! deletion rules. Every check for these rules lives here.
 
-use crate::{ids, Caller, Error, ErrorKind, Result, Service};
+use crate::{ids, Caller, Error, ErrorKind, Operation, Result, Service, TextField};
 use ikon_catalog::{Category, DeleteOutcome, Image, ImageQuery, NewImage};
 
 /// How the caller sees an image.
@@ -134,11 +134,6 @@ pub mod state {
     }
 }
 
-/// Longest image name.
-pub const MAX_NAME: usize = 60;
-/// Longest image description.
-pub const MAX_DESCRIPTION: usize = 256;
-
 fn category(v: Visibility) -> Category {
     match v {
         Visibility::Private => Category::Private,
@@ -160,28 +155,42 @@ pub(crate) fn system_disk(m: &ikon_store::ManifestRef, size: u64) -> ikon_catalo
     }
 }
 
-/// Checks an image name.
-pub fn check_name(name: &str) -> Result<()> {
-    if name.trim().is_empty()
-        || name.chars().count() > MAX_NAME
-        || name.chars().any(char::is_control)
-    {
-        return Err(Error::new(
-            ErrorKind::InvalidParameterValue,
-            format!("image name must be 1 to {MAX_NAME} printable characters"),
-        ));
-    }
-    Ok(())
+/// Checks `text` against the policy's rule for `field`.
+pub(crate) fn check_text(
+    rule: &crate::policy::TextRule,
+    field: TextField,
+    text: &str,
+) -> Result<()> {
+    let what = match field {
+        TextField::ImageName => "image name",
+        TextField::Description => "image description",
+        TextField::Family => "image family",
+        TextField::InstanceName => "instance name",
+    };
+    rule.check(text).map_err(|(problem, rule)| {
+        let kind = match problem {
+            crate::policy::TextProblem::TooLong => ErrorKind::TextTooLong(field),
+            crate::policy::TextProblem::Malformed => ErrorKind::TextMalformed(field),
+        };
+        Error::new(kind, format!("the {what} must be {rule}"))
+    })
 }
 
-fn check_description(d: &str) -> Result<()> {
-    if d.chars().count() > MAX_DESCRIPTION {
-        return Err(Error::new(
-            ErrorKind::InvalidParameterValue,
-            format!("image description must be at most {MAX_DESCRIPTION} characters"),
-        ));
+impl Service {
+    /// Checks an image name against the policy.
+    pub fn check_name(&self, name: &str) -> Result<()> {
+        check_text(&self.config().names.image_name, TextField::ImageName, name)
     }
-    Ok(())
+
+    /// Checks an image description against the policy.
+    pub fn check_description(&self, d: &str) -> Result<()> {
+        check_text(&self.config().names.description, TextField::Description, d)
+    }
+
+    /// Checks an image family against the policy.
+    pub fn check_family(&self, f: &str) -> Result<()> {
+        check_text(&self.config().names.family, TextField::Family, f)
+    }
 }
 
 fn check_id(id: &str) -> Result<()> {
@@ -321,10 +330,10 @@ impl Service {
         description: Option<&str>,
     ) -> Result<()> {
         if let Some(n) = name {
-            check_name(n)?;
+            self.check_name(n)?;
         }
         if let Some(d) = description {
-            check_description(d)?;
+            self.check_description(d)?;
         }
         let v = self.owned_image(caller, image_id).await?;
         if [state::CREATING, state::SYNCING, state::IMPORTING].contains(&v.image.state.as_str()) {
@@ -349,8 +358,13 @@ impl Service {
         family: Option<&str>,
         deprecated: Option<bool>,
     ) -> Result<()> {
+        self.count_limited(caller, Operation::ModifyImageAttribute)
+            .await?;
         self.check_modify_image(caller, image_id, name, description)
             .await?;
+        if let Some(f) = family.filter(|f| !f.is_empty()) {
+            self.check_family(f)?;
+        }
         match self
             .catalog()
             .update_image_attributes(image_id, name, description, family, deprecated, ids::now())
@@ -372,6 +386,14 @@ impl Service {
     /// Deletes images: every one is checked first (visible, owned, deletable state, not
     /// shared); nothing is deleted if any check fails, and nothing at all on a dry run.
     pub async fn delete_images(&self, caller: &Caller, req: &DeleteRequest) -> Result<()> {
+        if !req.dry_run {
+            self.count_limited(caller, Operation::DeleteImages).await?;
+        }
+        self.remove_images(caller, req).await
+    }
+
+    /// [`Service::delete_images`] as part of another operation (not counted on its own).
+    pub(crate) async fn remove_images(&self, caller: &Caller, req: &DeleteRequest) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
         for id in &req.ids {
             check_id(id)?;
@@ -436,6 +458,10 @@ impl Service {
         image_id: &str,
         u: &ShareUpdate,
     ) -> Result<()> {
+        if !u.dry_run {
+            self.count_limited(caller, Operation::ModifyImageSharePermission)
+                .await?;
+        }
         if u.add.is_empty() && u.remove.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,
@@ -614,8 +640,16 @@ impl Service {
     /// Stores a new image record. Custom images count against the owner's quota in the
     /// image's region (refused when it is used up); names are unique per owner and region.
     pub async fn add_image(&self, img: &NewImage) -> Result<()> {
-        check_name(&img.name)?;
-        check_description(&img.description)?;
+        self.check_name(&img.name)?;
+        // A stored description may have come from elsewhere (a copied or published image):
+        // only its length is held to the policy here; changes are checked in full.
+        let max = self.config().names.description.max;
+        if img.description.chars().count() > max {
+            return Err(Error::new(
+                ErrorKind::TextTooLong(TextField::Description),
+                format!("the image description must be at most {max} characters"),
+            ));
+        }
         self.check_region(&img.region)?;
         let quota =
             (img.kind == "PRIVATE").then_some(self.config().limits.custom_images_per_region);

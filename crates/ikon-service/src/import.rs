@@ -241,8 +241,12 @@ impl Service {
         caller: &Caller,
         req: &ImportRequest,
     ) -> Result<Option<String>> {
+        if !req.dry_run {
+            self.count_limited(caller, crate::Operation::ImportImage)
+                .await?;
+        }
         self.check_region(&caller.region)?;
-        crate::images::check_name(&req.name)?;
+        self.check_name(&req.name)?;
         let oses = self.import_os();
         let os = oses
             .iter()
@@ -492,7 +496,7 @@ mod tests {
 
     #[test]
     fn os_list_follows_the_rules() {
-        let t = import_os_list(&RulesConfig::tencent());
+        let t = import_os_list(&crate::Config::tencent().guest_rules());
         let names: Vec<&str> = t.iter().map(|o| o.os_name.as_str()).collect();
         for n in [
             "CentOS", "RedHat", "Ubuntu", "Debian", "CoreOS", "OpenSUSE", "SUSE",
@@ -515,7 +519,7 @@ mod tests {
             w.map(|o| o.versions.clone()),
             Some(vec!["2012".to_string(), "2012 R2".to_string()])
         );
-        let mut narrow = RulesConfig::tencent();
+        let mut narrow = crate::Config::tencent().guest_rules();
         narrow.linux_distros = vec!["debian".into()];
         narrow.linux_bits = vec![64];
         narrow.windows_versions = vec![];

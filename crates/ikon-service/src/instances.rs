@@ -12,14 +12,6 @@ use ikon_catalog::{Disk, Instance, ResourceQuery, Usage};
 
 /// One GiB.
 pub const GIB: u64 = 1 << 30;
-/// Most instances one call may create.
-pub const MAX_PER_CALL: u32 = 100;
-/// Most data disks per instance.
-pub const MAX_DATA_DISKS: usize = 21;
-/// Largest disk (GiB).
-pub const MAX_DISK_GIB: u64 = 32_000;
-/// Default system disk size (GiB).
-pub const DEFAULT_SYSTEM_GIB: u64 = 50;
 
 /// Instance states.
 pub mod istate {
@@ -72,6 +64,9 @@ pub struct InstanceView {
     pub disks: Vec<Disk>,
     /// OS name of the image it runs (empty when that image is gone).
     pub os_name: String,
+    /// Its instance type's shape (a type the policy no longer offers reads as 1 vCPU and
+    /// 1 GiB of memory).
+    pub shape: crate::config::InstanceType,
 }
 
 /// A listing of instances.
@@ -107,14 +102,19 @@ pub fn check_instance_id(id: &str) -> Result<()> {
     }
 }
 
-fn gib(v: u64, what: &str) -> Result<u64> {
-    if v == 0 || v > MAX_DISK_GIB {
+fn gib(v: u64, max: u64, what: &str) -> Result<u64> {
+    if v == 0 || v > max {
         return Err(Error::new(
             ErrorKind::InvalidParameterValue,
-            format!("{what} must be between 1 and {MAX_DISK_GIB} GiB, not {v}"),
+            format!("{what} must be between 1 and {max} GiB, not {v}"),
         ));
     }
-    Ok(v * GIB)
+    v.checked_mul(GIB).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidParameterValue,
+            format!("{what} is too large"),
+        )
+    })
 }
 
 fn i64_of(v: u64) -> i64 {
@@ -122,6 +122,35 @@ fn i64_of(v: u64) -> i64 {
 }
 
 impl Service {
+    /// The instance type `id` names, or the policy's default when it is empty.
+    pub fn instance_type_or_default(&self, id: &str) -> Result<crate::config::InstanceType> {
+        let id = if id.is_empty() {
+            self.config().instances.default_instance_type.as_str()
+        } else {
+            id
+        };
+        self.config().instance_type(id).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InstanceTypeNotFound,
+                format!("instance type {id} is not offered here"),
+            )
+        })
+    }
+
+    /// `zone`, or the default zone of the caller's region when it is empty.
+    pub fn zone_or_default(&self, caller: &Caller, zone: &str) -> Result<String> {
+        if !zone.is_empty() {
+            return Ok(zone.to_string());
+        }
+        let r = self.check_region(&caller.region)?;
+        r.default_zone().map(|z| z.name.clone()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::ZoneMismatch,
+                format!("region {} has no zone", caller.region),
+            )
+        })
+    }
+
     /// Checks that `zone` is an available zone of the caller's region.
     pub fn check_zone(&self, caller: &Caller, zone: &str) -> Result<()> {
         let r = self.check_region(&caller.region)?;
@@ -173,25 +202,33 @@ impl Service {
 
     /// Creates `count` instances from an image (see the module documentation).
     pub async fn run_instances(&self, caller: &Caller, req: &RunRequest) -> Result<Vec<String>> {
-        if req.count == 0 || req.count > MAX_PER_CALL {
+        let policy = &self.config().instances;
+        let max_gib = policy.max_disk_gib;
+        if req.count == 0 || req.count > policy.max_per_call {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,
-                format!("InstanceCount must be between 1 and {MAX_PER_CALL}"),
+                format!(
+                    "InstanceCount must be between 1 and {}",
+                    policy.max_per_call
+                ),
             ));
         }
-        if req.data_disks.len() > MAX_DATA_DISKS {
+        if req.data_disks.len() > policy.max_data_disks {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,
-                format!("at most {MAX_DATA_DISKS} data disks per instance"),
+                format!("at most {} data disks per instance", policy.max_data_disks),
             ));
         }
-        if req.name.chars().count() > 128 {
-            return Err(Error::new(
-                ErrorKind::InvalidParameterValue,
-                "InstanceName is longer than 128 characters",
-            ));
+        if !req.name.is_empty() {
+            crate::images::check_text(
+                &self.config().names.instance_name,
+                crate::TextField::InstanceName,
+                &req.name,
+            )?;
         }
-        self.check_zone(caller, &req.zone)?;
+        let instance_type = self.instance_type_or_default(&req.instance_type)?;
+        let zone = self.zone_or_default(caller, &req.zone)?;
+        self.check_zone(caller, &zone)?;
         let view = self.usable_image(caller, &req.image_id).await?;
         let img = &view.image;
         let sys = img
@@ -200,8 +237,11 @@ impl Service {
             .find(|d| d.usage == "SYSTEM_DISK")
             .ok_or_else(|| Error::internal("image without system disk"))?;
         let sys_size = match req.system_disk_gib {
-            Some(g) => gib(g, "SystemDisk.DiskSize")?,
-            None => (DEFAULT_SYSTEM_GIB * GIB).max(sys.size_bytes.div_ceil(GIB) * GIB),
+            Some(g) => gib(g, max_gib, "SystemDisk.DiskSize")?,
+            None => policy
+                .default_system_disk_gib
+                .saturating_mul(GIB)
+                .max(sys.size_bytes.div_ceil(GIB).saturating_mul(GIB)),
         };
         if sys_size < sys.size_bytes {
             return Err(Error::new(
@@ -220,13 +260,13 @@ impl Service {
             data.push((
                 d.size_bytes,
                 d.disk_id.clone(),
-                "CLOUD_PREMIUM".into(),
+                policy.default_disk_type.clone(),
                 d.version,
                 true,
             ));
         }
         for spec in &req.data_disks {
-            let mut size = gib(spec.size_gib, "DataDisks.DiskSize")?;
+            let mut size = gib(spec.size_gib, max_gib, "DataDisks.DiskSize")?;
             let (mdisk, mver) = match &spec.snapshot_id {
                 Some(sid) => {
                     let s = self.owned_snapshot(caller, sid).await?;
@@ -238,7 +278,7 @@ impl Service {
                 None => (String::new(), 0),
             };
             let dtype = if spec.disk_type.is_empty() {
-                "CLOUD_PREMIUM".to_string()
+                policy.default_disk_type.clone()
             } else {
                 spec.disk_type.clone()
             };
@@ -276,7 +316,7 @@ impl Service {
             req.name.clone()
         };
         let sys_type = if req.system_disk_type.is_empty() {
-            "CLOUD_PREMIUM".to_string()
+            policy.default_disk_type.clone()
         } else {
             req.system_disk_type.clone()
         };
@@ -287,7 +327,7 @@ impl Service {
                 disk_id: ids::new_id("disk"),
                 owner: caller.account_id.clone(),
                 region: caller.region.clone(),
-                zone: req.zone.clone(),
+                zone: zone.clone(),
                 instance_id: instance_id.clone(),
                 usage: usage.into(),
                 disk_type: dtype.into(),
@@ -332,9 +372,9 @@ impl Service {
                     instance_id: instance_id.clone(),
                     owner: caller.account_id.clone(),
                     region: caller.region.clone(),
-                    zone: req.zone.clone(),
+                    zone: zone.clone(),
                     name,
-                    instance_type: req.instance_type.clone(),
+                    instance_type: instance_type.id.clone(),
                     image_id: img.image_id.clone(),
                     origin: origin.clone(),
                     state: istate::RUNNING.into(),
@@ -371,10 +411,22 @@ impl Service {
             .await?
             .map(|i| i.os_name)
             .unwrap_or_default();
+        let shape = self
+            .config()
+            .instance_type(&instance.instance_type)
+            .cloned()
+            .unwrap_or_else(|| crate::config::InstanceType {
+                id: instance.instance_type.clone(),
+                family: instance.instance_type.clone(),
+                cpus: 1,
+                memory_mib: 1024,
+                architecture: "x86_64".into(),
+            });
         Ok(InstanceView {
             instance,
             disks,
             os_name,
+            shape,
         })
     }
 
@@ -463,7 +515,11 @@ impl Service {
             .find(|d| d.usage == "SYSTEM_DISK")
             .ok_or_else(|| Error::internal(format!("instance {instance_id} has no system disk")))?;
         let size = match size_gib {
-            Some(g) => gib(g, "SystemDisk.DiskSize")?,
+            Some(g) => gib(
+                g,
+                self.config().instances.max_disk_gib,
+                "SystemDisk.DiskSize",
+            )?,
             None => sys.size_bytes.max(sys_ref.size_bytes.div_ceil(GIB) * GIB),
         };
         if size < sys.size_bytes || size < sys_ref.size_bytes {

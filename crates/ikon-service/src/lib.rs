@@ -3,7 +3,6 @@
 //! the results and [`Error`]s back into their own shapes.
 
 mod accounts;
-pub mod config;
 mod disks;
 mod error;
 mod export;
@@ -11,7 +10,10 @@ pub mod ids;
 mod images;
 pub mod import;
 pub mod instances;
+mod kinds;
 pub mod market;
+pub mod policy;
+pub use policy as config;
 pub mod pricing;
 mod publish;
 mod resources;
@@ -20,9 +22,8 @@ mod sync;
 pub mod tasks;
 
 pub use accounts::{Credentials, KeyLookup};
-pub use config::Config;
 pub use disks::{nbd_export_name, nbd_token};
-pub use error::{Error, ErrorKind, ExportBlock, Result};
+pub use error::{Error, ErrorKind, ExportBlock, Result, TextField};
 pub use export::{ExportHandler, ExportRequest, ExportStarted, EXPORT_KIND};
 pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
@@ -32,6 +33,8 @@ pub use images::{
 };
 pub use import::{ImportHandler, ImportOs, ImportRequest, Upload};
 pub use instances::{DataDiskSpec, InstanceFilter, InstanceView, RunRequest};
+pub use kinds::{ImageKind, ImageState, License};
+pub use policy::{Config, Operation};
 pub use publish::{PublishHandler, PublishRequest, Published, PUBLISH_KIND};
 pub use resources::DiskFilter;
 pub use snapshots::{
@@ -261,8 +264,8 @@ impl Service {
         &self.inner.config
     }
 
-    /// The catalog.
-    pub fn catalog(&self) -> &Catalog {
+    /// The catalog (the service's own: callers go through its operations).
+    pub(crate) fn catalog(&self) -> &Catalog {
         &self.inner.catalog
     }
 
@@ -281,11 +284,13 @@ impl Service {
         }
     }
 
-    /// Counts one call to `operation` against the caller's daily limit when the operation is
-    /// one of the limited ones; refuses the call when the limit is used up.
-    pub async fn count_limited(&self, caller: &Caller, operation: &str) -> Result<()> {
+    /// Counts one call to `operation` against the caller's daily limit when the policy
+    /// limits it; refuses the call when the limit is used up. Each limited operation calls
+    /// this first thing (before any other check: every call counts, refused or not), and
+    /// only when it will act (not on a dry run).
+    pub(crate) async fn count_limited(&self, caller: &Caller, operation: Operation) -> Result<()> {
         let l = &self.config().limits;
-        if !l.daily_limited_actions.iter().any(|a| a == operation) {
+        if !self.config().daily_limited().contains(&operation) {
             return Ok(());
         }
         let day = ids::utc_date(ids::now());

@@ -152,10 +152,11 @@ impl Service {
         count: u32,
     ) -> Result<(ImageFee, i64)> {
         self.check_zone(caller, zone)?;
-        if count == 0 || count > crate::instances::MAX_PER_CALL {
+        let max = self.config().instances.max_per_call;
+        if count == 0 || count > max {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,
-                "InstanceCount must be between 1 and 100",
+                format!("InstanceCount must be between 1 and {max}"),
             ));
         }
         let v = self.usable_image(caller, image_id).await?;

@@ -169,7 +169,7 @@ impl Service {
         req: &PublishRequest,
         progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
     ) -> Result<Published> {
-        crate::images::check_name(&req.name)?;
+        self.check_name(&req.name)?;
         self.check_region(&req.region)?;
         let count = req.count.max(1);
         if let Some(acc) = &req.account {

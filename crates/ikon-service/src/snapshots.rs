@@ -9,7 +9,7 @@
 //! from snapshots needs exactly one system-disk snapshot; an image from an instance takes
 //! its system disk and the named data disks of that instance only.
 
-use crate::images::{check_name, state};
+use crate::images::state;
 use crate::tasks::{BoxFuture, ImageStates, Progress, TaskError, TaskHandler};
 use crate::{ids, Caller, Error, ErrorKind, Result, Service};
 use ikon_catalog::{DiskRef, Image, ResourceQuery, Snapshot, Task};
@@ -247,7 +247,7 @@ impl Service {
         bound.sort();
         bound.dedup();
         if !bound.is_empty() {
-            self.delete_images(
+            self.remove_images(
                 caller,
                 &crate::DeleteRequest {
                     ids: bound,
@@ -266,7 +266,11 @@ impl Service {
     /// Creates a custom image from an instance or snapshots (see the module docs); returns
     /// its id (CREATING until the task finishes).
     pub async fn create_image(&self, caller: &Caller, req: &CreateImageRequest) -> Result<String> {
-        check_name(&req.name)?;
+        if !req.dry_run {
+            self.count_limited(caller, crate::Operation::CreateImage)
+                .await?;
+        }
+        self.check_name(&req.name)?;
         self.check_region(&caller.region)?;
         // (disk row as of now, snapshot id to record, whether a new snapshot row is made)
         let mut parts: Vec<(ikon_catalog::Disk, Option<Snapshot>)> = Vec::new();

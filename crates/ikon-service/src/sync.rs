@@ -123,6 +123,10 @@ impl Service {
     /// Starts copying images to other regions (see the module docs). All checks pass for
     /// every (image, region) pair before anything is created.
     pub async fn sync_images(&self, caller: &Caller, req: &SyncRequest) -> Result<SyncStarted> {
+        if !req.dry_run {
+            self.count_limited(caller, crate::Operation::SyncImages)
+                .await?;
+        }
         if req.image_ids.is_empty() || req.regions.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,
@@ -139,7 +143,7 @@ impl Service {
             ));
         }
         if let Some(n) = &req.name {
-            crate::images::check_name(n)?;
+            self.check_name(n)?;
         }
         let mut sources = Vec::new();
         for id in &req.image_ids {

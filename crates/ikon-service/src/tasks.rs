@@ -403,6 +403,15 @@ impl Service {
         })
     }
 
+    /// The tasks working on one of the caller's own images (none for anyone else's).
+    pub async fn image_tasks(&self, caller: &Caller, image_id: &str) -> Result<Vec<Task>> {
+        let v = self.visible_image(caller, image_id).await?;
+        if v.image.owner != caller.account_id {
+            return Ok(Vec::new());
+        }
+        Ok(self.catalog().tasks_for(image_id).await?)
+    }
+
     /// One of the caller's tasks in their region; anyone else's is "not found".
     pub async fn own_task(&self, caller: &Caller, task_id: &str) -> Result<Task> {
         self.check_region(&caller.region)?;

@@ -11,7 +11,27 @@ use ikon_service::{
 };
 use std::sync::Arc;
 
-async fn service() -> (Service, std::path::PathBuf) {
+/// The service under test and the catalog beneath it (the test looks at rows directly; the
+/// service keeps its own catalog private).
+struct Env {
+    svc: Service,
+    cat: ikon_catalog::Catalog,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.svc
+    }
+}
+
+impl Env {
+    fn catalog(&self) -> &ikon_catalog::Catalog {
+        &self.cat
+    }
+}
+
+async fn service() -> (Env, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("ikon-inst-{}", ids::uuid4()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let cat = ikon_catalog::Catalog::connect(&format!("sqlite://{}", dir.join("c.db").display()))
@@ -20,7 +40,8 @@ async fn service() -> (Service, std::path::PathBuf) {
     let store = ikon_service::Store::open_local(&dir.join("chunks"), 1 << 20)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    (Service::new(cat, Config::default(), store), dir)
+    let svc = Service::new(cat.clone(), Config::default(), store);
+    (Env { svc, cat }, dir)
 }
 
 fn raw_disk(dir: &std::path::Path) -> std::path::PathBuf {

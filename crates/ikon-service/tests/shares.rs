@@ -179,7 +179,10 @@ async fn modify_precheck_and_family_listing() {
         .await
         .err()
         .map(|e| e.kind);
-    assert_eq!(e, Some(ErrorKind::InvalidParameterValue));
+    assert_eq!(
+        e,
+        Some(ErrorKind::TextMalformed(ikon_service::TextField::ImageName))
+    );
     ok(svc
         .modify_image(&me, "img-aaaa0002", None, None, None, Some(true))
         .await);

@@ -45,19 +45,40 @@ impl TaskHandler for Flaky {
     }
 }
 
-async fn service() -> Service {
+/// The service under test and the catalog beneath it (the test looks at rows directly; the
+/// service keeps its own catalog private).
+struct Env {
+    svc: Service,
+    cat: ikon_catalog::Catalog,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.svc
+    }
+}
+
+impl Env {
+    fn catalog(&self) -> &ikon_catalog::Catalog {
+        &self.cat
+    }
+}
+
+async fn service() -> Env {
     let dir = std::env::temp_dir().join(format!("ikon-svc-{}", ids::uuid4()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let cat = ikon_catalog::Catalog::connect(&format!("sqlite://{}", dir.join("c.db").display()))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    Service::new(
-        cat,
+    let svc = Service::new(
+        cat.clone(),
         Config::default(),
         ikon_service::Store::open_local(&dir.join("chunks"), 1 << 20)
             .await
             .unwrap_or_else(|e| panic!("{e}")),
-    )
+    );
+    Env { svc, cat }
 }
 
 async fn creating_image(svc: &Service, id: &str) -> Caller {
@@ -102,7 +123,7 @@ async fn creating_image(svc: &Service, id: &str) -> Caller {
     }
 }
 
-async fn state(svc: &Service, id: &str) -> (String, String) {
+async fn state(svc: &Env, id: &str) -> (String, String) {
     let i = svc
         .catalog()
         .image(id)

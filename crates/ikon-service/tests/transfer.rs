@@ -77,6 +77,8 @@ fn make_raw(path: &Path, pattern: &[Option<u64>]) {
 
 struct Env {
     svc: Service,
+    /// The catalog beneath the service (looked at directly by the checks).
+    cat: ikon_catalog::Catalog,
     runner: Runner,
     caller: Caller,
     work: PathBuf,
@@ -117,7 +119,7 @@ async fn env(export_dir: Option<PathBuf>) -> Env {
     let regions = Service::open_region_stores(&config)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let svc = Service::new(cat, config, store).with_region_stores(regions);
+    let svc = Service::new(cat.clone(), config, store).with_region_stores(regions);
     let acc = svc
         .create_account("transfer", false)
         .await
@@ -127,6 +129,7 @@ async fn env(export_dir: Option<PathBuf>) -> Env {
     runner.register(Arc::new(ikon_service::ExportHandler));
     Env {
         svc,
+        cat,
         runner,
         caller: Caller {
             account_id: acc.account_id,
@@ -170,8 +173,7 @@ impl Env {
     }
 
     async fn image(&self, id: &str) -> ikon_service::Image {
-        self.svc
-            .catalog()
+        self.cat
             .image(id)
             .await
             .ok()

@@ -179,6 +179,7 @@ pub async fn describe_snapshots(
     let (page, size) = paging(p, "InvalidParameter")?;
     let mut f = SnapshotFilter {
         ids: id_list(
+            svc,
             p,
             "SnapshotIds",
             "snap",
@@ -328,7 +329,7 @@ pub async fn describe_disks(svc: &Service, call: &Call, dry_run: bool) -> Result
     let p = &call.params;
     let (page, size) = paging(p, "InvalidParameter")?;
     let mut f = DiskFilter {
-        ids: id_list(p, "DiskIds", "disk", (403, "InvalidDiskIds.Malformed"))?,
+        ids: id_list(svc, p, "DiskIds", "disk", (403, "InvalidDiskIds.Malformed"))?,
         offset: (page - 1).saturating_mul(size),
         limit: size,
         ..DiskFilter::default()

@@ -2,7 +2,7 @@
 //! included where the contract has them (`InvalidAccount.Forbbiden`, "bean used").
 
 use super::ApiError;
-use ikon_service::{Error, ErrorKind};
+use ikon_service::{Error, ErrorKind, TextField};
 
 /// Maps a service error raised by `action`.
 pub fn map(action: &str, e: Error) -> ApiError {
@@ -72,6 +72,24 @@ pub fn map(action: &str, e: Error) -> ApiError {
             "DescribeImages" => (400, "InvalidParamter", e.message),
             _ => (400, "InvalidParameter", e.message),
         },
+        ErrorKind::TextTooLong(f) | ErrorKind::TextMalformed(f) => {
+            let (code, what) = match f {
+                TextField::ImageName => ("InvalidImageName.Malformed", "Image name"),
+                TextField::Description => ("InvalidDescription.Malformed", "description"),
+                TextField::Family => ("InvalidImageFamily.Malformed", "image family"),
+                TextField::InstanceName => ("InvalidInstanceName.Malformed", "InstanceName"),
+            };
+            (
+                400,
+                code,
+                format!("The specified {what} is wrongly formed. ({})", e.message),
+            )
+        }
+        ErrorKind::InstanceTypeNotFound => (
+            400,
+            "InvalidInstanceType.ValueNotSupported",
+            format!("The specified InstanceType does not exist or beyond the permitted range. ({})", e.message),
+        ),
         ErrorKind::InvalidParameterCombination => (400, "InvalidParameter.Conflict", e.message),
         ErrorKind::TaskNotFound => (
             400,

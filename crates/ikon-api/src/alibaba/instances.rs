@@ -4,7 +4,7 @@
 //! network, login, billing and placement-policy parameters are accepted and have no effect).
 //! Ids: instance `ins-X` is `i-X`, disk `disk-X` is `d-X`, snapshot `snap-X` is `s-X`.
 
-use super::actions::{done, paging, MAX_IDS};
+use super::actions::{done, max_ids, paging};
 use super::params::{missing, Params};
 use super::{errors, views, ApiError, Call};
 use ikon_service::{
@@ -14,8 +14,6 @@ use ikon_service::{
 use serde_json::{json, Value};
 
 const GIB: u64 = 1 << 30;
-/// `DataDisk.N` entries per instance.
-const MAX_DATA_DISKS: usize = 16;
 
 fn not_found(what: &str) -> ApiError {
     ApiError::new(
@@ -34,6 +32,7 @@ pub(super) fn id_of(svc_prefix: &str, id: &str, what: &str) -> Result<String, Ap
 /// A JSON array of ids as a string (`InstanceIds`, `DiskIds`, `SnapshotIds`): the service ids
 /// of those that can name a `svc_prefix` object (others name nothing).
 pub(super) fn id_list(
+    svc: &Service,
     p: &Params,
     name: &str,
     svc_prefix: &str,
@@ -49,11 +48,12 @@ pub(super) fn id_list(
             format!("{name} must be a JSON array of ids, e.g. [\"x\",\"y\"]"),
         )
     })?;
-    if list.len() > MAX_IDS {
+    let max = max_ids(svc);
+    if list.len() > max {
         return Err(ApiError::new(
             malformed.0,
             malformed.1,
-            format!("{name} takes at most {MAX_IDS} ids"),
+            format!("{name} takes at most {max} ids"),
         ));
     }
     Ok(Some(
@@ -101,30 +101,9 @@ pub async fn run(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, Api
             "Amount must be 1 to 100 and not less than MinAmount",
         ));
     }
-    // Without ZoneId the instances go to the region's first zone.
-    let zone = match p.str_opt("ZoneId") {
-        Some(z) => z.to_string(),
-        None => svc
-            .config()
-            .region(&call.caller.region)
-            .and_then(|r| r.zones.first())
-            .map(|z| z.name.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    "InvalidRegionId.NotFound",
-                    "The specified RegionId does not exist.",
-                )
-            })?,
-    };
+    // Without ZoneId the instances go to the region's default zone (the policy's).
+    let zone = p.str_opt("ZoneId").unwrap_or("").to_string();
     let name = p.str_opt("InstanceName").unwrap_or("").to_string();
-    if !name.is_empty() && !(2..=128).contains(&name.chars().count()) {
-        return Err(ApiError::new(
-            400,
-            "InvalidInstanceName.Malformed",
-            "The specified parameter \"InstanceName\" is not valid.",
-        ));
-    }
     let sys_gib = size_param(
         p,
         "SystemDisk.Size",
@@ -137,13 +116,6 @@ pub async fn run(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, Api
         "InvalidSystemDiskCategory.ValueNotSupported",
     )?;
     let specs = p.objects("DataDisk");
-    if specs.len() > MAX_DATA_DISKS {
-        return Err(ApiError::new(
-            400,
-            "InvalidDataDiskSize.ValueNotSupported",
-            format!("at most {MAX_DATA_DISKS} data disks"),
-        ));
-    }
     let mut data_disks = Vec::new();
     for d in specs {
         let snapshot_id = match d.get("SnapshotId").filter(|s| !s.is_empty()) {
@@ -267,6 +239,7 @@ pub async fn describe(svc: &Service, call: &Call, dry_run: bool) -> Result<Value
     let (page, size) = paging(p, "InvalidParameter")?;
     let mut f = InstanceFilter {
         ids: id_list(
+            svc,
             p,
             "InstanceIds",
             "ins",
@@ -329,9 +302,10 @@ pub async fn delete(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, 
         }
         l
     };
-    if given.len() > MAX_IDS {
+    let max = max_ids(svc);
+    if given.len() > max {
         return Err(ApiError::invalid(format!(
-            "InstanceId.N takes at most {MAX_IDS} ids"
+            "InstanceId.N takes at most {max} ids"
         )));
     }
     p.bool_opt("Force")?;

@@ -3,7 +3,7 @@
 //! (imports — including operator publications into an account — and exports); the others
 //! (copy, create) are tracked through their images, as Alibaba does.
 
-use super::actions::{done, paging, MAX_IDS};
+use super::actions::{done, max_ids, paging};
 use super::params::Params;
 use super::{errors, views, ApiError, Call};
 use ikon_service::{ListTasks, Service};
@@ -40,9 +40,10 @@ fn time(p: &Params, name: &str) -> Result<Option<i64>, ApiError> {
     })
 }
 
-fn ids_of(list: Vec<&str>) -> Result<Vec<String>, ApiError> {
-    if list.len() > MAX_IDS {
-        return Err(ApiError::invalid(format!("at most {MAX_IDS} ids")));
+fn ids_of(svc: &Service, list: Vec<&str>) -> Result<Vec<String>, ApiError> {
+    let max = max_ids(svc);
+    if list.len() > max {
+        return Err(ApiError::invalid(format!("at most {max} ids")));
     }
     // Ids that cannot name a task simply match nothing.
     Ok(list
@@ -70,6 +71,7 @@ pub async fn describe(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     };
     if let Some(list) = p.str_opt("TaskIds") {
         req.ids = Some(ids_of(
+            svc,
             list.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
@@ -86,9 +88,10 @@ pub async fn describe(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     // Unknown statuses are ignored, as documented.
     req.states = p.str_opt("TaskStatus").and_then(views::task_states);
     let resources = p.list("ResourceIds");
-    if resources.len() > MAX_IDS {
+    let max = max_ids(svc);
+    if resources.len() > max {
         return Err(ApiError::invalid(format!(
-            "ResourceIds takes at most {MAX_IDS} ids"
+            "ResourceIds takes at most {max} ids"
         )));
     }
     if !resources.is_empty() {

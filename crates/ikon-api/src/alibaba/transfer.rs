@@ -157,10 +157,9 @@ pub async fn import_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
         return done(true);
     };
     let task = svc
-        .catalog()
-        .tasks_for(&image)
+        .image_tasks(&call.caller, &image)
         .await
-        .map_err(|e| map(e.into()))?
+        .map_err(map)?
         .into_iter()
         .next()
         .map(|t| views::to_alibaba(&t.task_id))

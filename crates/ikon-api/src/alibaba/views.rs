@@ -7,7 +7,7 @@
 //! instance `ins-X` is `i-X`, disk `disk-X` is `d-X`, task `task-X` is `t-X`. Only the
 //! Alibaba prefix + 8 lower-case letters or digits names an object; anything else names none.
 
-use ikon_service::{ids, state, ImageView, Task, TaskState, Visibility};
+use ikon_service::{ids, ImageState, ImageView, License, Task, TaskState, Visibility};
 use serde_json::{json, Value};
 
 const GIB: u64 = 1 << 30;
@@ -199,12 +199,12 @@ pub fn task_attribute(t: &Task, region: &str) -> Value {
 }
 
 /// The Alibaba status of an image.
-pub fn status(img: &ikon_service::Image) -> &'static str {
-    match img.state.as_str() {
-        state::NORMAL if img.deprecated => "Deprecated",
-        state::NORMAL | state::SYNCING => "Available",
-        state::CREATING | state::IMPORTING => "Creating",
-        state::CREATEFAILED | state::IMPORTFAILED => "CreateFailed",
+pub fn status(v: &ImageView) -> &'static str {
+    match v.state() {
+        ImageState::Normal if v.image.deprecated => "Deprecated",
+        s if s.usable() => "Available",
+        s if s.in_progress() => "Creating",
+        s if s.failed() => "CreateFailed",
         _ => "UnAvailable",
     }
 }
@@ -231,7 +231,7 @@ pub fn device(i: usize) -> String {
 /// One `Image` structure.
 pub fn image(v: &ImageView) -> Value {
     let i = &v.image;
-    let st = status(i);
+    let st = status(v);
     let progress = match (st, i.sync_percent) {
         ("Creating", Some(p)) => format!("{}%", p.clamp(0, 100)),
         ("Creating", None) => "0%".to_string(),
@@ -294,7 +294,7 @@ pub fn image(v: &ImageView) -> Value {
         "ProductCode": "",
         "SupplierName": "",
         "ResourceGroupId": "",
-        "LicenseType": if i.license_type == "BYOL" { "BYOL" } else { "Auto" },
+        "LicenseType": if v.license() == License::Byol { "BYOL" } else { "Auto" },
         "BootMode": "BIOS",
         "DiskDeviceMappings": { "DiskDeviceMapping": mappings },
         "Tags": { "Tag": tags },

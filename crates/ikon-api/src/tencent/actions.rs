@@ -7,8 +7,6 @@ use super::{errors, views, ApiError, Call};
 use ikon_service::{DeleteRequest, ListImages, Service, ShareChange, Visibility};
 use serde_json::{json, Value};
 
-/// Most items in an id list.
-const MAX_IDS: usize = 100;
 /// Page size limits.
 const DEFAULT_LIMIT: u64 = 20;
 const MAX_LIMIT: u64 = 100;
@@ -43,13 +41,6 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         ));
     }
     let map = |e| errors::map(a, e);
-    let dry_run = call
-        .params
-        .get("DryRun")
-        .is_some_and(|v| v == &json!(true) || v == &json!("True") || v == &json!("true"));
-    if !dry_run {
-        svc.count_limited(&call.caller, a).await.map_err(map)?;
-    }
     if super::instances::ACTIONS.contains(&a) {
         return super::instances::dispatch(svc, call, &map).await;
     }
@@ -75,19 +66,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
             )?;
             let id = p.str_req("ImageId")?;
             let name = p.str_opt("ImageName")?;
-            if name.is_some_and(|n| n.chars().count() > 60) {
-                return Err(ApiError::new(
-                    "InvalidParameterValue.TooLong",
-                    "ImageName is limited to 60 characters",
-                ));
-            }
             let desc = p.str_opt("ImageDescription")?;
-            if desc.is_some_and(|d| d.chars().count() > 256) {
-                return Err(ApiError::new(
-                    "InvalidParameterValue.TooLong",
-                    "ImageDescription is limited to 256 characters",
-                ));
-            }
             svc.modify_image(
                 &call.caller,
                 id,
@@ -106,7 +85,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
             if ids.is_empty() {
                 return Err(missing("ImageIds"));
             }
-            check_count("ImageIds", ids.len())?;
+            check_count(svc, "ImageIds", ids.len())?;
             let delete_snapshots = p.bool_opt("DeleteBindedSnap")?.unwrap_or(false);
             let dry_run = p.bool_opt("DryRun")?.unwrap_or(false);
             svc.delete_images(
@@ -130,7 +109,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
             if accounts.is_empty() {
                 return Err(missing("AccountIds"));
             }
-            check_count("AccountIds", accounts.len())?;
+            check_count(svc, "AccountIds", accounts.len())?;
             for acc in &accounts {
                 if acc.is_empty() || acc.len() > 20 || !acc.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(ApiError::new(
@@ -203,11 +182,12 @@ const KNOWN: &[&str] = &[
     "ImportImage",
 ];
 
-fn check_count(name: &str, n: usize) -> Result<(), ApiError> {
-    if n > MAX_IDS {
+fn check_count(svc: &Service, name: &str, n: usize) -> Result<(), ApiError> {
+    let max = svc.config().api.ids_per_call;
+    if n > max {
         return Err(ApiError::new(
             "InvalidParameterValue.LimitExceeded",
-            format!("{name} takes at most {MAX_IDS} items"),
+            format!("{name} takes at most {max} items"),
         ));
     }
     Ok(())
@@ -280,7 +260,7 @@ async fn describe_images(svc: &Service, call: &Call) -> Result<Value, ApiError> 
         ..ListImages::default()
     };
     if let Some(ids) = ids {
-        check_count("ImageIds", ids.len())?;
+        check_count(svc, "ImageIds", ids.len())?;
         req.ids = Some(ids);
     }
     let filters = filters.unwrap_or_default();

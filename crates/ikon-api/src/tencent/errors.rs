@@ -2,7 +2,7 @@
 //! differently depending on the action, as the real API does.
 
 use super::ApiError;
-use ikon_service::{Error, ErrorKind, ExportBlock};
+use ikon_service::{Error, ErrorKind, ExportBlock, TextField};
 
 /// Maps a service error raised by `action`.
 pub fn map(action: &str, e: Error) -> ApiError {
@@ -39,6 +39,10 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::BucketNotFound => "InvalidParameterValue.BucketNotFound",
         ErrorKind::ByolShare => "FailedOperation.BYOLImageShareFailed",
         ErrorKind::InvalidParameterValue => "InvalidParameterValue",
+        ErrorKind::TextTooLong(TextField::InstanceName) => "InvalidInstanceName.TooLong",
+        ErrorKind::TextTooLong(_) => "InvalidParameterValue.TooLong",
+        ErrorKind::TextMalformed(_) => "InvalidParameterValue",
+        ErrorKind::InstanceTypeNotFound => "InvalidParameterValue.InstanceTypeNotFound",
         ErrorKind::OsTypeUnsupported => "InvalidImageOsType.Unsupported",
         ErrorKind::OsVersionUnsupported => "InvalidImageOsVersion.Unsupported",
         ErrorKind::InvalidUrl => "InvalidParameter.InvalidParameterUrlError",

@@ -51,28 +51,9 @@ fn filters(p: &Params<'_>) -> Result<Vec<Filter>, ApiError> {
     Ok(f)
 }
 
-/// (CPU, memory GiB) of an instance type such as `S5.MEDIUM4`.
-fn shape(instance_type: &str) -> (u64, u64) {
-    let Some((_, size)) = instance_type.split_once('.') else {
-        return (1, 1);
-    };
-    let digits = size.trim_start_matches(|c: char| c.is_ascii_digit());
-    let factor: u64 = size[..size.len() - digits.len()].parse().unwrap_or(1);
-    let word = digits.trim_end_matches(|c: char| c.is_ascii_digit());
-    let mem: u64 = digits[word.len()..].parse().unwrap_or(1);
-    let cpu = match word {
-        "SMALL" => 1,
-        "MEDIUM" => 2,
-        "LARGE" => 4,
-        "XLARGE" => 8 * factor.max(1) / 2,
-        _ => 1,
-    };
-    (cpu.max(1), mem.max(1))
-}
-
 fn instance(v: &InstanceView) -> Value {
     let i = &v.instance;
-    let (cpu, mem) = shape(&i.instance_type);
+    let (cpu, mem) = (v.shape.cpus, v.shape.memory_mib / 1024);
     let sys = v.disks.iter().find(|d| d.usage == "SYSTEM_DISK");
     let data: Vec<Value> = v
         .disks
@@ -213,12 +194,6 @@ async fn run_instances(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value
     )?;
     let zone = pl.str_req("Zone")?.to_string();
     let name = p.str_opt("InstanceName")?.unwrap_or("").to_string();
-    if name.chars().count() > 128 {
-        return Err(ApiError::new(
-            "InvalidInstanceName.TooLong",
-            "InstanceName is longer than 128 characters",
-        ));
-    }
     if p.str_opt("ClientToken")?.is_some_and(|t| t.len() > 64) {
         return Err(ApiError::new(
             "InvalidClientToken.TooLong",
@@ -285,10 +260,8 @@ async fn run_instances(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value
         image_id,
         zone,
         count,
-        instance_type: p
-            .str_opt("InstanceType")?
-            .unwrap_or("S1.SMALL1")
-            .to_string(),
+        // Empty: the policy's default type.
+        instance_type: p.str_opt("InstanceType")?.unwrap_or("").to_string(),
         name,
         system_disk_gib: sys_gib,
         system_disk_type: sys_type,

@@ -5,7 +5,7 @@
 
 mod actions;
 pub mod auth;
-mod errors;
+pub mod errors;
 mod import;
 pub use import::upload;
 mod instances;

@@ -1,7 +1,7 @@
 //! Service results in the shapes the Tencent SDK models declare (reference §2.1): exact
 //! field names and JSON types.
 
-use ikon_service::{ids, ImageView, Visibility};
+use ikon_service::{ids, ImageKind, ImageView, Visibility};
 use serde_json::{json, Value};
 
 const GIB: u64 = 1 << 30;
@@ -14,8 +14,9 @@ pub fn gib(bytes: u64) -> u64 {
 /// `ImageDescription`: the Image structure has no field for why an image failed, so a
 /// failed image's description leads with its state and reason (every failed import rule),
 /// followed by the owner's own description.
-fn description(i: &ikon_service::Image) -> String {
-    let failed = i.state.ends_with("FAILED") && !i.state_reason.is_empty();
+fn description(v: &ImageView) -> String {
+    let i = &v.image;
+    let failed = v.state().failed() && !i.state_reason.is_empty();
     match (failed, i.description.is_empty()) {
         (false, _) => i.description.clone(),
         (true, true) => format!("{}: {}", i.state, i.state_reason),
@@ -32,7 +33,7 @@ pub fn image(v: &ImageView) -> Value {
         Visibility::Public => "PUBLIC_IMAGE",
         Visibility::Market => "MARKET_IMAGE",
     };
-    let creator = if i.kind == "PUBLIC" {
+    let creator = if v.kind() == ImageKind::Public {
         "tencentcloud".to_string()
     } else {
         i.owner.clone()
@@ -53,7 +54,7 @@ pub fn image(v: &ImageView) -> Value {
         "ImageType": image_type,
         "CreatedTime": ids::iso8601(i.created_at),
         "ImageName": i.name,
-        "ImageDescription": description(i),
+        "ImageDescription": description(v),
         "ImageSize": gib(i.size_bytes),
         "Architecture": i.architecture,
         "ImageState": i.state,

@@ -14,6 +14,9 @@ use tower::ServiceExt;
 
 pub struct Env {
     pub svc: Service,
+    /// The catalog beneath the service (for tests that plant rows directly).
+    #[allow(dead_code)]
+    pub cat: ikon_catalog::Catalog,
     pub app: axum::Router,
 }
 
@@ -27,9 +30,9 @@ pub async fn env_with(config: Config) -> Env {
     let store = ikon_service::Store::open_local(&dir.join("chunks"), 1 << 20)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let svc = Service::new(cat, config, store);
+    let svc = Service::new(cat.clone(), config, store);
     let app = ikon_api::app(ikon_api::AppState::new(svc.clone()));
-    Env { svc, app }
+    Env { svc, cat, app }
 }
 
 pub async fn env() -> Env {

@@ -2,9 +2,9 @@
 //! import rules accept it (exit 0 importable, 1 a rule fails, 2 unreadable).
 
 use super::{OutputFormat, SourceArgs, EXIT_NO, EXIT_OK};
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use ikon_disk::{ExternalPolicy, Format, OpenOptions};
-use ikon_guest::rules::{self, RulesConfig, Verdict};
+use ikon_guest::rules::{self, Verdict};
 use ikon_guest::Inspection;
 use serde_json::json;
 use std::path::Path;
@@ -82,9 +82,16 @@ pub fn inspect(path: &Path, src: &SourceArgs, output: OutputFormat) -> Result<u8
 }
 
 /// `ikon img precheck`.
-pub fn precheck(path: &Path, src: &SourceArgs, preset: &str, output: OutputFormat) -> Result<u8> {
-    let cfg = RulesConfig::preset(preset)
-        .ok_or_else(|| anyhow!("unknown rules preset {preset:?} (tencent, alibaba)"))?;
+/// The guest checks are the policy's (`preset`, or the file's, merged with `config`), read
+/// exactly as `ikon serve --preset … --config …` reads them.
+pub fn precheck(
+    path: &Path,
+    src: &SourceArgs,
+    preset: Option<&str>,
+    config: Option<&Path>,
+    output: OutputFormat,
+) -> Result<u8> {
+    let cfg = ikon_service::Config::load_with(config, preset)?.guest_rules();
     let ins = load(path, src)?;
     let verdicts = rules::evaluate(&ins, &cfg);
     let ok = rules::importable(&verdicts);

@@ -138,9 +138,13 @@ pub enum ImgCommand {
     },
     /// Check a cloud's import rules (exit 0 importable, 1 a rule fails, 2 unreadable).
     Precheck {
-        /// Rules preset: tencent or alibaba.
+        /// Rules preset: tencent or alibaba (the policy `ikon serve --preset NAME` runs;
+        /// default: the configuration file's preset, else tencent).
         #[arg(long = "rules")]
-        rules: String,
+        rules: Option<String>,
+        /// Policy file (TOML) merged onto the preset, as `ikon serve --config FILE` reads it.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Image file.
         image: PathBuf,
         #[command(flatten)]
@@ -207,10 +211,11 @@ pub fn run(cmd: ImgCommand) -> anyhow::Result<u8> {
         ImgCommand::Inspect { image, src, output } => inspect::inspect(&image, &src, output),
         ImgCommand::Precheck {
             rules,
+            config,
             image,
             src,
             output,
-        } => inspect::precheck(&image, &src, &rules, output),
+        } => inspect::precheck(&image, &src, rules.as_deref(), config.as_deref(), output),
         ImgCommand::Create {
             format,
             options,
