@@ -448,15 +448,6 @@ impl BlockDevice for Union<'_> {
     fn read_exact_at(&self, _: &mut [u8], _: u64) -> Result<()> {
         Err(not_readable())
     }
-    fn write_all_at(&self, _: &[u8], _: u64) -> Result<()> {
-        Err(not_readable())
-    }
-    fn write_zeroes(&self, _: u64, _: u64) -> Result<()> {
-        Err(not_readable())
-    }
-    fn flush(&self) -> Result<()> {
-        Ok(())
-    }
     fn map(&self, offset: u64, len: u64) -> Result<Vec<crate::Extent>> {
         let len = len.min(self.len.saturating_sub(offset));
         let mut data: Vec<(u64, u64)> = Vec::new();
@@ -496,15 +487,6 @@ impl BlockDevice for Tail<'_> {
     }
     fn read_exact_at(&self, _: &mut [u8], _: u64) -> Result<()> {
         Err(not_readable())
-    }
-    fn write_all_at(&self, _: &[u8], _: u64) -> Result<()> {
-        Err(not_readable())
-    }
-    fn write_zeroes(&self, _: u64, _: u64) -> Result<()> {
-        Err(not_readable())
-    }
-    fn flush(&self) -> Result<()> {
-        Ok(())
     }
     fn map(&self, offset: u64, len: u64) -> Result<Vec<crate::Extent>> {
         let end = offset + len;

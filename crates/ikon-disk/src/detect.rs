@@ -57,9 +57,7 @@ pub fn detect_bytes(head: &[u8], tail: Option<&[u8; 512]>) -> Result<Format> {
 fn signature(head: &[u8], tail: Option<&[u8; 512]>) -> Result<Format> {
     let starts = |m: &[u8]| head.len() >= m.len() && &head[..m.len()] == m;
     if starts(QCOW_MAGIC) {
-        let version = head
-            .get(4..8)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let version = crate::bytes::be32(head, 4);
         return match version {
             Some(2) | Some(3) => Ok(Format::Qcow2),
             Some(1) => Err(Error::unsupported(

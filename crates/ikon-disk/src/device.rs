@@ -1,5 +1,7 @@
-//! The one block-device trait every format implements, its mapping query, and the small
-//! capability trait ([`DiskImage`]) that adds what a format knows about itself.
+//! The block-device traits: [`BlockDevice`] (size, positional reads and the mapping query),
+//! which every format implements; [`WritableDevice`], the write capability only the formats
+//! that write in place (raw, VHD) implement; and [`DiskImage`], which adds what a format knows
+//! about itself. [`WritableImage`] is an opened image that can be written.
 
 use crate::error::{Error, Result};
 use crate::Format;
@@ -35,7 +37,12 @@ impl Extent {
     }
 }
 
-/// A sync, positional, thread-safe virtual disk.
+/// A sync, positional, thread-safe virtual disk that can be read and mapped.
+///
+/// Writing is a separate capability, [`WritableDevice`]; a device that has it says so through
+/// [`BlockDevice::as_writable`], which is how code holding only a `dyn BlockDevice` (an NBD
+/// export) reaches it. The inherent `write_all_at`/`write_zeroes`/`flush` on
+/// `dyn BlockDevice` do exactly that and fail with [`crate::ErrorKind::ReadOnly`] otherwise.
 pub trait BlockDevice: Send + Sync {
     /// Virtual size in bytes.
     fn len(&self) -> u64;
@@ -45,15 +52,48 @@ pub trait BlockDevice: Send + Sync {
     }
     /// Fill `buf` from guest offset `offset`; the range must lie within the disk.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+    /// Describe `[offset, offset+len)` as consecutive extents, in order, covering the whole
+    /// range with no gaps, adjacent extents of the same kind merged.
+    fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>>;
+    /// The write capability of this device, if it has one now (a writable format opened
+    /// read-only has none). Implementors of [`WritableDevice`] return `Some(self)`.
+    fn as_writable(&self) -> Option<&dyn WritableDevice> {
+        None
+    }
+}
+
+/// The write capability of a [`BlockDevice`].
+pub trait WritableDevice: BlockDevice {
     /// Write `buf` at guest offset `offset`; the range must lie within the disk.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()>;
     /// Make `[offset, offset+len)` read as zeros.
     fn write_zeroes(&self, offset: u64, len: u64) -> Result<()>;
     /// Make completed writes durable.
     fn flush(&self) -> Result<()>;
-    /// Describe `[offset, offset+len)` as consecutive extents, in order, covering the whole
-    /// range with no gaps, adjacent extents of the same kind merged.
-    fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>>;
+}
+
+/// Writes through a device known only as a [`BlockDevice`]: forwarded to its
+/// [`BlockDevice::as_writable`] capability, refused with `ReadOnly` when it has none.
+impl dyn BlockDevice + '_ {
+    /// [`WritableDevice::write_all_at`], or a `ReadOnly` error.
+    pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.writable_or_refuse()?.write_all_at(buf, offset)
+    }
+    /// [`WritableDevice::write_zeroes`], or a `ReadOnly` error.
+    pub fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
+        self.writable_or_refuse()?.write_zeroes(offset, len)
+    }
+    /// [`WritableDevice::flush`]; a read-only device has nothing to flush.
+    pub fn flush(&self) -> Result<()> {
+        match self.as_writable() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+    fn writable_or_refuse(&self) -> Result<&dyn WritableDevice> {
+        self.as_writable()
+            .ok_or_else(|| Error::read_only("this disk is read-only"))
+    }
 }
 
 /// An opened image: a block device plus what its format knows about it.
@@ -64,7 +104,20 @@ pub trait DiskImage: BlockDevice {
     fn check(&self) -> Result<CheckReport> {
         Ok(CheckReport::default())
     }
+    /// This image as a [`WritableImage`], or a `ReadOnly` error when its format does not
+    /// write in place or it was opened read-only.
+    fn into_writable(self: Box<Self>) -> Result<Box<dyn WritableImage>> {
+        Err(Error::read_only(format!(
+            "{} images are read-only in Ikon (convert to raw or vhd to write)",
+            self.info().format
+        )))
+    }
 }
+
+/// An opened image that can be written in place (see [`crate::open_writable`]).
+pub trait WritableImage: DiskImage + WritableDevice {}
+
+impl<T: DiskImage + WritableDevice + ?Sized> WritableImage for T {}
 
 /// What `info` reports about an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +215,26 @@ pub fn push_extent(
         kind,
         compressed,
     });
+}
+
+/// Helper for images with a backing (parent) image: appends the mapping of `[pos, pos+n)` as
+/// `backing` maps it, and whatever lies past the backing image's end as unallocated.
+pub fn push_backing_extents<B: BlockDevice + ?Sized>(
+    out: &mut Vec<Extent>,
+    backing: &B,
+    pos: u64,
+    n: u64,
+) -> Result<()> {
+    let end = pos.saturating_add(n);
+    let backing_end = end.min(backing.len());
+    if backing_end > pos {
+        for e in backing.map(pos, backing_end - pos)? {
+            push_extent(out, e.offset, e.len, e.kind, e.compressed);
+        }
+    }
+    let from = backing_end.max(pos);
+    push_extent(out, from, end - from, ExtentKind::Unallocated, false);
+    Ok(())
 }
 
 /// Fill `buf` with zeros (helper for reading unallocated ranges).

@@ -1,12 +1,14 @@
 //! `ikon-disk`: virtual disk image formats behind one block-device trait.
 //!
 //! Formats are detected from content ([`detect`]), opened as a [`DiskImage`] (a
-//! [`BlockDevice`] plus format facts), written through an [`ImageWriter`], and copied between
+//! [`BlockDevice`] plus format facts; [`open_writable`] gives a [`WritableImage`] for the
+//! formats that write in place), created through an [`ImageWriter`], and copied between
 //! each other by [`convert`]. Everything is synchronous and positional; parsers bound the
 //! memory and time they spend on hostile input and never follow a reference outside the
 //! image unless an [`ExternalPolicy`] allows it.
 
 pub mod bochs;
+pub mod bytes;
 pub mod cloop;
 pub mod convert;
 pub mod detect;
@@ -25,7 +27,10 @@ pub mod vhdx;
 pub mod vmdk;
 pub mod writer;
 
-pub use device::{BlockDevice, CheckReport, DiskImage, Extent, ExtentKind, ImageInfo};
+pub use device::{
+    BlockDevice, CheckReport, DiskImage, Extent, ExtentKind, ImageInfo, WritableDevice,
+    WritableImage,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use external::ExternalPolicy;
 pub use storage::{CacheMode, FileStorage, MemStorage, Storage};
@@ -203,6 +208,17 @@ pub fn open(path: &Path, options: &OpenOptions) -> Result<Box<dyn DiskImage>> {
     let base = storage.base_dir();
     let ctx = OpenContext::new(options.clone(), base);
     open_storage(storage, &ctx).map_err(|e| e.within(path.display()))
+}
+
+/// Open the image file at `path` for in-place writes (raw and VHD; `options.writable` is
+/// implied). Other formats, and images that cannot be written (a differencing VHD), fail with
+/// a `ReadOnly` error.
+pub fn open_writable(path: &Path, options: &OpenOptions) -> Result<Box<dyn WritableImage>> {
+    let mut options = options.clone();
+    options.writable = true;
+    open(path, &options)?
+        .into_writable()
+        .map_err(|e| e.within(path.display()))
 }
 
 /// Open an image held in `storage`.

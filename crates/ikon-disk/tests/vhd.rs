@@ -10,115 +10,20 @@
     clippy::cast_possible_wrap
 )]
 
-use ikon_disk::convert::{convert, CopyOptions};
-use ikon_disk::{
-    CreateOptions, DiskImage, ErrorKind, ExtentKind, Format, MemStorage, OpenContext, OpenOptions,
+mod common;
+
+use common::{
+    ikon_data_ranges, open_mem, put_be32, put_be64, qemu_data_ranges, qemu_img, qemu_ok, qemu_size,
+    read_all, TempDir,
 };
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use ikon_disk::convert::{convert, CopyOptions};
+use ikon_disk::{CreateOptions, DiskImage, ErrorKind, Format, MemStorage, OpenOptions};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("ikon-vhd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn qemu_img(args: &[&str]) -> std::process::Output {
-    let out = Command::new("qemu-img").args(args).output().unwrap_or_else(|e| {
-        panic!("qemu-img is required for these tests but could not be run ({e}); install qemu-utils")
-    });
-    out
-}
-
-fn qemu_ok(args: &[&str]) -> String {
-    let out = qemu_img(args);
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json_u64(text: &str, key: &str) -> u64 {
-    let v: serde_json::Value = serde_json::from_str(text).expect("qemu-img json");
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {key} in {text}"))
-}
-
-fn qemu_size(path: &Path, fmt: &str) -> u64 {
-    let p = path.to_str().expect("utf8 path");
-    json_u64(
-        &qemu_ok(&["info", "--output=json", "-f", fmt, p]),
-        "virtual-size",
-    )
-}
-
-fn qemu_data_ranges(path: &Path, fmt: &str) -> Vec<(u64, u64)> {
-    let p = path.to_str().expect("utf8 path");
-    let v: serde_json::Value =
-        serde_json::from_str(&qemu_ok(&["map", "--output=json", "-f", fmt, p])).expect("map json");
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for e in v.as_array().expect("map array") {
-        if e["data"].as_bool() == Some(true) {
-            push_range(
-                &mut out,
-                e["start"].as_u64().unwrap_or(0),
-                e["length"].as_u64().unwrap_or(0),
-            );
-        }
-    }
-    out
-}
-
-fn push_range(out: &mut Vec<(u64, u64)>, s: u64, l: u64) {
-    if let Some(last) = out.last_mut() {
-        if last.0 + last.1 == s {
-            last.1 += l;
-            return;
-        }
-    }
-    out.push((s, l));
-}
-
-fn ikon_data_ranges(img: &dyn DiskImage) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    for e in img.map(0, img.len()).expect("map") {
-        if e.kind == ExtentKind::Data {
-            push_range(&mut out, e.offset, e.len);
-        }
-    }
-    out
-}
-
-fn read_all(img: &dyn DiskImage) -> Vec<u8> {
-    let mut v = vec![0u8; usize::try_from(img.len()).expect("size")];
-    // read in odd-sized pieces to exercise block boundaries
-    let mut pos = 0usize;
-    let step = 3 * 1024 * 1024 + 4096 + 512;
-    while pos < v.len() {
-        let n = step.min(v.len() - pos);
-        img.read_exact_at(&mut v[pos..pos + n], pos as u64)
-            .expect("read");
-        pos += n;
-    }
-    v
-}
+/// Read_all piece size: odd, to cross block boundaries.
+const STEP: usize = 3 * 1024 * 1024 + 4096 + 512;
 
 /// Deterministic test disk: random regions, zero regions, text at unaligned offsets.
 fn pattern(size: usize, seed: u64) -> Vec<u8> {
@@ -198,7 +103,7 @@ fn qemu_made_vhd_reads_like_qemu() {
                 "virtual size, size {size} opts {o}"
             );
             let want = std::fs::read(&back).expect("read back");
-            let got = read_all(img.as_ref());
+            let got = read_all(img.as_ref(), STEP);
             assert!(
                 got == want,
                 "content differs from qemu, size {size} opts {o}"
@@ -255,7 +160,7 @@ fn ikon_written_vhd_checked_by_qemu() {
             } else {
                 assert!(img.len() >= size as u64);
             }
-            let got = read_all(img.as_ref());
+            let got = read_all(img.as_ref(), STEP);
             assert!(got[..size] == data[..], "read back, size {size} opts {o}");
             assert!(got[size..].iter().all(|&b| b == 0));
             if o.contains("dynamic") {
@@ -276,11 +181,7 @@ fn fixed_vhd_in_place_write() {
     let vhd = t.path("f.vhd");
     let v = vhd.to_str().unwrap_or("");
     qemu_ok(&["create", "-f", "vpc", "-o", "subformat=fixed", v, "4M"]);
-    let opts = OpenOptions {
-        writable: true,
-        ..Default::default()
-    };
-    let img = ikon_disk::open(&vhd, &opts).expect("open rw");
+    let img = ikon_disk::open_writable(&vhd, &OpenOptions::default()).expect("open rw");
     img.write_all_at(b"hello vhd", 1000).expect("write");
     img.flush().expect("flush");
     drop(img);
@@ -300,12 +201,6 @@ fn fixed_vhd_in_place_write() {
 
 // ---------------------------------------------------------------- hostile input
 
-fn be32_put(b: &mut [u8], o: usize, v: u32) {
-    b[o..o + 4].copy_from_slice(&v.to_be_bytes());
-}
-fn be64_put(b: &mut [u8], o: usize, v: u64) {
-    b[o..o + 8].copy_from_slice(&v.to_be_bytes());
-}
 fn vhd_sum(b: &[u8], skip: usize) -> u32 {
     let mut s: u32 = 0;
     for (i, &x) in b.iter().enumerate() {
@@ -331,26 +226,15 @@ fn fix_sums(b: &mut [u8]) {
     let n = b.len();
     for o in [0, n - 512] {
         let s = vhd_sum(&b[o..o + 512], 64);
-        be32_put(b, o + 64, s);
+        put_be32(b, o + 64, s);
     }
     let s = vhd_sum(&b[512..1536], 36);
-    be32_put(b, 512 + 36, s);
-}
-
-fn open_mem(b: Vec<u8>) -> ikon_disk::Result<Box<dyn DiskImage>> {
-    let ctx = OpenContext::new(
-        OpenOptions {
-            format: Some(Format::Vhd),
-            ..Default::default()
-        },
-        None,
-    );
-    ikon_disk::open_storage(Arc::new(MemStorage::new(b)), &ctx)
+    put_be32(b, 512 + 36, s);
 }
 
 fn expect_err(name: &str, b: Vec<u8>, kind: ErrorKind) {
     let t = Instant::now();
-    match open_mem(b) {
+    match open_mem(b, Some(Format::Vhd)) {
         Ok(img) => panic!("{name}: opened an image of {} bytes", img.len()),
         Err(e) => assert_eq!(e.kind(), kind, "{name}: {e}"),
     }
@@ -361,7 +245,7 @@ fn expect_err(name: &str, b: Vec<u8>, kind: ErrorKind) {
 fn hostile_vhd() {
     let good = small_dynamic();
     {
-        let img = open_mem(good.clone()).expect("good image opens");
+        let img = open_mem(good.clone(), Some(Format::Vhd)).expect("good image opens");
         let mut b = vec![0u8; 4096];
         img.read_exact_at(&mut b, (2 << 20) + 100).expect("read");
         assert!(b.iter().all(|&x| x == 0xAB));
@@ -378,44 +262,44 @@ fn hostile_vhd() {
         ("block size 256", 256),
     ] {
         let mut b = good.clone();
-        be32_put(&mut b, 512 + 32, bs);
+        put_be32(&mut b, 512 + 32, bs);
         fix_sums(&mut b);
         expect_err(name, b, ErrorKind::Corrupt);
     }
     let mut b = good.clone();
-    be32_put(&mut b, 512 + 32, 1 << 31);
+    put_be32(&mut b, 512 + 32, 1 << 31);
     fix_sums(&mut b);
     expect_err("block size 2 GiB", b, ErrorKind::Corrupt);
 
     let mut b = good.clone();
-    be32_put(&mut b, 512 + 28, u32::MAX);
+    put_be32(&mut b, 512 + 28, u32::MAX);
     fix_sums(&mut b);
     expect_err("max table entries huge", b, ErrorKind::LimitExceeded);
 
     let mut b = good.clone();
-    be64_put(&mut b, 512 + 16, 1 << 40);
+    put_be64(&mut b, 512 + 16, 1 << 40);
     fix_sums(&mut b);
     expect_err("BAT offset past EOF", b, ErrorKind::Corrupt);
 
     let mut b = good.clone();
-    be32_put(&mut b, 1536 + 4, 0x00FF_0000);
+    put_be32(&mut b, 1536 + 4, 0x00FF_0000);
     expect_err("BAT entry past EOF", b, ErrorKind::Corrupt);
 
     let mut b = good.clone();
-    be32_put(&mut b, 1536 + 4, 1);
+    put_be32(&mut b, 1536 + 4, 1);
     expect_err("BAT entry pointing into the header", b, ErrorKind::Corrupt);
 
     let mut b = good.clone();
-    be64_put(&mut b, 16, 1 << 50);
-    be64_put(&mut b, n - 512 + 16, 1 << 50);
+    put_be64(&mut b, 16, 1 << 50);
+    put_be64(&mut b, n - 512 + 16, 1 << 50);
     fix_sums(&mut b);
     expect_err("dynamic header past EOF", b, ErrorKind::Corrupt);
 
     let mut b = good.clone();
     b[28..32].copy_from_slice(b"win ");
-    be64_put(&mut b, 48, u64::MAX);
+    put_be64(&mut b, 48, u64::MAX);
     b[n - 512 + 28..n - 512 + 32].copy_from_slice(b"win ");
-    be64_put(&mut b, n - 512 + 48, u64::MAX);
+    put_be64(&mut b, n - 512 + 48, u64::MAX);
     fix_sums(&mut b);
     expect_err("current size absurd", b, ErrorKind::Unsupported);
 
@@ -424,8 +308,8 @@ fn hostile_vhd() {
 
     // Differencing disk whose parent locator points at /etc/hosts: refused by default.
     let mut b = good.clone();
-    be32_put(&mut b, 60, 4);
-    be32_put(&mut b, n - 512 + 60, 4);
+    put_be32(&mut b, 60, 4);
+    put_be32(&mut b, n - 512 + 60, 4);
     let name: Vec<u8> = "/etc/hosts"
         .encode_utf16()
         .flat_map(u16::to_le_bytes)
@@ -439,9 +323,9 @@ fn hostile_vhd() {
     );
     let loc = 512 + 576;
     b[loc..loc + 4].copy_from_slice(b"W2ku");
-    be32_put(&mut b, loc + 4, 512);
-    be32_put(&mut b, loc + 8, name.len() as u32);
-    be64_put(&mut b, loc + 16, loc_at as u64);
+    put_be32(&mut b, loc + 4, 512);
+    put_be32(&mut b, loc + 8, name.len() as u32);
+    put_be64(&mut b, loc + 16, loc_at as u64);
     fix_sums(&mut b);
     expect_err("parent locator to /etc/hosts", b, ErrorKind::Unsafe);
 }
@@ -452,7 +336,7 @@ fn footer_variants() {
     let mut b = small_dynamic();
     let n = b.len();
     b[n - 512 + 100] ^= 1;
-    let img = open_mem(b).expect("dynamic with damaged end footer");
+    let img = open_mem(b, Some(Format::Vhd)).expect("dynamic with damaged end footer");
     assert_eq!(img.info().subformat.as_deref(), Some("dynamic"));
 
     // Fixed disk whose footer is 511 bytes long (old tools).
@@ -466,7 +350,7 @@ fn footer_variants() {
     let mut b = mem.to_vec();
     assert_eq!(b.len(), 8192 + 512);
     b.truncate(8192 + 511);
-    let img = open_mem(b).expect("511-byte footer");
+    let img = open_mem(b, Some(Format::Vhd)).expect("511-byte footer");
     assert_eq!(img.len(), 8192);
     let mut r = vec![0u8; 8192];
     img.read_exact_at(&mut r, 0).expect("read");
@@ -493,8 +377,8 @@ fn differencing_vhd_with_allowed_parent() {
     w.finish().expect("finish child");
     let mut b = mem.to_vec();
     let n = b.len();
-    be32_put(&mut b, 60, 4);
-    be32_put(&mut b, n - 512 + 60, 4);
+    put_be32(&mut b, 60, 4);
+    put_be32(&mut b, n - 512 + 60, 4);
     // block 0: only sectors 0-3 present in the child
     let blk = u32::from_be_bytes(b[1536..1540].try_into().expect("bat")) as usize * 512;
     b[blk..blk + 512].fill(0);
@@ -512,9 +396,9 @@ fn differencing_vhd_with_allowed_parent() {
     );
     let loc = 512 + 576;
     b[loc..loc + 4].copy_from_slice(b"W2ru");
-    be32_put(&mut b, loc + 4, 512);
-    be32_put(&mut b, loc + 8, name.len() as u32);
-    be64_put(&mut b, loc + 16, loc_at as u64);
+    put_be32(&mut b, loc + 4, 512);
+    put_be32(&mut b, loc + 8, name.len() as u32);
+    put_be64(&mut b, loc + 16, loc_at as u64);
     fix_sums(&mut b);
     let child = t.path("child.vhd");
     std::fs::write(&child, &b).expect("write child");
@@ -523,13 +407,13 @@ fn differencing_vhd_with_allowed_parent() {
     assert_eq!(denied.err().map(|e| e.kind()), Some(ErrorKind::Unsafe));
 
     let opts = OpenOptions {
-        policy: ikon_disk::ExternalPolicy::allow_dir(&t.0).expect("policy"),
+        policy: ikon_disk::ExternalPolicy::allow_dir(t.dir()).expect("policy"),
         ..Default::default()
     };
     let img = ikon_disk::open(&child, &opts).expect("open child with parent");
     assert_eq!(img.info().subformat.as_deref(), Some("differencing"));
     assert_eq!(img.info().external_files, vec!["parent.vhd".to_string()]);
-    let got = read_all(img.as_ref());
+    let got = read_all(img.as_ref(), STEP);
     let mut want = parent_data.clone();
     want[..2048].fill(0xCD);
     assert!(got == want, "differencing content");
@@ -543,11 +427,7 @@ fn dynamic_vhd_in_place_write() {
     qemu_ok(&["create", "-f", "vpc", "-o", "force_size=on", v, "8M"]);
     let mut model = vec![0u8; 8 << 20];
     {
-        let opts = OpenOptions {
-            writable: true,
-            ..Default::default()
-        };
-        let img = ikon_disk::open(&vhd, &opts).expect("open rw");
+        let img = ikon_disk::open_writable(&vhd, &OpenOptions::default()).expect("open rw");
         let writes: [(usize, usize, u8); 4] = [
             (100, 5000, 0x11),
             ((2 << 20) - 10, 30, 0x22),
@@ -581,7 +461,7 @@ fn dynamic_vhd_in_place_write() {
     );
     let img = open_path(&vhd, None);
     assert!(
-        read_all(img.as_ref()) == model,
+        read_all(img.as_ref(), STEP) == model,
         "Ikon reads its writes back"
     );
     assert_eq!(
@@ -597,7 +477,7 @@ fn dynamic_vhd_in_place_write() {
 
 /// Open, map and read a (possibly broken) image; any error is fine, a panic is not.
 fn exercise(b: Vec<u8>) {
-    if let Ok(img) = open_mem(b) {
+    if let Ok(img) = open_mem(b, Some(Format::Vhd)) {
         let _ = img.info();
         let _ = img.check();
         let len = img.len();

@@ -10,78 +10,15 @@
     clippy::cast_possible_wrap
 )]
 
-use ikon_disk::{DiskImage, ErrorKind, ExtentKind, Format, MemStorage, OpenContext, OpenOptions};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
+mod common;
+
+use common::{open_mem, qemu_data_ranges, qemu_ok, qemu_size, read_all, TempDir};
+use ikon_disk::bytes::{le32_or_zero, le64_or_zero};
+use ikon_disk::{ErrorKind, ExtentKind, Format, OpenOptions};
 use std::time::Instant;
 
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("ikon-vhdx-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn qemu_ok(args: &[&str]) -> String {
-    let out = Command::new("qemu-img").args(args).output().unwrap_or_else(|e| {
-        panic!("qemu-img is required for these tests but could not be run ({e}); install qemu-utils")
-    });
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn qemu_size(path: &Path) -> u64 {
-    let p = path.to_str().expect("utf8 path");
-    let v: serde_json::Value =
-        serde_json::from_str(&qemu_ok(&["info", "--output=json", "-f", "vhdx", p])).expect("json");
-    v["virtual-size"].as_u64().expect("virtual-size")
-}
-
-fn qemu_data_ranges(path: &Path) -> Vec<(u64, u64)> {
-    let p = path.to_str().expect("utf8 path");
-    let v: serde_json::Value =
-        serde_json::from_str(&qemu_ok(&["map", "--output=json", "-f", "vhdx", p])).expect("json");
-    v.as_array()
-        .expect("map array")
-        .iter()
-        .filter(|e| e["data"].as_bool() == Some(true))
-        .map(|e| {
-            (
-                e["start"].as_u64().unwrap_or(0),
-                e["length"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
-
-fn read_all(img: &dyn DiskImage) -> Vec<u8> {
-    let mut v = vec![0u8; usize::try_from(img.len()).expect("size")];
-    let step = 5 * 1024 * 1024 + 512;
-    let mut pos = 0usize;
-    while pos < v.len() {
-        let n = step.min(v.len() - pos);
-        img.read_exact_at(&mut v[pos..pos + n], pos as u64)
-            .expect("read");
-        pos += n;
-    }
-    v
-}
+/// Read_all piece size: odd, to cross block boundaries.
+const STEP: usize = 5 * 1024 * 1024 + 512;
 
 /// Deterministic test disk: random regions, zero regions, text at unaligned offsets.
 fn pattern(size: usize, seed: u64) -> Vec<u8> {
@@ -153,18 +90,18 @@ fn qemu_made_vhdx_reads_like_qemu() {
             assert_eq!(img.info().format, Format::Vhdx);
             assert_eq!(
                 img.len(),
-                qemu_size(&img_p),
+                qemu_size(&img_p, "vhdx"),
                 "virtual size, size {size} opts {o}"
             );
             let want = std::fs::read(&back).expect("read back");
-            let got = read_all(img.as_ref());
+            let got = read_all(img.as_ref(), STEP);
             assert!(
                 got == want,
                 "content differs from qemu, size {size} opts {o}"
             );
             // qemu reports every VHDX range as data; Ikon's data must lie within it and every
             // non-zero byte must be inside an Ikon data extent.
-            let q = qemu_data_ranges(&img_p);
+            let q = qemu_data_ranges(&img_p, "vhdx");
             for e in img.map(0, img.len()).expect("map") {
                 let (s, l) = (e.offset, e.len);
                 if e.kind == ExtentKind::Data {
@@ -206,13 +143,6 @@ fn crc32c(data: &[u8]) -> u32 {
     !c
 }
 
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
-}
-fn le64(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
-}
-
 /// Recompute the CRC of the structure of `len` bytes at `at`.
 fn fix_crc(b: &mut [u8], at: usize, len: usize) {
     b[at + 4..at + 8].fill(0);
@@ -227,11 +157,11 @@ const R2: usize = 256 << 10;
 
 /// (region table entry offset, file offset) of the region whose GUID starts with `g0`.
 fn region(b: &[u8], g0: [u8; 4]) -> (usize, usize) {
-    let n = le32(b, R1 + 8) as usize;
+    let n = le32_or_zero(b, R1 + 8) as usize;
     (0..n)
         .map(|i| R1 + 16 + 32 * i)
         .find(|&e| b[e..e + 4] == g0)
-        .map(|e| (e - R1, le64(b, e + 16) as usize))
+        .map(|e| (e - R1, le64_or_zero(b, e + 16) as usize))
         .expect("region present")
 }
 const BAT_G: [u8; 4] = [0x66, 0x77, 0xC2, 0x2D];
@@ -244,26 +174,15 @@ fn meta_item(b: &[u8], g0: [u8; 4]) -> usize {
     (0..n)
         .map(|i| m + 32 + 32 * i)
         .find(|&e| b[e..e + 4] == g0)
-        .map(|e| m + le32(b, e + 16) as usize)
+        .map(|e| m + le32_or_zero(b, e + 16) as usize)
         .expect("metadata item present")
 }
 const FILE_PARAMS_G: [u8; 4] = [0x37, 0x67, 0xA1, 0xCA];
 const DISK_SIZE_G: [u8; 4] = [0x24, 0x42, 0xA5, 0x2F];
 
-fn open_mem(b: Vec<u8>) -> ikon_disk::Result<Box<dyn DiskImage>> {
-    let ctx = OpenContext::new(
-        OpenOptions {
-            format: Some(Format::Vhdx),
-            ..Default::default()
-        },
-        None,
-    );
-    ikon_disk::open_storage(Arc::new(MemStorage::new(b)), &ctx)
-}
-
 fn expect_err(name: &str, b: Vec<u8>, kind: ErrorKind) -> String {
     let t = Instant::now();
-    let msg = match open_mem(b) {
+    let msg = match open_mem(b, Some(Format::Vhdx)) {
         Ok(img) => panic!("{name}: opened an image of {} bytes", img.len()),
         Err(e) => {
             assert_eq!(e.kind(), kind, "{name}: {e}");
@@ -301,7 +220,10 @@ fn hostile_vhdx() {
         v,
     ]);
     let good = std::fs::read(&p).expect("read");
-    assert!(open_mem(good.clone()).is_ok(), "unmodified image opens");
+    assert!(
+        open_mem(good.clone(), Some(Format::Vhdx)).is_ok(),
+        "unmodified image opens"
+    );
 
     let mut b = good.clone();
     b[H1 + 100] ^= 1;
@@ -341,7 +263,7 @@ fn hostile_vhdx() {
     let (meta_e, _) = region(&good, META_G);
     let mut b = good.clone();
     both_regions(&mut b, |b, r| {
-        let o = le64(b, r + bat_e + 16);
+        let o = le64_or_zero(b, r + bat_e + 16);
         b[r + meta_e + 16..r + meta_e + 24].copy_from_slice(&o.to_le_bytes());
     });
     expect_err("overlapping regions", b, ErrorKind::Corrupt);
@@ -449,7 +371,7 @@ fn mutated_vhdx_never_panics() {
                 fix_crc(&mut b, r, 64 << 10);
             }
         }
-        if let Ok(img) = open_mem(b) {
+        if let Ok(img) = open_mem(b, Some(Format::Vhdx)) {
             let _ = img.info();
             let _ = img.check();
             if let Ok(m) = img.map(0, img.len()) {
@@ -541,7 +463,7 @@ fn differencing_vhdx_with_allowed_parent() {
     // 1 MiB of file space becomes the chunk's sector bitmap; block 2 and 3 come from the
     // parent. Chunk ratio = 2^23 * 512 / 1 MiB = 4096, so the bitmap entry is number 4096.
     let (_, bat) = region(&b, BAT_G);
-    let ent = |b: &[u8], i: usize| le64(b, bat + 8 * i);
+    let ent = |b: &[u8], i: usize| le64_or_zero(b, bat + 8 * i);
     let b1 = ent(&b, 1) & !7;
     let b2 = ent(&b, 2) & !7;
     assert_eq!(ent(&b, 1) & 7, 6, "qemu wrote block 1 as present");
@@ -558,7 +480,7 @@ fn differencing_vhdx_with_allowed_parent() {
     assert_eq!(denied.err().map(|e| e.kind()), Some(ErrorKind::Unsafe));
 
     let opts = OpenOptions {
-        policy: ikon_disk::ExternalPolicy::allow_dir(&t.0).expect("policy"),
+        policy: ikon_disk::ExternalPolicy::allow_dir(t.dir()).expect("policy"),
         ..Default::default()
     };
     let img = ikon_disk::open(&child, &opts).expect("open differencing vhdx");
@@ -567,7 +489,7 @@ fn differencing_vhdx_with_allowed_parent() {
     let mut want = parent_data.clone();
     want[..mib].fill(0xCD);
     want[mib..mib + 3 * 512].fill(0xCD);
-    let got = read_all(img.as_ref());
+    let got = read_all(img.as_ref(), STEP);
     let first_diff = got.iter().zip(&want).position(|(a, b)| a != b);
     assert!(
         got == want,

@@ -8,6 +8,7 @@
 
 use crate::partition::read;
 use crate::vfs::{DirEntry, FileKind, GuestFs};
+use ikon_disk::bytes::{le16_or_zero, le32_or_zero};
 use ikon_disk::{BlockDevice, Error, Result};
 
 /// Superblock magic (superblock offset 56).
@@ -24,15 +25,6 @@ const EXTENT_MAGIC: u16 = 0xF30A;
 const MAX_DEPTH: u16 = 5;
 /// Root inode number.
 pub const ROOT_INO: u32 = 2;
-
-fn le16(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2)
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
-fn le32(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4)
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
 
 /// An open ext filesystem.
 pub struct Ext4<'a> {
@@ -70,13 +62,13 @@ impl<'a> Ext4<'a> {
     /// Open the filesystem at `[base, base+len)`.
     pub fn open(dev: &'a dyn BlockDevice, base: u64, len: u64) -> Result<Self> {
         let sb = read(dev, base.saturating_add(1024), 1024)?;
-        if le16(&sb, 56) != EXT_MAGIC {
+        if le16_or_zero(&sb, 56) != EXT_MAGIC {
             return Err(Error::corrupt(format!(
                 "ext superblock at 0x{:x}: bad magic",
                 base + 1024
             )));
         }
-        let log = le32(&sb, 24);
+        let log = le32_or_zero(&sb, 24);
         if log > 6 {
             return Err(Error::corrupt(format!(
                 "ext superblock: block size 2^{} KiB absurd",
@@ -84,19 +76,19 @@ impl<'a> Ext4<'a> {
             )));
         }
         let block = 1024u64 << log;
-        let ipg = le32(&sb, 40);
-        let inode_size = if le32(&sb, 76) == 0 {
+        let ipg = le32_or_zero(&sb, 40);
+        let inode_size = if le32_or_zero(&sb, 76) == 0 {
             128
         } else {
-            u64::from(le16(&sb, 88))
+            u64::from(le16_or_zero(&sb, 88))
         };
         if ipg == 0 || !(128..=block).contains(&inode_size) || !inode_size.is_power_of_two() {
             return Err(Error::corrupt(format!(
                 "ext superblock: inodes per group {ipg} / inode size {inode_size} invalid"
             )));
         }
-        let desc_size = if le32(&sb, 96) & INCOMPAT_64BIT != 0 {
-            u64::from(le16(&sb, 254)).max(32)
+        let desc_size = if le32_or_zero(&sb, 96) & INCOMPAT_64BIT != 0 {
+            u64::from(le16_or_zero(&sb, 254)).max(32)
         } else {
             32
         };
@@ -105,14 +97,14 @@ impl<'a> Ext4<'a> {
                 "ext descriptor size {desc_size} invalid"
             )));
         }
-        let first = u64::from(le32(&sb, 20));
+        let first = u64::from(le32_or_zero(&sb, 20));
         Ok(Ext4 {
             dev,
             base,
             len,
             block,
             inodes_per_group: ipg,
-            inodes_count: le32(&sb, 0),
+            inodes_count: le32_or_zero(&sb, 0),
             inode_size,
             desc_size,
             gdt: (first + 1) * block,
@@ -145,9 +137,9 @@ impl<'a> Ext4<'a> {
             self.gdt + g * self.desc_size,
             usize::try_from(self.desc_size).unwrap_or(32),
         )?;
-        let mut table = u64::from(le32(&d, 8));
+        let mut table = u64::from(le32_or_zero(&d, 8));
         if self.desc_size >= 64 {
-            table |= u64::from(le32(&d, 0x28)) << 32;
+            table |= u64::from(le32_or_zero(&d, 0x28)) << 32;
         }
         let off = table
             .checked_mul(self.block)
@@ -158,9 +150,9 @@ impl<'a> Ext4<'a> {
             160.min(usize::try_from(self.inode_size).unwrap_or(128)),
         )?;
         Ok(Inode {
-            mode: le16(&b, 0),
-            flags: le32(&b, 32),
-            size: u64::from(le32(&b, 4)) | (u64::from(le32(&b, 108)) << 32),
+            mode: le16_or_zero(&b, 0),
+            flags: le32_or_zero(&b, 32),
+            size: u64::from(le32_or_zero(&b, 4)) | (u64::from(le32_or_zero(&b, 108)) << 32),
             iblock: b.get(40..100).map(<[u8]>::to_vec).unwrap_or_default(),
         })
     }
@@ -173,7 +165,7 @@ impl<'a> Ext4<'a> {
         } else {
             let mut lb = 0u64;
             for i in 0..12 {
-                let p = u64::from(le32(&ino.iblock, i * 4));
+                let p = u64::from(le32_or_zero(&ino.iblock, i * 4));
                 if p != 0 {
                     out.push((lb, p, 1));
                 }
@@ -181,7 +173,7 @@ impl<'a> Ext4<'a> {
             }
             let per = self.block / 4;
             for (lvl, slot) in [(1u32, 12usize), (2, 13), (3, 14)] {
-                let p = u64::from(le32(&ino.iblock, slot * 4));
+                let p = u64::from(le32_or_zero(&ino.iblock, slot * 4));
                 self.indirect(p, lvl, &mut lb, per, max_blocks, &mut out)?;
             }
         }
@@ -207,7 +199,7 @@ impl<'a> Ext4<'a> {
         }
         let b = self.rd(p * self.block, usize::try_from(self.block).unwrap_or(4096))?;
         for i in 0..usize::try_from(per).unwrap_or(0) {
-            let q = u64::from(le32(&b, i * 4));
+            let q = u64::from(le32_or_zero(&b, i * 4));
             if lvl == 1 {
                 if q != 0 {
                     out.push((*lb, q, 1));
@@ -230,11 +222,11 @@ impl<'a> Ext4<'a> {
         max: u64,
         out: &mut Vec<(u64, u64, u64)>,
     ) -> Result<()> {
-        if le16(node, 0) != EXTENT_MAGIC {
+        if le16_or_zero(node, 0) != EXTENT_MAGIC {
             return Err(Error::corrupt("ext extent header: bad magic"));
         }
-        let n = usize::from(le16(node, 2));
-        let depth = le16(node, 6);
+        let n = usize::from(le16_or_zero(node, 2));
+        let depth = le16_or_zero(node, 6);
         if depth > depth_left || 12 + n * 12 > node.len() {
             return Err(Error::corrupt(format!(
                 "ext extent node: depth {depth} / {n} entries invalid"
@@ -242,20 +234,20 @@ impl<'a> Ext4<'a> {
         }
         for i in 0..n {
             let e = &node[12 + i * 12..24 + i * 12];
-            let lblk = u64::from(le32(e, 0));
+            let lblk = u64::from(le32_or_zero(e, 0));
             if lblk >= max {
                 break;
             }
             if depth == 0 {
-                let mut len = u64::from(le16(e, 4));
+                let mut len = u64::from(le16_or_zero(e, 4));
                 if len > 32768 {
                     len -= 32768; // uninitialized extent: reads as zeros, but keep it simple
                     continue;
                 }
-                let start = (u64::from(le16(e, 6)) << 32) | u64::from(le32(e, 8));
+                let start = (u64::from(le16_or_zero(e, 6)) << 32) | u64::from(le32_or_zero(e, 8));
                 out.push((lblk, start, len));
             } else {
-                let leaf = (u64::from(le16(e, 8)) << 32) | u64::from(le32(e, 4));
+                let leaf = (u64::from(le16_or_zero(e, 8)) << 32) | u64::from(le32_or_zero(e, 4));
                 let b = self.rd(
                     leaf.checked_mul(self.block)
                         .ok_or_else(|| Error::corrupt("ext extent leaf absurd"))?,
@@ -314,8 +306,8 @@ impl<'a> Ext4<'a> {
         let mut out = Vec::new();
         let mut p = 0usize;
         while p + 8 <= data.len() {
-            let inum = le32(&data, p);
-            let rec = usize::from(le16(&data, p + 4));
+            let inum = le32_or_zero(&data, p);
+            let rec = usize::from(le16_or_zero(&data, p + 4));
             let nl = usize::from(data[p + 6]);
             if rec < 8 || p + rec > data.len() {
                 break;

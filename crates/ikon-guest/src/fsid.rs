@@ -7,6 +7,7 @@
 //! of the first four sectors with "LVM2 001" at +24.
 
 use crate::partition::read;
+use ikon_disk::bytes::{array_or_zero, le16_or_zero, le32_or_zero, uuid_string};
 use ikon_disk::{BlockDevice, Result};
 use serde::Serialize;
 
@@ -85,29 +86,9 @@ pub struct FsInfo {
     pub features: Vec<String>,
 }
 
-fn le16(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2)
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
-fn le32(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4)
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-/// Format a 16-byte big-endian UUID.
-pub fn uuid_str(b: &[u8]) -> String {
-    let h: String = b.iter().take(16).map(|x| format!("{x:02x}")).collect();
-    if h.len() < 32 {
-        return h;
-    }
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+/// The big-endian UUID at `at` in text form (zeros past the end of `b`).
+fn uuid_at(b: &[u8], at: usize) -> String {
+    uuid_string(&array_or_zero(b, at))
 }
 
 fn cstr(b: &[u8]) -> Option<String> {
@@ -133,9 +114,13 @@ pub fn identify(dev: &dyn BlockDevice, off: u64, len: u64) -> Result<FsInfo> {
         info.fs_type = FsType::Ntfs;
         return Ok(info);
     }
-    if head.len() >= 2048 && le16(&head, 1024 + 56) == EXT_MAGIC {
+    if head.len() >= 2048 && le16_or_zero(&head, 1024 + 56) == EXT_MAGIC {
         let sb = &head[1024..2048];
-        let (c, i, r) = (le32(sb, 92), le32(sb, 96), le32(sb, 100));
+        let (c, i, r) = (
+            le32_or_zero(sb, 92),
+            le32_or_zero(sb, 96),
+            le32_or_zero(sb, 100),
+        );
         let mut f = Vec::new();
         for (bit, word, name) in [
             (COMPAT_HAS_JOURNAL, c, "has_journal"),
@@ -160,13 +145,13 @@ pub fn identify(dev: &dyn BlockDevice, off: u64, len: u64) -> Result<FsInfo> {
             FsType::Ext2
         };
         info.features = f;
-        info.uuid = Some(uuid_str(&sb[104..120]));
+        info.uuid = Some(uuid_at(sb, 104));
         info.label = cstr(&sb[120..136]);
         return Ok(info);
     }
     if &head[0..4] == b"XFSB" {
         info.fs_type = FsType::Xfs;
-        info.uuid = Some(uuid_str(&head[32..48]));
+        info.uuid = Some(uuid_at(&head, 32));
         info.label = cstr(&head[108..120]);
         return Ok(info);
     }
@@ -188,7 +173,7 @@ pub fn identify(dev: &dyn BlockDevice, off: u64, len: u64) -> Result<FsInfo> {
     }
     if head.len() >= 4096 && &head[4086..4096] == b"SWAPSPACE2" {
         info.fs_type = FsType::Swap;
-        info.uuid = Some(uuid_str(&head[1024 + 12..1024 + 28]));
+        info.uuid = Some(uuid_at(&head, 1024 + 12));
         info.label = cstr(&head[1024 + 28..1024 + 44]);
         return Ok(info);
     }
@@ -204,7 +189,7 @@ pub fn identify(dev: &dyn BlockDevice, off: u64, len: u64) -> Result<FsInfo> {
         let b = read(dev, off + 65536, 4096)?;
         if &b[64..72] == b"_BHRfS_M" {
             info.fs_type = FsType::Btrfs;
-            info.uuid = Some(uuid_str(&b[32..48]));
+            info.uuid = Some(uuid_at(&b, 32));
             info.label = cstr(&b[299..299 + 256]);
         }
     }

@@ -3,6 +3,7 @@
 //! hostname, cloud-init, network interfaces and IPv6.
 
 use crate::vfs::GuestFs;
+use ikon_disk::bytes::{be16_or_zero, le16_or_zero};
 use serde::Serialize;
 
 /// Bound on directory listings done by the detectors.
@@ -169,10 +170,11 @@ fn elf_arch<F: GuestFs>(fs: &F, i: &mut LinuxInfo) {
             2 => 64,
             _ => continue,
         };
+        // e_ident[EI_DATA] (byte 5): 2 = big-endian; e_machine at 18 (length checked above).
         let m = if b[5] == 2 {
-            u16::from_be_bytes([b[18], b[19]])
+            be16_or_zero(&b, 18)
         } else {
-            u16::from_le_bytes([b[18], b[19]])
+            le16_or_zero(&b, 18)
         };
         // e_machine values from the System V ABI / elf.h.
         let arch = match m {

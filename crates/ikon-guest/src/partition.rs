@@ -6,6 +6,7 @@
 //! Sector sizes 512 and 4096 are tried for GPT. Entries that overlap or point past the end
 //! of the disk are kept but reported in `problems` (the result is then partial).
 
+use ikon_disk::bytes::{array_or_zero, guid_string, le32_or_zero, le64_or_zero};
 use ikon_disk::{BlockDevice, Result};
 use serde::Serialize;
 
@@ -64,22 +65,6 @@ pub struct PartitionTable {
     pub problems: Vec<String>,
 }
 
-fn le16(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2)
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
-fn le32(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4)
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-fn le64(b: &[u8], o: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(o..o + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_le_bytes(a)
-}
-
 pub(crate) fn read(dev: &dyn BlockDevice, off: u64, len: usize) -> Result<Vec<u8>> {
     let mut v = vec![0u8; len];
     if off.checked_add(len as u64).is_none_or(|e| e > dev.len()) {
@@ -90,26 +75,6 @@ pub(crate) fn read(dev: &dyn BlockDevice, off: u64, len: usize) -> Result<Vec<u8
     }
     dev.read_exact_at(&mut v, off)?;
     Ok(v)
-}
-
-fn guid(b: &[u8]) -> String {
-    if b.len() < 16 {
-        return String::new();
-    }
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        le32(b, 0),
-        le16(b, 4),
-        le16(b, 6),
-        b[8],
-        b[9],
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
-    )
 }
 
 /// Read the partition table of `dev`.
@@ -140,7 +105,7 @@ pub fn read_table(dev: &dyn BlockDevice) -> Result<PartitionTable> {
     let sane = has_sig
         && entries
             .iter()
-            .all(|e| (e[0] == 0 || e[0] == 0x80) && (e[4] == 0 || le32(e, 12) != 0))
+            .all(|e| (e[0] == 0 || e[0] == 0x80) && (e[4] == 0 || le32_or_zero(e, 12) != 0))
         && entries.iter().any(|e| e[4] != 0);
     if !sane || &mbr[3..11] == b"NTFS    " {
         return Ok(PartitionTable {
@@ -161,8 +126,8 @@ pub fn read_table(dev: &dyn BlockDevice) -> Result<PartitionTable> {
         if ty == 0 {
             continue;
         }
-        let start = u64::from(le32(e, 8)) * 512;
-        let size = u64::from(le32(e, 12)) * 512;
+        let start = u64::from(le32_or_zero(e, 8)) * 512;
+        let size = u64::from(le32_or_zero(e, 12)) * 512;
         let n = u32::try_from(i + 1).unwrap_or(0);
         if MBR_EXTENDED.contains(&ty) {
             read_logical(dev, start, size, &mut t)?;
@@ -210,19 +175,19 @@ fn read_logical(
         let e1 = &b[MBR_ENTRIES..MBR_ENTRIES + 16];
         let e2 = &b[MBR_ENTRIES + 16..MBR_ENTRIES + 32];
         if e1[4] != 0 {
-            let off = ebr.saturating_add(u64::from(le32(e1, 8)) * 512);
+            let off = ebr.saturating_add(u64::from(le32_or_zero(e1, 8)) * 512);
             t.partitions.push(Partition {
                 number: u32::try_from(k + 5).unwrap_or(0),
                 offset: off,
-                size: u64::from(le32(e1, 12)) * 512,
+                size: u64::from(le32_or_zero(e1, 12)) * 512,
                 type_id: format!("0x{:02x}", e1[4]),
                 bootable: e1[0] == 0x80,
             });
         }
-        if e2[4] == 0 || le32(e2, 8) == 0 {
+        if e2[4] == 0 || le32_or_zero(e2, 8) == 0 {
             return Ok(());
         }
-        ebr = ext_start.saturating_add(u64::from(le32(e2, 8)) * 512);
+        ebr = ext_start.saturating_add(u64::from(le32_or_zero(e2, 8)) * 512);
         if ebr >= ext_start.saturating_add(ext_size) {
             t.problems.push(format!(
                 "EBR link 0x{ebr:x} points outside the extended partition"
@@ -251,19 +216,19 @@ fn read_gpt(dev: &dyn BlockDevice, ss: u32) -> Result<Option<PartitionTable>> {
         partitions: vec![],
         problems: vec![],
     };
-    let hsize = usize::try_from(le32(&h, 12)).unwrap_or(0);
+    let hsize = usize::try_from(le32_or_zero(&h, 12)).unwrap_or(0);
     if (92..=512).contains(&hsize) {
         let mut hh = h[..hsize].to_vec();
         hh[16..20].fill(0);
-        if crc32(&hh) != le32(&h, 16) {
+        if crc32(&hh) != le32_or_zero(&h, 16) {
             t.problems.push("GPT header CRC mismatch".into());
         }
     } else {
         t.problems.push(format!("GPT header size {hsize} invalid"));
     }
-    let lba = le64(&h, 72);
-    let count = le32(&h, 80);
-    let esz = le32(&h, 84);
+    let lba = le64_or_zero(&h, 72);
+    let count = le32_or_zero(&h, 80);
+    let esz = le32_or_zero(&h, 84);
     if count > MAX_GPT_ENTRIES || !(128..=4096).contains(&esz) || !esz.is_multiple_of(8) {
         t.problems.push(format!(
             "GPT entry array ({count} entries of {esz} bytes) out of bounds"
@@ -280,7 +245,7 @@ fn read_gpt(dev: &dyn BlockDevice, ss: u32) -> Result<Option<PartitionTable>> {
             return Ok(Some(t));
         }
     };
-    if crc32(&arr) != le32(&h, 88) {
+    if crc32(&arr) != le32_or_zero(&h, 88) {
         t.problems.push("GPT entry array CRC mismatch".into());
     }
     let esz = usize::try_from(esz).unwrap_or(128);
@@ -288,8 +253,8 @@ fn read_gpt(dev: &dyn BlockDevice, ss: u32) -> Result<Option<PartitionTable>> {
         if e[0..16].iter().all(|&b| b == 0) {
             continue;
         }
-        let first = le64(e, 32);
-        let last = le64(e, 40);
+        let first = le64_or_zero(e, 32);
+        let last = le64_or_zero(e, 40);
         let (Some(off), Some(end)) = (
             first.checked_mul(ssz),
             last.checked_add(1).and_then(|l| l.checked_mul(ssz)),
@@ -302,7 +267,7 @@ fn read_gpt(dev: &dyn BlockDevice, ss: u32) -> Result<Option<PartitionTable>> {
             number: u32::try_from(i + 1).unwrap_or(0),
             offset: off,
             size: end.saturating_sub(off),
-            type_id: guid(&e[0..16]),
+            type_id: guid_string(&array_or_zero(e, 0)),
             bootable: false,
         });
     }

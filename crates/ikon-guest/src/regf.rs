@@ -6,6 +6,7 @@
 //! to the first hbin at 0x1000, cell size i32 (negative = allocated). Bounded: ri nesting
 //! depth ≤ 4, visited-cell set against cycles, counts checked against the cell size.
 
+use ikon_disk::bytes::{le16, le16_table, le32, le64_or_zero};
 use ikon_disk::{Error, Result};
 use std::collections::HashSet;
 
@@ -67,20 +68,8 @@ pub struct Hive {
     data: Vec<u8>,
 }
 
-fn le16(b: &[u8], o: usize) -> Option<u16> {
-    b.get(o..o.checked_add(2)?)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-}
-fn le32(b: &[u8], o: usize) -> Option<u32> {
-    b.get(o..o.checked_add(4)?)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 fn utf16(b: &[u8]) -> String {
-    let u: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
+    let u: Vec<u16> = le16_table(b);
     String::from_utf16_lossy(&u)
 }
 
@@ -322,11 +311,7 @@ fn decode(ty: u32, data: Vec<u8>) -> Value {
                 .collect(),
         ),
         REG_DWORD if data.len() >= 4 => Value::Dword(le32(&data, 0).unwrap_or(0)),
-        REG_QWORD if data.len() >= 8 => {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&data[..8]);
-            Value::Qword(u64::from_le_bytes(a))
-        }
+        REG_QWORD if data.len() >= 8 => Value::Qword(le64_or_zero(&data, 0)),
         _ => Value::Binary(ty, data),
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::regf::Hive;
 use crate::vfs::GuestFs;
+use ikon_disk::bytes::{le16, le32};
 use serde::Serialize;
 
 /// Largest hive file read.
@@ -123,15 +124,15 @@ pub fn detect<F: GuestFs>(fs: &F) -> (WindowsInfo, Vec<String>) {
 /// Architecture from a PE image: e_lfanew at 0x3C, "PE\0\0", IMAGE_FILE_HEADER.Machine
 /// (PE/COFF spec: 0x8664 AMD64, 0x14c i386, 0xAA64 ARM64).
 fn pe_arch(pe: &[u8], w: &mut WindowsInfo) {
-    let Some(l) = pe.get(0x3C..0x40) else { return };
-    let off = usize::try_from(u32::from_le_bytes([l[0], l[1], l[2], l[3]])).unwrap_or(usize::MAX);
+    let Some(l) = le32(pe, 0x3C) else { return };
+    let off = usize::try_from(l).unwrap_or(usize::MAX);
     if pe.get(0..2) != Some(b"MZ") || pe.get(off..off.saturating_add(4)) != Some(b"PE\0\0") {
         return;
     }
-    let Some(m) = pe.get(off + 4..off + 6) else {
+    let Some(machine) = off.checked_add(4).and_then(|at| le16(pe, at)) else {
         return;
     };
-    let (arch, bits) = match u16::from_le_bytes([m[0], m[1]]) {
+    let (arch, bits) = match machine {
         0x8664 => ("x86_64", 64),
         0x014C => ("i386", 32),
         0xAA64 => ("aarch64", 64),

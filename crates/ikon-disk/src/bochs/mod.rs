@@ -8,6 +8,7 @@
 //! lives at `header + catalog*4 + n * (bitmap_blocks + extent_blocks) * 512`: a sector bitmap
 //! (bit `s % 8` of byte `s / 8` set = sector stored) then the extent's sectors.
 
+use crate::bytes::le32_or_zero;
 use crate::device::{
     check_range, push_extent, BlockDevice, DiskImage, Extent, ExtentKind, ImageInfo,
 };
@@ -53,11 +54,6 @@ pub struct BochsImage {
     catalog: Vec<u32>,
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 fn field_is(b: &[u8], at: usize, len: usize, want: &[u8]) -> bool {
     b.get(at..at + len).is_some_and(|f| {
         let end = f.iter().position(|&c| c == 0).unwrap_or(f.len());
@@ -93,7 +89,7 @@ pub fn open_bochs(storage: Arc<dyn Storage>) -> Result<BochsImage> {
             "Bochs header at 0x0 is not a growing redolog image",
         ));
     }
-    let version = le32(&h, 64);
+    let version = le32_or_zero(&h, 64);
     let disk_at = match version {
         VERSION_2 => 88,
         VERSION_1 => 84,
@@ -103,11 +99,12 @@ pub fn open_bochs(storage: Arc<dyn Storage>) -> Result<BochsImage> {
             )))
         }
     };
-    let header_size = u64::from(le32(&h, 68));
-    let catalog_len = u64::from(le32(&h, 72));
-    let bitmap = u64::from(le32(&h, 76));
-    let extent = u64::from(le32(&h, 80));
-    let disk = u64::from(le32(&h, disk_at)) | (u64::from(le32(&h, disk_at + 4)) << 32);
+    let header_size = u64::from(le32_or_zero(&h, 68));
+    let catalog_len = u64::from(le32_or_zero(&h, 72));
+    let bitmap = u64::from(le32_or_zero(&h, 76));
+    let extent = u64::from(le32_or_zero(&h, 80));
+    let disk =
+        u64::from(le32_or_zero(&h, disk_at)) | (u64::from(le32_or_zero(&h, disk_at + 4)) << 32);
     let size = disk / SECTOR * SECTOR;
     if extent < SECTOR || !extent.is_power_of_two() || extent > MAX_EXTENT {
         return Err(Error::corrupt(format!(
@@ -144,10 +141,7 @@ pub fn open_bochs(storage: Arc<dyn Storage>) -> Result<BochsImage> {
         MAX_CATALOG_BYTES,
         "Bochs catalog",
     )?;
-    let catalog: Vec<u32> = raw
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let catalog: Vec<u32> = crate::bytes::le32_table(&raw);
     // bitmap_blocks = 1 + (bitmap - 1) / 512 (at least one sector), as Bochs lays it out.
     let bitmap_bytes = bitmap.max(1).div_ceil(SECTOR) * SECTOR;
     let stride = bitmap_bytes + extent;
@@ -243,18 +237,6 @@ impl BlockDevice for BochsImage {
             }
             done += n;
         }
-        Ok(())
-    }
-
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> Result<()> {
-        Err(Error::read_only("Bochs images are read-only in Ikon"))
-    }
-
-    fn write_zeroes(&self, _offset: u64, _len: u64) -> Result<()> {
-        Err(Error::read_only("Bochs images are read-only in Ikon"))
-    }
-
-    fn flush(&self) -> Result<()> {
         Ok(())
     }
 

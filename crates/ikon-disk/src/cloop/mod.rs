@@ -6,6 +6,7 @@
 //! `i + 1` and inflates to exactly `block_size` bytes; the virtual size is
 //! `n_blocks * block_size`.
 
+use crate::bytes::be32_or_zero;
 use crate::device::{
     check_range, push_extent, BlockDevice, DiskImage, Extent, ExtentKind, ImageInfo,
 };
@@ -36,11 +37,6 @@ pub struct CloopImage {
     cache: Mutex<Option<(u64, Vec<u8>)>>,
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 /// Open `storage` as a cloop image.
 pub fn open(storage: Arc<dyn Storage>, _ctx: &OpenContext) -> Result<Box<dyn DiskImage>> {
     Ok(Box::new(open_cloop(storage)?))
@@ -55,8 +51,8 @@ pub fn open_cloop(storage: Arc<dyn Storage>) -> Result<CloopImage> {
         )));
     }
     let h = read_vec(storage.as_ref(), PREAMBLE, 8, 8, "cloop header")?;
-    let block_size = u64::from(be32(&h, 0));
-    let n_blocks = u64::from(be32(&h, 4));
+    let block_size = u64::from(be32_or_zero(&h, 0));
+    let n_blocks = u64::from(be32_or_zero(&h, 4));
     if block_size == 0 || block_size % 512 != 0 {
         return Err(Error::corrupt(format!(
             "cloop header at 0x80: block size {block_size} is not a non-zero multiple of 512"
@@ -86,10 +82,7 @@ pub fn open_cloop(storage: Arc<dyn Storage>) -> Result<CloopImage> {
         MAX_TABLE_BYTES,
         "cloop offsets table",
     )?;
-    let offsets: Vec<u64> = raw
-        .chunks_exact(8)
-        .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect();
+    let offsets: Vec<u64> = crate::bytes::be64_table(&raw);
     let table_end = TABLE_OFFSET + table_bytes;
     for (i, w) in offsets.windows(2).enumerate() {
         if w[0] < table_end || w[1] < w[0] {
@@ -188,18 +181,6 @@ impl BlockDevice for CloopImage {
             buf[done..done + n].copy_from_slice(src);
             done += n;
         }
-        Ok(())
-    }
-
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> Result<()> {
-        Err(Error::read_only("cloop images are read-only"))
-    }
-
-    fn write_zeroes(&self, _offset: u64, _len: u64) -> Result<()> {
-        Err(Error::read_only("cloop images are read-only"))
-    }
-
-    fn flush(&self) -> Result<()> {
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! the "mish" block tables (BLKXTable) found base64-encoded in the XML property list or in the
 //! resource fork, and a whitespace-tolerant base64 decoder.
 
+use crate::bytes::{be32_or_zero, be64_or_zero};
 use crate::error::{Error, Result};
 
 /// Trailer signature "koly" (UDIF trailer, offset 0).
@@ -31,15 +32,6 @@ pub const CHUNK_LZFSE: u32 = 0x8000_0007;
 pub const CHUNK_COMMENT: u32 = 0x7fff_fffe;
 /// Chunk type: end of table.
 pub const CHUNK_TERMINATOR: u32 = 0xffff_ffff;
-
-pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
-    (u64::from(be32(b, at)) << 32) | u64::from(be32(b, at + 4))
-}
 
 /// The fields of the koly trailer Ikon uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,14 +63,14 @@ impl Koly {
             )));
         }
         let k = Koly {
-            version: be32(b, 4),
-            data_fork_offset: be64(b, 0x18),
-            rsrc_offset: be64(b, 0x28),
-            rsrc_length: be64(b, 0x30),
-            xml_offset: be64(b, 0xd8),
-            xml_length: be64(b, 0xe0),
-            variant: be32(b, 0x1e8),
-            sector_count: be64(b, 0x1ec),
+            version: be32_or_zero(b, 4),
+            data_fork_offset: be64_or_zero(b, 0x18),
+            rsrc_offset: be64_or_zero(b, 0x28),
+            rsrc_length: be64_or_zero(b, 0x30),
+            xml_offset: be64_or_zero(b, 0xd8),
+            xml_length: be64_or_zero(b, 0xe0),
+            variant: be32_or_zero(b, 0x1e8),
+            sector_count: be64_or_zero(b, 0x1ec),
         };
         let within = |off: u64, len: u64| off <= at && len <= at - off;
         if k.data_fork_offset > at
@@ -114,13 +106,13 @@ pub fn parse_mish(b: &[u8], data_fork: u64, out: &mut Vec<Chunk>) -> Result<()> 
     if b.get(..4) != Some(&MISH[..]) || b.len() < MISH_HEADER + CHUNK_ENTRY {
         return Ok(());
     }
-    let first = be64(b, 8);
+    let first = be64_or_zero(b, 8);
     let base = data_fork
-        .checked_add(be64(b, 0x18))
+        .checked_add(be64_or_zero(b, 0x18))
         .ok_or_else(|| Error::corrupt("DMG mish data offset overflows"))?;
     let entries = b.get(MISH_HEADER..).unwrap_or_default();
     for e in entries.chunks_exact(CHUNK_ENTRY) {
-        let kind = be32(e, 0);
+        let kind = be32_or_zero(e, 0);
         if kind == CHUNK_COMMENT {
             continue;
         }
@@ -130,13 +122,13 @@ pub fn parse_mish(b: &[u8], data_fork: u64, out: &mut Vec<Chunk>) -> Result<()> 
         let c = Chunk {
             kind,
             sector: first
-                .checked_add(be64(e, 8))
+                .checked_add(be64_or_zero(e, 8))
                 .ok_or_else(|| Error::corrupt("DMG chunk sector overflows"))?,
-            count: be64(e, 0x10),
+            count: be64_or_zero(e, 0x10),
             offset: base
-                .checked_add(be64(e, 0x18))
+                .checked_add(be64_or_zero(e, 0x18))
                 .ok_or_else(|| Error::corrupt("DMG chunk offset overflows"))?,
-            length: be64(e, 0x20),
+            length: be64_or_zero(e, 0x20),
         };
         out.push(c);
     }

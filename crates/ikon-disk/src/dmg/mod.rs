@@ -8,6 +8,7 @@ mod header;
 
 pub use header::{base64_decode, Chunk, Koly};
 
+use crate::bytes::be32_or_zero;
 use crate::device::{
     check_range, push_extent, BlockDevice, DiskImage, Extent, ExtentKind, ImageInfo,
 };
@@ -15,7 +16,7 @@ use crate::error::{CheckedOr, Error, Result};
 use crate::storage::{read_vec, Storage};
 use crate::{Format, OpenContext};
 use header::{
-    be32, parse_mish, CHUNK_BZIP2, CHUNK_IGNORE, CHUNK_LZFSE, CHUNK_RAW, CHUNK_ZERO, CHUNK_ZLIB,
+    parse_mish, CHUNK_BZIP2, CHUNK_IGNORE, CHUNK_LZFSE, CHUNK_RAW, CHUNK_ZERO, CHUNK_ZLIB,
     KOLY_SIZE,
 };
 use std::io::Read;
@@ -68,8 +69,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// The resources of a resource fork (a data-length header, then length-prefixed resources).
 fn rsrc_tables(fork: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let data_off = u64::from(be32(fork, 0));
-    let data_len = u64::from(be32(fork, 8));
+    let data_off = u64::from(be32_or_zero(fork, 0));
+    let data_len = u64::from(be32_or_zero(fork, 8));
     let flen = fork.len() as u64;
     if fork.len() < 16 || data_len == 0 || data_off.saturating_add(data_len) > flen {
         return Err(Error::corrupt(
@@ -81,7 +82,7 @@ fn rsrc_tables(fork: &[u8]) -> Result<Vec<Vec<u8>>> {
     let end = data_off + data_len;
     while pos < end {
         let at = usize::try_from(pos).map_err(|_| Error::corrupt("DMG resource offset"))?;
-        let n = u64::from(be32(fork, at));
+        let n = u64::from(be32_or_zero(fork, at));
         if n == 0 || n > (end - pos).saturating_sub(4) {
             return Err(Error::corrupt(format!(
                 "DMG resource at fork offset {pos} has an invalid length {n}"
@@ -292,18 +293,6 @@ impl BlockDevice for DmgImage {
             }
             done += n;
         }
-        Ok(())
-    }
-
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> Result<()> {
-        Err(Error::read_only("DMG images are read-only"))
-    }
-
-    fn write_zeroes(&self, _offset: u64, _len: u64) -> Result<()> {
-        Err(Error::read_only("DMG images are read-only"))
-    }
-
-    fn flush(&self) -> Result<()> {
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Parallels expanding-image header (QEMU docs/interop/parallels.txt, "Header"): 64 bytes,
 //! little-endian, followed directly by the block allocation table (BAT).
 
+use crate::bytes::{le32_or_zero, le64_or_zero};
 use crate::error::{Error, Result};
 
 /// Magic of images whose BAT entries are sector offsets (parallels.txt: "WithoutFreeSpace").
@@ -39,15 +40,6 @@ pub struct Header {
     pub ext_off: u64,
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from(le32(b, at)) | (u64::from(le32(b, at + 4)) << 32)
-}
-
 impl Header {
     /// Parse the first 64 bytes of the file.
     pub fn parse(b: &[u8]) -> Result<Header> {
@@ -62,28 +54,28 @@ impl Header {
             Some(m) if m == MAGIC_V1 => false,
             _ => return Err(Error::corrupt("Parallels header at 0x0 has no known magic")),
         };
-        let version = le32(b, 16);
+        let version = le32_or_zero(b, 16);
         if version != VERSION {
             return Err(Error::unsupported(format!(
                 "Parallels header at 0x0: version {version} (only {VERSION} is defined)"
             )));
         }
-        let mut nb_sectors = le64(b, 36);
+        let mut nb_sectors = le64_or_zero(b, 36);
         if !ext {
             // Old images only define the low 32 bits (QEMU masks them too).
             nb_sectors &= 0xffff_ffff;
         }
         let h = Header {
             ext,
-            heads: le32(b, 20),
-            cylinders: le32(b, 24),
-            tracks: le32(b, 28),
-            bat_entries: le32(b, 32),
+            heads: le32_or_zero(b, 20),
+            cylinders: le32_or_zero(b, 24),
+            tracks: le32_or_zero(b, 28),
+            bat_entries: le32_or_zero(b, 32),
             nb_sectors,
-            inuse: le32(b, 44),
-            data_off: le32(b, 48),
-            flags: le32(b, 52),
-            ext_off: le64(b, 56),
+            inuse: le32_or_zero(b, 44),
+            data_off: le32_or_zero(b, 48),
+            flags: le32_or_zero(b, 52),
+            ext_off: le64_or_zero(b, 56),
         };
         if h.tracks == 0 {
             return Err(Error::corrupt(

@@ -85,7 +85,7 @@ pub fn open_parallels(storage: Arc<dyn Storage>) -> Result<ParallelsImage> {
     let unit = if header.ext { cluster } else { SECTOR };
     let mut bat = Vec::with_capacity(raw.len() / 4);
     for (i, c) in raw.chunks_exact(4).enumerate() {
-        let e = u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let e = u64::from(crate::bytes::le32_or_zero(c, 0));
         if e == 0 {
             bat.push(0);
             continue;
@@ -155,18 +155,6 @@ impl BlockDevice for ParallelsImage {
             }
             done += n;
         }
-        Ok(())
-    }
-
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> Result<()> {
-        Err(Error::read_only("Parallels images are read-only in Ikon"))
-    }
-
-    fn write_zeroes(&self, _offset: u64, _len: u64) -> Result<()> {
-        Err(Error::read_only("Parallels images are read-only in Ikon"))
-    }
-
-    fn flush(&self) -> Result<()> {
         Ok(())
     }
 

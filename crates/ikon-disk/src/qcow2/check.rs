@@ -6,18 +6,13 @@
 
 use super::io::{L2_COMPRESSED, OFFSET_MASK};
 use super::Qcow2Image;
+use crate::bytes::{be16_or_zero, be32_or_zero, be64_or_zero, be64_table};
 use crate::device::CheckReport;
 use crate::error::{Error, Result};
 use crate::storage::read_vec;
 
 /// Most host clusters a check tracks (bounds its memory to 256 MiB of u32 counters).
 const MAX_TRACKED: u64 = 64 << 20;
-
-fn be64s(raw: &[u8]) -> Vec<u64> {
-    raw.chunks_exact(8)
-        .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect()
-}
 
 struct Counter {
     cs: u64,
@@ -51,15 +46,12 @@ fn snapshot_l1s(img: &Qcow2Image, c: &mut Counter) -> Result<Vec<(u64, u32)>> {
     let mut pos = h.snapshots_offset;
     for i in 0..h.nb_snapshots {
         let fixed = read_vec(img.storage.as_ref(), pos, 40, 40, "qcow2 snapshot header")?;
-        let be32 =
-            |a: usize| u32::from_be_bytes([fixed[a], fixed[a + 1], fixed[a + 2], fixed[a + 3]]);
-        let l1_off = u64::from_be_bytes([
-            fixed[0], fixed[1], fixed[2], fixed[3], fixed[4], fixed[5], fixed[6], fixed[7],
-        ]);
-        let l1_size = be32(8);
-        let id_len = u64::from(u16::from_be_bytes([fixed[12], fixed[13]]));
-        let name_len = u64::from(u16::from_be_bytes([fixed[14], fixed[15]]));
-        let extra = u64::from(be32(36));
+        // read_vec returned exactly the 40 bytes of the fixed snapshot header part
+        let l1_off = be64_or_zero(&fixed, 0);
+        let l1_size = be32_or_zero(&fixed, 8);
+        let id_len = u64::from(be16_or_zero(&fixed, 12));
+        let name_len = u64::from(be16_or_zero(&fixed, 14));
+        let extra = u64::from(be32_or_zero(&fixed, 36));
         if extra > 1024 {
             return Err(Error::corrupt(format!(
                 "qcow2 snapshot {i} has {extra} bytes of extra data"
@@ -117,7 +109,7 @@ pub fn check(img: &Qcow2Image) -> Result<CheckReport> {
             continue;
         }
         c.add(l1_off, bytes, "L1 table");
-        let l1 = be64s(&read_vec(
+        let l1 = be64_table(&read_vec(
             img.storage.as_ref(),
             l1_off,
             bytes,
@@ -140,7 +132,7 @@ pub fn check(img: &Qcow2Image) -> Result<CheckReport> {
             if !seen_l2.insert(l2_off) {
                 continue;
             }
-            let l2 = be64s(&read_vec(
+            let l2 = be64_table(&read_vec(
                 img.storage.as_ref(),
                 l2_off,
                 cs,
@@ -191,7 +183,7 @@ pub fn check(img: &Qcow2Image) -> Result<CheckReport> {
     // Refcount structures.
     let rt_bytes = u64::from(h.refcount_table_clusters) * cs;
     c.add(h.refcount_table_offset, rt_bytes, "refcount table");
-    let table = be64s(&read_vec(
+    let table = be64_table(&read_vec(
         img.storage.as_ref(),
         h.refcount_table_offset,
         rt_bytes,

@@ -1,6 +1,7 @@
 //! qcow2 header, header extensions and their validation (QEMU docs/interop/qcow2.txt).
 //! Every size and offset is checked against the file before anything is allocated.
 
+use crate::bytes::{be32_or_zero, be64_or_zero};
 use crate::error::{CheckedOr, Error, Result};
 
 /// Magic `QFI\xfb` (qcow2.txt, header byte 0).
@@ -94,22 +95,6 @@ pub struct Header {
     pub data_file: Option<String>,
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_be_bytes(a)
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(at..at + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
-}
-
 impl Header {
     /// Cluster size in bytes.
     pub fn cluster_size(&self) -> u64 {
@@ -141,26 +126,26 @@ impl Header {
                 buf.len()
             )));
         }
-        if be32(buf, 0) != MAGIC {
+        if be32_or_zero(buf, 0) != MAGIC {
             return Err(Error::corrupt("not a qcow2 image (bad magic)"));
         }
-        let version = be32(buf, 4);
+        let version = be32_or_zero(buf, 4);
         if version != 2 && version != 3 {
             return Err(Error::unsupported(format!(
                 "qcow2 version {version} (only 2 and 3 exist)"
             )));
         }
-        let backing_file_offset = be64(buf, 8);
-        let backing_file_size = be32(buf, 16);
-        let cluster_bits = be32(buf, 20);
+        let backing_file_offset = be64_or_zero(buf, 8);
+        let backing_file_size = be32_or_zero(buf, 16);
+        let cluster_bits = be32_or_zero(buf, 20);
         if !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&cluster_bits) {
             return Err(Error::corrupt(format!(
                 "qcow2 cluster_bits {cluster_bits} at byte 20 is outside {MIN_CLUSTER_BITS}..={MAX_CLUSTER_BITS}"
             )));
         }
         let cluster = 1u64 << cluster_bits;
-        let size = be64(buf, 24);
-        let crypt_method = be32(buf, 32);
+        let size = be64_or_zero(buf, 24);
+        let crypt_method = be32_or_zero(buf, 32);
         if crypt_method != 0 {
             return Err(Error::unsupported(format!(
                 "encrypted qcow2 images (crypt_method {crypt_method}) are not supported"
@@ -170,12 +155,12 @@ impl Header {
             version,
             cluster_bits,
             size,
-            l1_size: be32(buf, 36),
-            l1_table_offset: be64(buf, 40),
-            refcount_table_offset: be64(buf, 48),
-            refcount_table_clusters: be32(buf, 56),
-            nb_snapshots: be32(buf, 60),
-            snapshots_offset: be64(buf, 64),
+            l1_size: be32_or_zero(buf, 36),
+            l1_table_offset: be64_or_zero(buf, 40),
+            refcount_table_offset: be64_or_zero(buf, 48),
+            refcount_table_clusters: be32_or_zero(buf, 56),
+            nb_snapshots: be32_or_zero(buf, 60),
+            snapshots_offset: be64_or_zero(buf, 64),
             incompatible: 0,
             autoclear: 0,
             refcount_order: 4,
@@ -189,10 +174,10 @@ impl Header {
             if buf.len() < 104 {
                 return Err(Error::corrupt("qcow2 v3 header is truncated"));
             }
-            h.incompatible = be64(buf, 72);
-            h.autoclear = be64(buf, 88);
-            h.refcount_order = be32(buf, 96);
-            header_length = be32(buf, 100);
+            h.incompatible = be64_or_zero(buf, 72);
+            h.autoclear = be64_or_zero(buf, 88);
+            h.refcount_order = be32_or_zero(buf, 96);
+            header_length = be32_or_zero(buf, 100);
             if header_length < 104
                 || u64::from(header_length) > cluster
                 || header_length as usize > buf.len()
@@ -351,8 +336,8 @@ impl Header {
             if pos + 8 > limit {
                 return Ok(());
             }
-            let kind = be32(buf, pos);
-            let len = be32(buf, pos + 4) as usize;
+            let kind = be32_or_zero(buf, pos);
+            let len = be32_or_zero(buf, pos + 4) as usize;
             let data_start = pos + 8;
             let data = buf.get(data_start..data_start.saturating_add(len)).ok_or_else(|| {
                 Error::corrupt(format!("qcow2 header extension 0x{kind:08x} at byte {pos} runs past the first cluster"))

@@ -84,10 +84,7 @@ impl Qcow2Image {
             &format!("L2 table of L1 entry {l1}"),
         )?;
         let raw = crate::storage::read_vec(self.storage.as_ref(), off, cs, cs, "qcow2 L2 table")?;
-        let table: Vec<u64> = raw
-            .chunks_exact(8)
-            .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect();
+        let table: Vec<u64> = crate::bytes::be64_table(&raw);
         let table = Arc::new(table);
         let mut cache = self.l2_cache.lock().map_err(|_| poisoned())?;
         if (cache.len() as u64 + 1) * cs > super::L2_CACHE_BYTES {

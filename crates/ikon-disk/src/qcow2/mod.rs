@@ -50,16 +50,13 @@ pub fn open(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<Box<dyn Disk
     let l1: Vec<u64> = if header.l1_size == 0 {
         Vec::new()
     } else {
-        crate::storage::read_vec(
+        crate::bytes::be64_table(&crate::storage::read_vec(
             storage.as_ref(),
             header.l1_table_offset,
             l1_bytes,
             header::MAX_L1_BYTES,
             "qcow2 L1 table",
-        )?
-        .chunks_exact(8)
-        .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect()
+        )?)
     };
     let data_file = match &header.data_file {
         Some(name) => {
@@ -107,19 +104,6 @@ impl BlockDevice for Qcow2Image {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         check_range(offset, buf.len(), self.header.size)?;
         self.read_at(buf, offset)
-    }
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> Result<()> {
-        Err(Error::read_only(
-            "in-place writes to qcow2 images are not supported yet; convert instead",
-        ))
-    }
-    fn write_zeroes(&self, _offset: u64, _len: u64) -> Result<()> {
-        Err(Error::read_only(
-            "in-place writes to qcow2 images are not supported yet; convert instead",
-        ))
-    }
-    fn flush(&self) -> Result<()> {
-        Ok(())
     }
     fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         self.map_range(offset, len)

@@ -5,6 +5,7 @@
 
 use crate::device::{
     check_range, push_extent, BlockDevice, DiskImage, Extent, ExtentKind, ImageInfo,
+    WritableDevice, WritableImage,
 };
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -51,31 +52,8 @@ impl BlockDevice for RawImage {
         tail.fill(0);
         self.storage.read_exact_at(head, offset)
     }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        if !self.writable {
-            return Err(Error::read_only("raw image opened read-only"));
-        }
-        check_range(offset, buf.len(), self.size)?;
-        self.storage.write_all_at(buf, offset)?;
-        self.file_size
-            .fetch_max(offset + buf.len() as u64, Ordering::AcqRel);
-        Ok(())
-    }
-    fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
-        let zeros = vec![0u8; 1 << 20];
-        let mut pos = offset;
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| Error::invalid("write_zeroes range overflows"))?;
-        while pos < end {
-            let n = usize::try_from((end - pos).min(zeros.len() as u64)).unwrap_or(zeros.len());
-            self.write_all_at(&zeros[..n], pos)?;
-            pos += n as u64;
-        }
-        Ok(())
-    }
-    fn flush(&self) -> Result<()> {
-        self.storage.sync()
+    fn as_writable(&self) -> Option<&dyn WritableDevice> {
+        self.writable.then_some(self as &dyn WritableDevice)
     }
     fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let full_end = offset.saturating_add(len).min(self.size);
@@ -112,7 +90,43 @@ impl BlockDevice for RawImage {
     }
 }
 
+impl WritableDevice for RawImage {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if !self.writable {
+            return Err(Error::read_only("raw image opened read-only"));
+        }
+        check_range(offset, buf.len(), self.size)?;
+        self.storage.write_all_at(buf, offset)?;
+        self.file_size
+            .fetch_max(offset + buf.len() as u64, Ordering::AcqRel);
+        Ok(())
+    }
+    fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
+        let zeros = vec![0u8; 1 << 20];
+        let mut pos = offset;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::invalid("write_zeroes range overflows"))?;
+        while pos < end {
+            let n = usize::try_from((end - pos).min(zeros.len() as u64)).unwrap_or(zeros.len());
+            self.write_all_at(&zeros[..n], pos)?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+    fn flush(&self) -> Result<()> {
+        self.storage.sync()
+    }
+}
+
 impl DiskImage for RawImage {
+    fn into_writable(self: Box<Self>) -> Result<Box<dyn WritableImage>> {
+        if self.writable {
+            Ok(self)
+        } else {
+            Err(Error::read_only("raw image opened read-only"))
+        }
+    }
     fn info(&self) -> ImageInfo {
         ImageInfo::new(Format::Raw, self.size)
     }

@@ -4,6 +4,7 @@
 //! All fields are big-endian ("Virtual Hard Disk Image Format Specification", Microsoft,
 //! October 2006, "Hard Disk Footer Format" and "Dynamic Disk Header Format").
 
+use crate::bytes::{array_or_zero, be16_or_zero, be32_or_zero, be64_or_zero, uuid_string};
 use crate::error::{Error, Result};
 
 /// Footer cookie (spec: Hard Disk Footer, "Cookie").
@@ -35,24 +36,6 @@ pub const MAX_SECTORS: u64 = 0xff00_0000;
 /// Seconds between the Unix epoch and the VHD epoch 2000-01-01 00:00:00 UTC (spec: Time Stamp).
 pub const VHD_EPOCH: u64 = 946_684_800;
 
-pub(crate) fn be16(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2)
-        .and_then(|s| s.try_into().ok())
-        .map(u16::from_be_bytes)
-        .unwrap_or(0)
-}
-pub(crate) fn be32(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4)
-        .and_then(|s| s.try_into().ok())
-        .map(u32::from_be_bytes)
-        .unwrap_or(0)
-}
-pub(crate) fn be64(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 8)
-        .and_then(|s| s.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
-}
 fn put(b: &mut [u8], o: usize, v: &[u8]) {
     if let Some(d) = b.get_mut(o..o + v.len()) {
         d.copy_from_slice(v);
@@ -112,36 +95,28 @@ impl Footer {
                 "VHD footer {at}: no \"conectix\" cookie"
             )));
         }
-        let stored = be32(b, 64);
+        let stored = be32_or_zero(b, 64);
         let want = checksum(&b[..FOOTER_SIZE], 64);
         if stored != want {
             return Err(Error::corrupt(format!(
                 "VHD footer {at}: checksum 0x{stored:08x} does not match computed 0x{want:08x}"
             )));
         }
-        let arr4 = |o: usize| -> [u8; 4] {
-            b.get(o..o + 4)
-                .and_then(|s| s.try_into().ok())
-                .unwrap_or([0; 4])
-        };
         Ok(Footer {
-            features: be32(b, 8),
-            version: be32(b, 12),
-            data_offset: be64(b, 16),
-            timestamp: be32(b, 24),
-            creator_app: arr4(28),
-            creator_ver: be32(b, 32),
-            creator_os: arr4(36),
-            orig_size: be64(b, 40),
-            current_size: be64(b, 48),
-            cyls: be16(b, 56),
+            features: be32_or_zero(b, 8),
+            version: be32_or_zero(b, 12),
+            data_offset: be64_or_zero(b, 16),
+            timestamp: be32_or_zero(b, 24),
+            creator_app: array_or_zero(b, 28),
+            creator_ver: be32_or_zero(b, 32),
+            creator_os: array_or_zero(b, 36),
+            orig_size: be64_or_zero(b, 40),
+            current_size: be64_or_zero(b, 48),
+            cyls: be16_or_zero(b, 56),
             heads: b.get(58).copied().unwrap_or(0),
             secs: b.get(59).copied().unwrap_or(0),
-            disk_type: be32(b, 60),
-            uuid: b
-                .get(68..84)
-                .and_then(|s| s.try_into().ok())
-                .unwrap_or([0; 16]),
+            disk_type: be32_or_zero(b, 60),
+            uuid: array_or_zero(b, 68),
         })
     }
 
@@ -203,15 +178,7 @@ impl Footer {
     }
     /// UUID in the usual 8-4-4-4-12 text form.
     pub fn uuid_str(&self) -> String {
-        let h: String = self.uuid.iter().map(|b| format!("{b:02x}")).collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        uuid_string(&self.uuid)
     }
 }
 
@@ -266,47 +233,41 @@ impl DynHeader {
                 "VHD dynamic header at 0x{at:x}: no \"cxsparse\" cookie"
             )));
         }
-        let stored = be32(b, 36);
+        let stored = be32_or_zero(b, 36);
         let want = checksum(&b[..DYN_HEADER_SIZE], 36);
         if stored != want {
             return Err(Error::corrupt(format!(
                 "VHD dynamic header at 0x{at:x}: checksum 0x{stored:08x} does not match computed 0x{want:08x}"
             )));
         }
-        let block_size = be32(b, 32);
+        let block_size = be32_or_zero(b, 32);
         if !(512..=MAX_BLOCK_SIZE).contains(&block_size) || !block_size.is_power_of_two() {
             return Err(Error::corrupt(format!(
                 "VHD dynamic header at 0x{at:x}: block size {block_size} is not a power of two between 512 bytes and 256 MiB"
             )));
         }
         let name_units: Vec<u16> = (0..256)
-            .map(|i| be16(b, 64 + 2 * i))
+            .map(|i| be16_or_zero(b, 64 + 2 * i))
             .take_while(|&u| u != 0)
             .collect();
         let mut locators = Vec::new();
         for i in 0..8 {
             let o = 576 + 24 * i;
-            let platform: [u8; 4] = b
-                .get(o..o + 4)
-                .and_then(|s| s.try_into().ok())
-                .unwrap_or([0; 4]);
+            let platform: [u8; 4] = array_or_zero(b, o);
             if platform == [0; 4] {
                 continue;
             }
             locators.push(ParentLocator {
                 platform,
-                data_length: be32(b, o + 8),
-                data_offset: be64(b, o + 16),
+                data_length: be32_or_zero(b, o + 8),
+                data_offset: be64_or_zero(b, o + 16),
             });
         }
         Ok(DynHeader {
-            table_offset: be64(b, 16),
-            max_table_entries: be32(b, 28),
+            table_offset: be64_or_zero(b, 16),
+            max_table_entries: be32_or_zero(b, 28),
             block_size,
-            parent_uuid: b
-                .get(40..56)
-                .and_then(|s| s.try_into().ok())
-                .unwrap_or([0; 16]),
+            parent_uuid: array_or_zero(b, 40),
             parent_name: String::from_utf16_lossy(&name_units),
             locators,
         })

@@ -6,11 +6,27 @@
 
 use super::header::{BAT_UNUSED, SECTOR, TYPE_DIFFERENCING};
 use super::{Dynamic, VhdImage};
-use crate::device::{check_range, push_extent, BlockDevice, Extent, ExtentKind};
+use crate::device::{
+    check_range, push_backing_extents, push_extent, BlockDevice, Extent, ExtentKind, WritableDevice,
+};
 use crate::error::{Error, Result};
 use crate::storage::read_vec;
 
 impl VhdImage {
+    /// Why this image cannot be written in place, if it cannot: opened read-only, or a
+    /// differencing disk (whose writes would need the parent's sectors merged in).
+    pub(crate) fn write_refusal(&self) -> Option<Error> {
+        if !self.writable {
+            return Some(Error::read_only("VHD image opened read-only"));
+        }
+        if self.footer.disk_type == TYPE_DIFFERENCING {
+            return Some(Error::read_only(
+                "in-place writes to differencing VHD images are not supported; convert the image instead",
+            ));
+        }
+        None
+    }
+
     fn block_entry(d: &Dynamic, idx: u64) -> Option<u64> {
         let i = usize::try_from(idx).ok()?;
         let bat = d.bat.read().ok()?;
@@ -148,70 +164,10 @@ impl BlockDevice for VhdImage {
         Ok(())
     }
 
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        if !self.writable {
-            return Err(Error::read_only("VHD image opened read-only"));
-        }
-        check_range(offset, buf.len(), self.size)?;
-        let Some(d) = &self.dynamic else {
-            return self.storage.write_all_at(buf, offset);
-        };
-        if self.footer.disk_type == TYPE_DIFFERENCING {
-            return Err(Error::read_only(
-                "in-place writes to differencing VHD images are not supported; convert the image instead",
-            ));
-        }
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let idx = pos / d.block_size;
-            let in_block = pos % d.block_size;
-            let n = usize::try_from((d.block_size - in_block).min((buf.len() - done) as u64))
-                .unwrap_or(0);
-            let block = match Self::block_entry(d, idx) {
-                Some(b) => b,
-                None => self.allocate(d, idx)?,
-            };
-            self.storage
-                .write_all_at(&buf[done..done + n], block + d.bitmap_size + in_block)?;
-            done += n;
-        }
-        Ok(())
-    }
-
-    fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
-        let zeros = vec![0u8; 1 << 20];
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| Error::invalid("write_zeroes range overflows"))?;
-        if !self.writable {
-            return Err(Error::read_only("VHD image opened read-only"));
-        }
-        let mut pos = offset;
-        while pos < end {
-            let mut n = (end - pos).min(zeros.len() as u64);
-            if let Some(d) = &self.dynamic {
-                n = n.min(d.block_size - pos % d.block_size);
-                if Self::block_entry(d, pos / d.block_size).is_none() && self.parent.is_none() {
-                    // an unallocated block of a dynamic disk already reads as zeros
-                    check_range(pos, 0, self.size)?;
-                    pos += n;
-                    continue;
-                }
-            }
-            let k = usize::try_from(n).unwrap_or(0);
-            self.write_all_at(&zeros[..k], pos)?;
-            pos += n;
-        }
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<()> {
-        if self.writable {
-            self.storage.sync()
-        } else {
-            Ok(())
-        }
+    fn as_writable(&self) -> Option<&dyn WritableDevice> {
+        self.write_refusal()
+            .is_none()
+            .then_some(self as &dyn WritableDevice)
     }
 
     fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
@@ -244,26 +200,75 @@ impl BlockDevice for VhdImage {
             if Self::block_entry(d, pos / d.block_size).is_some() {
                 push_extent(&mut out, pos, n, ExtentKind::Data, false);
             } else if let Some(p) = &self.parent {
-                let plen = p.len();
-                let pe = (pos + n).min(plen);
-                if pe > pos {
-                    for e in p.map(pos, pe - pos)? {
-                        push_extent(&mut out, e.offset, e.len, e.kind, e.compressed);
-                    }
-                }
-                let from = pe.max(pos);
-                push_extent(
-                    &mut out,
-                    from,
-                    pos + n - from,
-                    ExtentKind::Unallocated,
-                    false,
-                );
+                push_backing_extents(&mut out, p.as_ref(), pos, n)?;
             } else {
                 push_extent(&mut out, pos, n, ExtentKind::Unallocated, false);
             }
             pos += n;
         }
         Ok(out)
+    }
+}
+
+impl WritableDevice for VhdImage {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if let Some(refusal) = self.write_refusal() {
+            return Err(refusal);
+        }
+        check_range(offset, buf.len(), self.size)?;
+        let Some(d) = &self.dynamic else {
+            return self.storage.write_all_at(buf, offset);
+        };
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let idx = pos / d.block_size;
+            let in_block = pos % d.block_size;
+            let n = usize::try_from((d.block_size - in_block).min((buf.len() - done) as u64))
+                .unwrap_or(0);
+            let block = match Self::block_entry(d, idx) {
+                Some(b) => b,
+                None => self.allocate(d, idx)?,
+            };
+            self.storage
+                .write_all_at(&buf[done..done + n], block + d.bitmap_size + in_block)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
+        let zeros = vec![0u8; 1 << 20];
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::invalid("write_zeroes range overflows"))?;
+        if let Some(refusal) = self.write_refusal() {
+            return Err(refusal);
+        }
+        let mut pos = offset;
+        while pos < end {
+            let mut n = (end - pos).min(zeros.len() as u64);
+            if let Some(d) = &self.dynamic {
+                n = n.min(d.block_size - pos % d.block_size);
+                if Self::block_entry(d, pos / d.block_size).is_none() && self.parent.is_none() {
+                    // an unallocated block of a dynamic disk already reads as zeros
+                    check_range(pos, 0, self.size)?;
+                    pos += n;
+                    continue;
+                }
+            }
+            let k = usize::try_from(n).unwrap_or(0);
+            self.write_all_at(&zeros[..k], pos)?;
+            pos += n;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        if self.writable {
+            self.storage.sync()
+        } else {
+            Ok(())
+        }
     }
 }

@@ -10,7 +10,7 @@ mod writer;
 pub use header::{geometry, rounded_size, Footer};
 pub use writer::create;
 
-use crate::device::{CheckReport, DiskImage, ImageInfo};
+use crate::device::{CheckReport, DiskImage, ImageInfo, WritableImage};
 use crate::error::{CheckedOr, Error, Result};
 use crate::storage::{read_vec, Storage};
 use crate::{Format, OpenContext};
@@ -190,10 +190,7 @@ fn load_dynamic(img: &VhdImage, file_size: u64) -> Result<Dynamic> {
         )));
     }
     let raw = read_vec(s, toff, bat_bytes, MAX_BAT_BYTES, "VHD BAT")?;
-    let bat: Vec<u32> = raw
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let bat: Vec<u32> = crate::bytes::be32_table(&raw);
     let mut free = (toff + table_bytes).div_ceil(SECTOR) * SECTOR;
     for (i, &e) in bat.iter().enumerate() {
         if e == BAT_UNUSED {
@@ -249,9 +246,8 @@ fn parent_candidates(img: &VhdImage, d: &Dynamic) -> Result<Vec<String>> {
                     .to_string();
                 t.strip_prefix("file://").map(str::to_string).unwrap_or(t)
             } else {
-                let units: Vec<u16> = b
-                    .chunks_exact(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                let units: Vec<u16> = crate::bytes::le16_table(&b)
+                    .into_iter()
                     .take_while(|&u| u != 0)
                     .collect();
                 String::from_utf16_lossy(&units)
@@ -296,6 +292,12 @@ fn open_parent(img: &mut VhdImage, ctx: &OpenContext) -> Result<()> {
 }
 
 impl DiskImage for VhdImage {
+    fn into_writable(self: Box<Self>) -> Result<Box<dyn WritableImage>> {
+        match self.write_refusal() {
+            Some(refusal) => Err(refusal),
+            None => Ok(self),
+        }
+    }
     fn info(&self) -> ImageInfo {
         let f = &self.footer;
         let sub = match f.disk_type {

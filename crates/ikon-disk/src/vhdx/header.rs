@@ -2,6 +2,9 @@
 //! region table, the metadata table and the metadata items Ikon understands. All integers
 //! are little-endian; GUIDs are stored in the Windows mixed-endian layout.
 
+use crate::bytes::{
+    array_or_zero, guid_from_str, guid_string, le16_or_zero, le32_or_zero, le64_or_zero,
+};
 use crate::error::{Error, Result};
 
 /// 1 MiB: alignment of regions and BAT offsets ([MS-VHDX] §2.2, §2.5.1).
@@ -46,67 +49,15 @@ pub const GUID_PHYSICAL: &str = "CDA348C7-445D-4471-9CC9-E9885251C556";
 /// Parent Locator item ([MS-VHDX] §2.6.2.6).
 pub const GUID_PARENT_LOCATOR: &str = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
 
-/// The on-disk bytes of a GUID given in text form.
+/// The on-disk bytes of one of the GUID constants above (all-zero for text that is not a
+/// GUID, which none of them is).
 pub fn guid(s: &str) -> [u8; 16] {
-    let hex: Vec<u8> = s
-        .bytes()
-        .filter(u8::is_ascii_hexdigit)
-        .collect::<Vec<u8>>()
-        .chunks(2)
-        .map(|c| {
-            let t = std::str::from_utf8(c).unwrap_or("0");
-            u8::from_str_radix(t, 16).unwrap_or(0)
-        })
-        .collect();
-    let mut g = [0u8; 16];
-    for (i, b) in hex.iter().take(16).enumerate() {
-        g[i] = *b;
-    }
-    g[0..4].reverse();
-    g[4..6].reverse();
-    g[6..8].reverse();
-    g
+    guid_from_str(s).unwrap_or_default()
 }
 
-/// Text form of an on-disk GUID.
+/// Text form of an on-disk GUID, uppercase as [MS-VHDX] writes them.
 pub fn guid_str(g: &[u8; 16]) -> String {
-    let mut b = *g;
-    b[0..4].reverse();
-    b[4..6].reverse();
-    b[6..8].reverse();
-    let h: String = b.iter().map(|x| format!("{x:02X}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-pub(crate) fn le16(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2)
-        .and_then(|s| s.try_into().ok())
-        .map(u16::from_le_bytes)
-        .unwrap_or(0)
-}
-pub(crate) fn le32(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4)
-        .and_then(|s| s.try_into().ok())
-        .map(u32::from_le_bytes)
-        .unwrap_or(0)
-}
-pub(crate) fn le64(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 8)
-        .and_then(|s| s.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
-}
-pub(crate) fn guid_at(b: &[u8], o: usize) -> [u8; 16] {
-    b.get(o..o + 16)
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0; 16])
+    guid_string(g).to_ascii_uppercase()
 }
 
 /// CRC-32C of `b` with the 4-byte checksum field at offset 4 taken as zero ([MS-VHDX]
@@ -146,7 +97,7 @@ impl Header {
                 slot + 1
             )));
         }
-        let stored = le32(b, 4);
+        let stored = le32_or_zero(b, 4);
         let want = crc_with_zeroed_field(&b[..HEADER_SIZE]);
         if stored != want {
             return Err(Error::corrupt(format!(
@@ -156,11 +107,11 @@ impl Header {
         }
         let h = Header {
             slot,
-            sequence: le64(b, 8),
-            log_guid: guid_at(b, 48),
-            version: le16(b, 66),
-            log_length: le32(b, 68),
-            log_offset: le64(b, 72),
+            sequence: le64_or_zero(b, 8),
+            log_guid: array_or_zero::<16>(b, 48),
+            version: le16_or_zero(b, 66),
+            log_length: le32_or_zero(b, 68),
+            log_offset: le64_or_zero(b, 72),
         };
         if h.version != 1 {
             return Err(Error::unsupported(format!(
@@ -193,14 +144,14 @@ pub fn parse_regions(b: &[u8], at: u64) -> Result<Vec<Region>> {
             "VHDX region table at 0x{at:x}: no \"regi\" signature"
         )));
     }
-    let stored = le32(b, 4);
+    let stored = le32_or_zero(b, 4);
     let want = crc_with_zeroed_field(&b[..KIB64_LEN]);
     if stored != want {
         return Err(Error::corrupt(format!(
             "VHDX region table at 0x{at:x}: CRC-32C 0x{stored:08x} does not match computed 0x{want:08x}"
         )));
     }
-    let n = le32(b, 8);
+    let n = le32_or_zero(b, 8);
     if n > MAX_REGIONS {
         return Err(Error::corrupt(format!(
             "VHDX region table at 0x{at:x}: {n} entries (at most {MAX_REGIONS})"
@@ -210,10 +161,10 @@ pub fn parse_regions(b: &[u8], at: u64) -> Result<Vec<Region>> {
     for i in 0..n as usize {
         let o = 16 + 32 * i;
         out.push(Region {
-            guid: guid_at(b, o),
-            offset: le64(b, o + 16),
-            length: u64::from(le32(b, o + 24)),
-            required: le32(b, o + 28) & 1 != 0,
+            guid: array_or_zero::<16>(b, o),
+            offset: le64_or_zero(b, o + 16),
+            length: u64::from(le32_or_zero(b, o + 24)),
+            required: le32_or_zero(b, o + 28) & 1 != 0,
         });
     }
     Ok(out)
@@ -241,7 +192,7 @@ pub fn parse_metadata_table(b: &[u8], at: u64) -> Result<Vec<MetaEntry>> {
             "VHDX metadata table at 0x{at:x}: no \"metadata\" signature"
         )));
     }
-    let n = le16(b, 10);
+    let n = le16_or_zero(b, 10);
     if n > MAX_METADATA {
         return Err(Error::corrupt(format!(
             "VHDX metadata table at 0x{at:x}: {n} entries (at most {MAX_METADATA})"
@@ -250,11 +201,11 @@ pub fn parse_metadata_table(b: &[u8], at: u64) -> Result<Vec<MetaEntry>> {
     let mut out = Vec::new();
     for i in 0..usize::from(n) {
         let o = 32 + 32 * i;
-        let flags = le32(b, o + 24);
+        let flags = le32_or_zero(b, o + 24);
         out.push(MetaEntry {
-            guid: guid_at(b, o),
-            offset: le32(b, o + 16),
-            length: le32(b, o + 20),
+            guid: array_or_zero::<16>(b, o),
+            offset: le32_or_zero(b, o + 16),
+            length: le32_or_zero(b, o + 20),
             is_user: flags & 1 != 0,
             required: flags & 4 != 0,
         });

@@ -7,7 +7,9 @@ use super::{
     state_of, VhdxImage, PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT,
     PAYLOAD_ZERO, SECTORS_PER_BITMAP,
 };
-use crate::device::{check_range, push_extent, BlockDevice, Extent, ExtentKind};
+use crate::device::{
+    check_range, push_backing_extents, push_extent, BlockDevice, Extent, ExtentKind,
+};
 use crate::error::{Error, Result};
 use crate::storage::read_vec;
 
@@ -136,16 +138,6 @@ impl BlockDevice for VhdxImage {
         Ok(())
     }
 
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> Result<()> {
-        Err(Error::read_only("VHDX images are read-only in Ikon"))
-    }
-    fn write_zeroes(&self, _offset: u64, _len: u64) -> Result<()> {
-        Err(Error::read_only("VHDX images are read-only in Ikon"))
-    }
-    fn flush(&self) -> Result<()> {
-        Ok(())
-    }
-
     fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let end = offset.saturating_add(len).min(self.size);
         let mut out = Vec::new();
@@ -157,20 +149,7 @@ impl BlockDevice for VhdxImage {
                 PAYLOAD_ZERO => ExtentKind::Zero,
                 PAYLOAD_NOT_PRESENT if self.parent.is_some() => {
                     if let Some(p) = &self.parent {
-                        let pe = (pos + n).min(p.len());
-                        if pe > pos {
-                            for e in p.map(pos, pe - pos)? {
-                                push_extent(&mut out, e.offset, e.len, e.kind, e.compressed);
-                            }
-                        }
-                        let from = pe.max(pos);
-                        push_extent(
-                            &mut out,
-                            from,
-                            pos + n - from,
-                            ExtentKind::Unallocated,
-                            false,
-                        );
+                        push_backing_extents(&mut out, p.as_ref(), pos, n)?;
                     }
                     pos += n;
                     continue;

@@ -8,6 +8,7 @@
 mod header;
 mod io;
 
+use crate::bytes::{le16_or_zero, le32_or_zero, le64_or_zero};
 use crate::device::{DiskImage, ImageInfo};
 use crate::error::{CheckedOr, Error, Result};
 use crate::storage::{read_vec, Storage};
@@ -225,15 +226,15 @@ fn read_metadata(s: &dyn Storage, meta: &Region) -> Result<Params> {
     let ps = item("Physical Sector Size", GUID_PHYSICAL, 4)?;
     let p83 = item("Page 83 Data", GUID_PAGE83, 16)?;
     let locator = item("Parent Locator", GUID_PARENT_LOCATOR, 0)?.map(<[u8]>::to_vec);
-    let flags = le32(fp, 4);
+    let flags = le32_or_zero(fp, 4);
     Ok(Params {
-        block_size: le32(fp, 0),
+        block_size: le32_or_zero(fp, 0),
         leave_allocated: flags & 1 != 0,
         has_parent: flags & 2 != 0,
-        size: le64(ds, 0),
-        logical: le32(ls, 0),
-        physical: ps.map_or(512, |p| le32(p, 0)),
-        page83: p83.map_or([0; 16], |p| guid_at(p, 0)),
+        size: le64_or_zero(ds, 0),
+        logical: le32_or_zero(ls, 0),
+        physical: ps.map_or(512, |p| le32_or_zero(p, 0)),
+        page83: p83.map_or([0; 16], |p| crate::bytes::array_or_zero::<16>(p, 0)),
         locator,
     })
 }
@@ -257,7 +258,7 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
         return Err(Error::corrupt("no \"vhdxfile\" signature at offset 0"));
     }
     let units: Vec<u16> = (0..256)
-        .map(|i| le16(&ident, 8 + 2 * i))
+        .map(|i| le16_or_zero(&ident, 8 + 2 * i))
         .take_while(|&u| u != 0)
         .collect();
     let creator = String::from_utf16_lossy(&units);
@@ -319,7 +320,7 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
     if p.has_parent {
         for k in 0..nblocks.div_ceil(chunk_ratio) {
             let bi = k * (chunk_ratio + 1) + chunk_ratio;
-            let e = le64(&raw, usize::try_from(bi * 8).unwrap_or(usize::MAX));
+            let e = le64_or_zero(&raw, usize::try_from(bi * 8).unwrap_or(usize::MAX));
             let off = (e >> 20) << 20;
             if state_of(e) == SB_PRESENT
                 && (off < MIB || off.checked_add(MIB).is_none_or(|x| x > file_size))
@@ -335,7 +336,7 @@ pub fn open_vhdx(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<VhdxIma
     for i in 0..nblocks {
         let bi = i + i / chunk_ratio;
         let o = usize::try_from(bi * 8).unwrap_or(usize::MAX);
-        let e = le64(&raw, o);
+        let e = le64_or_zero(&raw, o);
         let state = state_of(e);
         let off = (e >> 20) << 20;
         match state {
@@ -422,7 +423,7 @@ fn open_parent(ctx: &OpenContext, locator: &[u8]) -> Result<(Box<dyn DiskImage>,
 /// offset, key length, value length) pointing at UTF-16LE strings inside the item. Returns
 /// `relative_path` then `absolute_win32_path`, with backslashes turned into slashes.
 fn parent_paths(item: &[u8]) -> Result<Vec<String>> {
-    let count = usize::from(le16(item, 18));
+    let count = usize::from(le16_or_zero(item, 18));
     if item.len() < 20 || 20 + count * 12 > item.len() {
         return Err(Error::corrupt(format!(
             "VHDX parent locator of {} bytes cannot hold {count} entries",
@@ -434,17 +435,14 @@ fn parent_paths(item: &[u8]) -> Result<Vec<String>> {
         let bytes = item
             .get(start..start + usize::from(len))
             .ok_or_else(|| Error::corrupt("VHDX parent locator entry points outside the item"))?;
-        let units: Vec<u16> = bytes
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
+        let units: Vec<u16> = crate::bytes::le16_table(bytes);
         Ok(String::from_utf16_lossy(&units))
     };
     let mut found: Vec<(String, String)> = Vec::new();
     for i in 0..count {
         let o = 20 + 12 * i;
-        let key = text(le32(item, o), le16(item, o + 8))?;
-        let value = text(le32(item, o + 4), le16(item, o + 10))?;
+        let key = text(le32_or_zero(item, o), le16_or_zero(item, o + 8))?;
+        let value = text(le32_or_zero(item, o + 4), le16_or_zero(item, o + 10))?;
         found.push((key, value));
     }
     let mut out = Vec::new();

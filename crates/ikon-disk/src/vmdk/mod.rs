@@ -7,6 +7,7 @@ mod descriptor;
 mod sparse;
 mod writer;
 
+use crate::bytes::le32_or_zero;
 use crate::device::{
     check_range, push_extent, BlockDevice, CheckReport, DiskImage, Extent, ExtentKind, ImageInfo,
 };
@@ -15,7 +16,7 @@ use crate::storage::{read_vec, Storage};
 use crate::writer::{CreateOptions, ImageWriter};
 use crate::{Format, OpenContext};
 use descriptor::{Descriptor, ExtentType};
-use sparse::{le32, SparseExtent, MAGIC, SECTOR};
+use sparse::{SparseExtent, MAGIC, SECTOR};
 use std::sync::Arc;
 
 /// What backs one extent.
@@ -77,7 +78,7 @@ pub fn open(storage: Arc<dyn Storage>, ctx: &OpenContext) -> Result<Box<dyn Disk
         SECTOR,
         "vmdk header",
     )?;
-    if le32(&head, 0) == MAGIC {
+    if le32_or_zero(&head, 0) == MAGIC {
         let ext = SparseExtent::open(Arc::clone(&storage))?;
         let (doff, dlen) = ext.header.descriptor;
         let mut desc = Descriptor::default();
@@ -251,19 +252,6 @@ impl BlockDevice for VmdkImage {
             done += n;
             i += 1;
         }
-        Ok(())
-    }
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> Result<()> {
-        Err(Error::read_only(
-            "in-place writes to VMDK images are not supported; convert instead",
-        ))
-    }
-    fn write_zeroes(&self, _offset: u64, _len: u64) -> Result<()> {
-        Err(Error::read_only(
-            "in-place writes to VMDK images are not supported; convert instead",
-        ))
-    }
-    fn flush(&self) -> Result<()> {
         Ok(())
     }
     fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {

@@ -2,6 +2,7 @@
 //! and "Stream-Optimized Compressed Sparse Extents"): header, grain directory and grain
 //! tables, plain and compressed grains, the footer of stream-optimized files.
 
+use crate::bytes::{le32_or_zero, le64_or_zero};
 use crate::device::{push_extent, CheckReport, Extent, ExtentKind};
 use crate::error::{to_usize, CheckedOr, Error, Result};
 use crate::storage::{read_vec, Storage};
@@ -46,38 +47,20 @@ pub struct Header {
     pub gd_offset: u64,
 }
 
-/// Little-endian u32 at `o` (zero when out of range).
-pub fn le32(b: &[u8], o: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(o..o + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
-
-/// Little-endian u64 at `o` (zero when out of range).
-pub fn le64(b: &[u8], o: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(o..o + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_le_bytes(a)
-}
-
 /// Parse a sparse header at file offset `at` (for messages).
 pub fn parse_header(b: &[u8], at: u64) -> Result<Header> {
-    if le32(b, 0) != MAGIC {
+    if le32_or_zero(b, 0) != MAGIC {
         return Err(Error::corrupt(format!(
             "vmdk sparse header at {at:#x}: bad magic"
         )));
     }
     let h = Header {
-        version: le32(b, 4),
-        flags: le32(b, 8),
-        capacity: le64(b, 12),
-        grain_sectors: le64(b, 20),
-        descriptor: (le64(b, 28), le64(b, 36)),
-        gd_offset: le64(b, 56),
+        version: le32_or_zero(b, 4),
+        flags: le32_or_zero(b, 8),
+        capacity: le64_or_zero(b, 12),
+        grain_sectors: le64_or_zero(b, 20),
+        descriptor: (le64_or_zero(b, 28), le64_or_zero(b, 36)),
+        gd_offset: le64_or_zero(b, 56),
     };
     if !(1..=3).contains(&h.version) {
         return Err(Error::unsupported(format!(
@@ -85,10 +68,10 @@ pub fn parse_header(b: &[u8], at: u64) -> Result<Header> {
             h.version
         )));
     }
-    if u64::from(le32(b, 44)) != GTES_PER_GT {
+    if u64::from(le32_or_zero(b, 44)) != GTES_PER_GT {
         return Err(Error::corrupt(format!(
             "vmdk numGTEsPerGT {} at byte 44 (must be 512)",
-            le32(b, 44)
+            le32_or_zero(b, 44)
         )));
     }
     if h.grain_sectors == 0
@@ -166,7 +149,7 @@ impl SparseExtent {
         })?;
         let mut gtes = Vec::with_capacity(to_usize(grains, "vmdk grains")?);
         for i in 0..to_usize(gts, "vmdk grain tables")? {
-            let gt_sector = u64::from(le32(&gd, i * 4));
+            let gt_sector = u64::from(le32_or_zero(&gd, i * 4));
             let n = (grains - gtes.len() as u64).min(GTES_PER_GT);
             if gt_sector == 0 {
                 gtes.extend(std::iter::repeat_n(0u32, to_usize(n, "n")?));
@@ -176,7 +159,7 @@ impl SparseExtent {
             let gt = read_vec(storage.as_ref(), pos, n * 4, n * 4, "vmdk grain table")
                 .map_err(|e| e.within(format!("vmdk grain table {i} at {pos:#x}")))?;
             for j in 0..to_usize(n, "n")? {
-                let e = le32(&gt, j * 4);
+                let e = le32_or_zero(&gt, j * 4);
                 if e > 1 && u64::from(e) * SECTOR >= file_size {
                     return Err(Error::corrupt(format!(
                         "vmdk grain table {i} entry {j} points past the end of the file (sector {e})"
@@ -210,7 +193,7 @@ impl SparseExtent {
     fn read_compressed(&self, gte: u32, out: &mut [u8], within: u64) -> Result<()> {
         let pos = u64::from(gte) * SECTOR;
         let hdr = read_vec(self.storage.as_ref(), pos, 12, 12, "vmdk grain marker")?;
-        let csize = u64::from(le32(&hdr, 8));
+        let csize = u64::from(le32_or_zero(&hdr, 8));
         if csize > self.grain * 2 + 4096 {
             return Err(Error::corrupt(format!(
                 "vmdk grain marker at {pos:#x}: size {csize} too large"
