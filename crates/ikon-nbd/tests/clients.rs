@@ -3,7 +3,7 @@
 //! unknown export names get nothing. The tools are required (the test fails without them).
 
 use ikon_disk::device::push_extent;
-use ikon_disk::{BlockDevice, Extent, ExtentKind};
+use ikon_disk::{BlockDevice, Extent, ExtentKind, WritableDevice};
 use ikon_nbd::{BoxFuture, Exports};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -30,18 +30,7 @@ fn range(off: u64, len: usize) -> std::ops::Range<usize> {
     o..o + len
 }
 
-impl BlockDevice for Ram {
-    fn len(&self) -> u64 {
-        SIZE
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> ikon_disk::Result<()> {
-        let g = self
-            .data
-            .lock()
-            .map_err(|_| ikon_disk::Error::invalid("lock"))?;
-        buf.copy_from_slice(&g.0[range(offset, buf.len())]);
-        Ok(())
-    }
+impl WritableDevice for Ram {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> ikon_disk::Result<()> {
         let mut g = self
             .data
@@ -64,6 +53,23 @@ impl BlockDevice for Ram {
     }
     fn flush(&self) -> ikon_disk::Result<()> {
         Ok(())
+    }
+}
+
+impl BlockDevice for Ram {
+    fn len(&self) -> u64 {
+        SIZE
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> ikon_disk::Result<()> {
+        let g = self
+            .data
+            .lock()
+            .map_err(|_| ikon_disk::Error::invalid("lock"))?;
+        buf.copy_from_slice(&g.0[range(offset, buf.len())]);
+        Ok(())
+    }
+    fn as_writable(&self) -> Option<&dyn WritableDevice> {
+        Some(self)
     }
     fn map(&self, offset: u64, len: u64) -> ikon_disk::Result<Vec<Extent>> {
         let g = self

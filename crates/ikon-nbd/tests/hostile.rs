@@ -2,13 +2,25 @@
 //! option data, bad request magic and out-of-range requests end in a clear refusal or a
 //! closed connection, never a panic or a large allocation, and the server keeps serving.
 
-use ikon_disk::{BlockDevice, Extent, ExtentKind};
+use ikon_disk::{BlockDevice, Extent, ExtentKind, WritableDevice};
 use ikon_nbd::{proto, BoxFuture, Exports};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 struct Zero;
+
+impl WritableDevice for Zero {
+    fn write_all_at(&self, _: &[u8], _: u64) -> ikon_disk::Result<()> {
+        Ok(())
+    }
+    fn write_zeroes(&self, _: u64, _: u64) -> ikon_disk::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> ikon_disk::Result<()> {
+        Ok(())
+    }
+}
 
 impl BlockDevice for Zero {
     fn len(&self) -> u64 {
@@ -18,14 +30,8 @@ impl BlockDevice for Zero {
         buf.fill(0);
         Ok(())
     }
-    fn write_all_at(&self, _: &[u8], _: u64) -> ikon_disk::Result<()> {
-        Ok(())
-    }
-    fn write_zeroes(&self, _: u64, _: u64) -> ikon_disk::Result<()> {
-        Ok(())
-    }
-    fn flush(&self) -> ikon_disk::Result<()> {
-        Ok(())
+    fn as_writable(&self) -> Option<&dyn WritableDevice> {
+        Some(self)
     }
     fn map(&self, offset: u64, len: u64) -> ikon_disk::Result<Vec<Extent>> {
         Ok(vec![Extent {

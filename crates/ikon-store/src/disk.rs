@@ -103,22 +103,6 @@ impl BlockDevice for ManifestDisk {
         Ok(())
     }
 
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> ikon_disk::Result<()> {
-        Err(ikon_disk::Error::read_only(
-            "a stored image disk is immutable",
-        ))
-    }
-
-    fn write_zeroes(&self, _offset: u64, _len: u64) -> ikon_disk::Result<()> {
-        Err(ikon_disk::Error::read_only(
-            "a stored image disk is immutable",
-        ))
-    }
-
-    fn flush(&self) -> ikon_disk::Result<()> {
-        Ok(())
-    }
-
     fn map(&self, offset: u64, len: u64) -> ikon_disk::Result<Vec<Extent>> {
         let end = offset.saturating_add(len).min(self.manifest.disk_size);
         let cs = u64::from(self.manifest.chunk_size);

@@ -13,7 +13,7 @@
 use crate::manifest::{chunk_count, ChunkHash, Manifest};
 use crate::{ManifestRef, Store};
 use ikon_disk::device::push_extent;
-use ikon_disk::{BlockDevice, Extent, ExtentKind};
+use ikon_disk::{BlockDevice, Extent, ExtentKind, WritableDevice};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -284,25 +284,7 @@ impl WritableDisk {
     }
 }
 
-impl BlockDevice for WritableDisk {
-    fn len(&self) -> u64 {
-        self.state.lock().map(|s| s.size).unwrap_or(0)
-    }
-
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> ikon_disk::Result<()> {
-        let mut st = self.lock()?;
-        self.check(&st, offset, buf.len() as u64)?;
-        self.for_chunks(offset, buf.len() as u64, |i, r, b| {
-            let out = &mut buf[b..b + r.len()];
-            let data = self.load(&mut st, i)?;
-            let src = data
-                .get(r.clone())
-                .ok_or_else(|| ikon_disk::Error::corrupt("chunk shorter than its slot"))?;
-            out.copy_from_slice(src);
-            Ok(())
-        })
-    }
-
+impl WritableDevice for WritableDisk {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> ikon_disk::Result<()> {
         let mut st = self.lock()?;
         self.check(&st, offset, buf.len() as u64)?;
@@ -349,6 +331,30 @@ impl BlockDevice for WritableDisk {
 
     fn flush(&self) -> ikon_disk::Result<()> {
         self.commit().map(|_| ())
+    }
+}
+
+impl BlockDevice for WritableDisk {
+    fn len(&self) -> u64 {
+        self.state.lock().map(|s| s.size).unwrap_or(0)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> ikon_disk::Result<()> {
+        let mut st = self.lock()?;
+        self.check(&st, offset, buf.len() as u64)?;
+        self.for_chunks(offset, buf.len() as u64, |i, r, b| {
+            let out = &mut buf[b..b + r.len()];
+            let data = self.load(&mut st, i)?;
+            let src = data
+                .get(r.clone())
+                .ok_or_else(|| ikon_disk::Error::corrupt("chunk shorter than its slot"))?;
+            out.copy_from_slice(src);
+            Ok(())
+        })
+    }
+
+    fn as_writable(&self) -> Option<&dyn WritableDevice> {
+        Some(self)
     }
 
     fn map(&self, offset: u64, len: u64) -> ikon_disk::Result<Vec<Extent>> {

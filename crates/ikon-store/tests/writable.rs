@@ -4,7 +4,7 @@
 //! image, zeroing whole chunks stores nothing, reset discards changes, and a closed disk
 //! refuses I/O.
 
-use ikon_disk::{BlockDevice, ExtentKind};
+use ikon_disk::{BlockDevice, ExtentKind, WritableDevice};
 use ikon_store::{Manifest, ManifestRef, Store, WritableDisk, MAX_DIRTY_CHUNKS};
 use std::sync::{Arc, Mutex};
 
