@@ -8,6 +8,7 @@
 //! rule of the domain is enforced here.
 
 pub mod alibaba;
+pub mod core;
 pub mod metrics;
 pub mod tencent;
 
@@ -45,10 +46,12 @@ impl AppState {
 
 /// The router: every API dialect plus `/metrics`.
 pub fn app(state: AppState) -> Router {
+    let core = axum::middleware::from_fn_with_state(state.metrics.clone(), core::layer);
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/ikon/upload", put(tencent::upload).post(tencent::upload))
         .fallback(route)
+        .layer(core)
         .with_state(state)
 }
 
@@ -63,6 +66,7 @@ fn has_action_param(s: &str) -> bool {
 /// Sends a request to the dialect whose shape it has.
 async fn route(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let id = core::RequestId::of(&parts.extensions);
     let h: &HeaderMap = &parts.headers;
     let tencent_shaped = h.contains_key("x-tc-action");
     let alibaba_shaped = !tencent_shaped
@@ -74,10 +78,11 @@ async fn route(State(st): State<AppState>, req: Request) -> Response {
         };
         let form_action = std::str::from_utf8(&bytes).is_ok_and(has_action_param);
         if alibaba_shaped || form_action {
-            return alibaba::handle(&st, &parts.method, &parts.uri, h, &bytes).await;
+            return alibaba::handle(&st, &id, &parts.method, &parts.uri, h, &bytes).await;
         }
         return tencent::handle(
-            State(st),
+            &st,
+            &id,
             parts.method,
             parts.uri,
             parts.headers,
@@ -85,7 +90,7 @@ async fn route(State(st): State<AppState>, req: Request) -> Response {
         )
         .await;
     }
-    tencent::handle(State(st), parts.method, parts.uri, parts.headers, body).await
+    tencent::handle(&st, &id, parts.method, parts.uri, parts.headers, body).await
 }
 
 async fn render_metrics(State(st): State<AppState>) -> Response {

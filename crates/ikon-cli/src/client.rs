@@ -59,7 +59,7 @@ pub struct ImportArgs {
     pub wait: bool,
     /// Output format: text or json.
     #[arg(long, value_enum, default_value = "text")]
-    pub output: crate::server::Output,
+    pub output: crate::output::Output,
 }
 
 /// A signing client for one endpoint.
@@ -277,8 +277,8 @@ pub fn run(cmd: ImageCommand) -> Result<u8> {
                 }
             }
             match a.output {
-                crate::server::Output::Json => println!("{}", serde_json::to_string_pretty(&out)?),
-                crate::server::Output::Text => {
+                crate::output::Output::Json => println!("{}", serde_json::to_string_pretty(&out)?),
+                crate::output::Output::Text => {
                     println!(
                         "uploaded {} bytes as {upload_id}; image {image_id}",
                         up["Size"]

@@ -7,6 +7,7 @@ mod client;
 mod img;
 mod market;
 mod nbd;
+mod output;
 mod publish;
 mod server;
 

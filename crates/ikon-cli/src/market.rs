@@ -2,7 +2,7 @@
 //! …` (storage samples and monthly reports). The rules live in `ikon_service::market` and
 //! `ikon_service::pricing`; refusals exit 1 with the reason on stderr.
 
-use crate::server::{print, Output};
+use crate::output::{print, Output};
 use anyhow::Result;
 use clap::Subcommand;
 use ikon_service::pricing::units;
@@ -77,7 +77,7 @@ pub enum BillingCommand {
 }
 
 fn refused(e: ikon_service::Error) -> Result<u8> {
-    eprintln!("ikon: {e}");
+    eprintln!("ikon: {}", e.chain());
     Ok(1)
 }
 

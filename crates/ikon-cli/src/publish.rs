@@ -1,7 +1,7 @@
 //! `ikon admin image …`: publish a disk image file as a platform (public) image, or as a
 //! custom image of an account (subject to its quota); list images.
 
-use crate::server::Output;
+use crate::output::Output;
 use anyhow::Result;
 use clap::Subcommand;
 use ikon_service::{PublishRequest, Service};
@@ -105,10 +105,10 @@ pub async fn run(svc: &Service, cmd: ImageCommand) -> Result<u8> {
                     if e.kind != ikon_service::ErrorKind::Internal
                         && e.kind != ikon_service::ErrorKind::Storage =>
                 {
-                    eprintln!("ikon: {}: {e}", error_code(&e));
+                    eprintln!("ikon: {}: {}", error_code(&e), e.chain());
                     return Ok(1);
                 }
-                Err(e) => anyhow::bail!("{}: {e}", error_code(&e)),
+                Err(e) => anyhow::bail!("{}: {}", error_code(&e), e.chain()),
             };
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&p)?),

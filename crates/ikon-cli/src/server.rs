@@ -3,6 +3,7 @@
 //! PostgreSQL catalog named with `--database`, and the chunk stores the configuration names
 //! per region (S3 or directories).
 
+use crate::output::{print, Output};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ikon_service::{Config, Service};
@@ -47,15 +48,6 @@ pub struct ServeArgs {
     /// 127.0.0.1:10809, skipped with a warning when that port is taken.
     #[arg(long)]
     pub nbd_listen: Option<String>,
-}
-
-/// Output format of admin commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// Human-readable.
-    Text,
-    /// JSON.
-    Json,
 }
 
 /// `ikon admin` commands.
@@ -356,18 +348,6 @@ fn init_logging(format: &str) -> Result<()> {
         other => bail!("--log-format {other}: expected text or json"),
     };
     res.map_err(|e| anyhow::anyhow!("logging: {e}"))
-}
-
-pub fn print<T: serde::Serialize>(
-    output: Output,
-    v: &T,
-    text: impl FnOnce() -> String,
-) -> Result<()> {
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
-        Output::Text => println!("{}", text()),
-    }
-    Ok(())
 }
 
 /// `ikon admin`.

@@ -49,8 +49,8 @@ pub fn nbd_export_name(secret_id: &str, secret_key: &str, disk_id: &str) -> Stri
     format!("{disk_id}/{secret_id}/{}", nbd_token(secret_key, disk_id))
 }
 
-fn storage(e: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Storage, e.to_string())
+fn storage(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::caused_by(ErrorKind::Storage, "storage failed", e)
 }
 
 fn denied() -> Error {
@@ -159,7 +159,7 @@ impl Service {
         if let Some(h) = self.inner.open_disks.get(disk_id) {
             tokio::task::spawn_blocking(move || h.commit())
                 .await
-                .map_err(|e| Error::internal(e.to_string()))?
+                .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?
                 .map_err(storage)?;
         }
         let d = self.catalog().disk(disk_id).await?.ok_or_else(|| {

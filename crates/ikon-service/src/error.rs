@@ -117,7 +117,12 @@ pub enum ExportBlock {
     Market,
 }
 
-/// A domain error: a kind and a sentence for people.
+/// What lies beneath an error (a catalog or store failure), kept whole across the service
+/// boundary so the API core can log the full chain.
+pub type Source = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A domain error: a kind, a sentence for people and, for failures of the layers beneath,
+/// their error as its source.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
@@ -125,6 +130,9 @@ pub struct Error {
     pub kind: ErrorKind,
     /// Human explanation.
     pub message: String,
+    /// The error of a lower layer that caused this one.
+    #[source]
+    pub source: Option<Source>,
 }
 
 impl Error {
@@ -133,7 +141,36 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// An error of `kind` with `message`, caused by `source`.
+    pub fn caused_by(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// The message followed by every cause beneath it (`a: b: c`), for logs.
+    pub fn chain(&self) -> String {
+        let mut out = self.message.clone();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(e) = next {
+            let s = e.to_string();
+            if !out.ends_with(&s) {
+                out.push_str(": ");
+                out.push_str(&s);
+            }
+            next = e.source();
+        }
+        out
     }
 
     /// "image X not found".
@@ -154,8 +191,14 @@ impl From<ikon_catalog::Error> for Error {
     fn from(e: ikon_catalog::Error) -> Error {
         match e {
             ikon_catalog::Error::Conflict(m) => Error::new(ErrorKind::Conflict, m),
-            other => Error::internal(other.to_string()),
+            other => Error::caused_by(ErrorKind::Internal, "the catalog failed", other),
         }
+    }
+}
+
+impl From<ikon_store::Error> for Error {
+    fn from(e: ikon_store::Error) -> Error {
+        Error::caused_by(ErrorKind::Storage, "the chunk store failed", e)
     }
 }
 

@@ -124,11 +124,11 @@ impl Service {
             };
         }
         let b = ikon_store::Bucket::s3(&self.config().s3, bucket)
-            .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
+            .map_err(|e| Error::caused_by(ErrorKind::Storage, "storage failed", e))?;
         match b.check().await {
             Ok(()) => Ok(Destination::S3(b)),
             Err(e) if e.kind == ikon_store::ErrorKind::NotFound => Err(missing()),
-            Err(e) => Err(Error::new(ErrorKind::Storage, e.to_string())),
+            Err(e) => Err(Error::caused_by(ErrorKind::Storage, "storage failed", e)),
         }
     }
 
@@ -260,7 +260,7 @@ impl Service {
             format: ext.to_string(),
             files,
         })
-        .map_err(|e| Error::internal(e.to_string()))?;
+        .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?;
         let task_id = self
             .submit_task(
                 caller,
@@ -281,12 +281,12 @@ impl Service {
     ) -> std::result::Result<String, TaskError> {
         let p: Payload = serde_json::from_str(&task.payload)
             .map_err(|e| TaskError::permanent(format!("bad export payload: {e}")))?;
-        let format = format_of(&p.format).map_err(|e| TaskError::permanent(e.message))?;
+        let format = format_of(&p.format).map_err(|e| TaskError::permanent(e.chain()))?;
         let dest = self
             .export_destination(&p.bucket)
             .await
             .map_err(|e| match e.kind {
-                ErrorKind::Storage => TaskError::transient(e.message),
+                ErrorKind::Storage => TaskError::transient(e.chain()),
                 _ => TaskError::permanent(e.message),
             })?;
         let n = p.files.len().max(1) as u64;

@@ -382,7 +382,7 @@ impl Service {
             architecture: arch.into(),
             license_type: license,
         })
-        .map_err(|e| Error::internal(e.to_string()))?;
+        .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?;
         if let Err(e) = self
             .submit_task(
                 caller,

@@ -417,7 +417,11 @@ impl Service {
             .cloned()
             .unwrap_or_else(|| crate::config::InstanceType {
                 id: instance.instance_type.clone(),
-                family: instance.instance_type.clone(),
+                family: instance
+                    .instance_type
+                    .rsplit_once('.')
+                    .map_or(instance.instance_type.as_str(), |(f, _)| f)
+                    .to_string(),
                 cpus: 1,
                 memory_mib: 1024,
                 architecture: "x86_64".into(),
@@ -573,10 +577,10 @@ impl Service {
             })
         })
         .await
-        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?
         .map_err(|e| match why.lock().ok().and_then(|mut g| g.take()) {
             Some(m) => Error::internal(m),
-            None => Error::new(ErrorKind::Storage, e.to_string()),
+            None => Error::caused_by(ErrorKind::Storage, "storage failed", e),
         })
     }
 }

@@ -77,7 +77,7 @@ struct Inner {
 }
 
 fn storage_err(e: ikon_store::Error) -> Error {
-    Error::new(ErrorKind::Storage, e.to_string())
+    Error::from(e)
 }
 
 impl Service {
@@ -230,7 +230,7 @@ impl Service {
             let live = || async {
                 self.live_in(&store)
                     .await
-                    .map_err(|e| ikon_store::Error::new(ikon_store::ErrorKind::Backend, e.message))
+                    .map_err(|e| ikon_store::Error::new(ikon_store::ErrorKind::Backend, e.chain()))
             };
             let s = store.gc_with(live, true).await.map_err(storage_err)?;
             total.live_chunks += s.live_chunks;

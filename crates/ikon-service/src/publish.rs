@@ -191,7 +191,7 @@ impl Service {
             Ok::<_, Error>((dev, format, fields))
         })
         .await
-        .map_err(|e| Error::internal(e.to_string()))??;
+        .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))??;
         let size = dev.len();
         let now = ids::now();
         let disk_id = ids::new_id("disk");
@@ -290,8 +290,9 @@ impl Service {
             .publish_data(req, dev, &disk_id, size, &image_ids, progress)
             .await;
         beat.abort();
+        let failure = result.as_ref().err().map(Error::chain);
         let outcome = ikon_catalog::TaskOutcome {
-            error: result.as_ref().err().map(|e| e.message.as_str()),
+            error: failure.as_deref(),
             retry: false,
             retry_after: 0,
             result: "{}",
@@ -328,7 +329,7 @@ impl Service {
             Ok(s) => s,
             Err(e) => {
                 self.fail_import(image_ids, &e.to_string()).await;
-                return Err(Error::new(ErrorKind::Storage, e.to_string()));
+                return Err(Error::caused_by(ErrorKind::Storage, "storage failed", e));
             }
         };
         let (mref, stats) = match session.import_device(dev, disk_id, progress).await {
@@ -352,7 +353,7 @@ impl Service {
         session
             .end()
             .await
-            .map_err(|e| Error::new(ErrorKind::Storage, e.to_string()))?;
+            .map_err(|e| Error::caused_by(ErrorKind::Storage, "storage failed", e))?;
         Ok(stats)
     }
 }

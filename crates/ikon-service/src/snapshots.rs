@@ -487,7 +487,7 @@ impl TaskHandler for CreateImageHandler {
                     .content(&img.region, &d.disk_id, d.version, d.size_bytes)
                     .await
                     .map_err(|e| {
-                        TaskError::permanent(format!("disk {} of the image: {}", i + 1, e.message))
+                        TaskError::permanent(format!("disk {} of the image: {}", i + 1, e.chain()))
                     })?;
                 if m.disk_size > d.size_bytes {
                     return Err(TaskError::permanent(format!(

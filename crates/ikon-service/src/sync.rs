@@ -260,7 +260,7 @@ impl Service {
         let payload = serde_json::to_value(Payload {
             targets: targets.clone(),
         })
-        .map_err(|e| Error::internal(e.to_string()))?;
+        .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?;
         let task_id = self
             .submit_task(caller, SYNC_KIND, &src.image_id, &payload, SYNC_ATTEMPTS)
             .await?;
@@ -349,7 +349,7 @@ impl Service {
                         let src_store = self
                             .store_holding(&src.region, &r)
                             .await
-                            .map_err(|e| TaskError::transient(e.message))?;
+                            .map_err(|e| TaskError::transient(e.chain()))?;
                         let cb = {
                             let pc = percent.clone();
                             let base = (i as u64) * per_copy + disks.len() as u64;

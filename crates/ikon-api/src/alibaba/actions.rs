@@ -3,14 +3,12 @@
 //! enumerations, list sizes); every domain rule is the service's. Parameters this service
 //! cannot honour are refused with `UnsupportedParameter` rather than silently ignored.
 
+use super::common::{done, id_of, max_ids, paging, skip};
 use super::params::{missing, Params};
 use super::{errors, views, ApiError, Call};
 use ikon_service::{state, DeleteRequest, ListImages, Service, ShareUpdate, Visibility};
 use serde_json::{json, Value};
 
-/// Page sizes (reference §4).
-const DEFAULT_PAGE_SIZE: u64 = 10;
-const MAX_PAGE_SIZE: u64 = 100;
 /// Accounts considered per `AddAccount.N` / `RemoveAccount.N` (later ones are ignored).
 const MAX_SHARE_ACCOUNTS_PER_CALL: usize = 10;
 /// `Tag.N` entries.
@@ -65,7 +63,7 @@ async fn with_region(svc: &Service, call: &Call) -> Result<Option<Call>, ApiErro
         _ => "Snapshot",
     };
     let given = call.params.str_req(param)?;
-    let id = super::instances::id_of(prefix, given, what)?;
+    let id = id_of(prefix, given, what)?;
     let region = svc
         .resource_region(&call.caller, &id)
         .await
@@ -86,11 +84,6 @@ async fn with_region(svc: &Service, call: &Call) -> Result<Option<Call>, ApiErro
         params: call.params.clone(),
         host: call.host.clone(),
     }))
-}
-
-/// Ids one `ImageId` / `TaskIds` / `InstanceIds` list may name (the policy's).
-pub(super) fn max_ids(svc: &Service) -> usize {
-    svc.config().api.ids_per_call
 }
 
 /// Runs `call.action`.
@@ -199,15 +192,6 @@ fn dry(dry_run: bool, r: Result<Value, ApiError>) -> Result<Value, ApiError> {
     }
 }
 
-/// Success, or `DryRunOperation` when only checking.
-pub(super) fn done(dry_run: bool) -> Result<Value, ApiError> {
-    if dry_run {
-        Err(ApiError::dry_run())
-    } else {
-        Ok(json!({}))
-    }
-}
-
 /// The required `ImageId`, as a service id; an id that names no image is not found.
 fn image_id(p: &Params) -> Result<String, ApiError> {
     let id = p.str_req("ImageId")?;
@@ -218,26 +202,6 @@ fn image_id(p: &Params) -> Result<String, ApiError> {
             "The specified ImageId does not exist.",
         )
     })
-}
-
-pub(super) fn paging(p: &Params, code: &str) -> Result<(u64, u64), ApiError> {
-    let page = p.u64_opt("PageNumber")?.unwrap_or(1);
-    let size = p.u64_opt("PageSize")?.unwrap_or(DEFAULT_PAGE_SIZE);
-    if page == 0 {
-        return Err(ApiError::new(400, code, "PageNumber must be at least 1"));
-    }
-    if size == 0 || size > MAX_PAGE_SIZE {
-        return Err(ApiError::new(
-            400,
-            code,
-            format!("PageSize must be 1 to {MAX_PAGE_SIZE}"),
-        ));
-    }
-    Ok((page, size))
-}
-
-fn skip(page: u64, size: u64) -> usize {
-    usize::try_from((page - 1).saturating_mul(size)).unwrap_or(usize::MAX)
 }
 
 fn unsupported(name: &str) -> ApiError {

@@ -2,8 +2,7 @@
 //! DeleteSnapshot and DescribeDisks over the service's disks (`In_use` while their instance
 //! exists, `Available` when kept after it) and snapshots (instant: `accomplished` at once).
 
-use super::actions::{done, paging};
-use super::instances::{gib, id_list, id_of, time};
+use super::common::{done, gib, id_list, id_of, paging, time};
 use super::{errors, views, ApiError, Call};
 use ikon_service::{ids, DiskFilter, InstanceFilter, Service, SnapshotFilter, SnapshotView};
 use serde_json::{json, Value};

@@ -142,15 +142,7 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::InvalidLicenseType => (400, "InvalidLicenseType.NotSupported", e.message),
         ErrorKind::InvalidBootMode => (400, "InvalidParameter", e.message),
         ErrorKind::TooLarge => (400, "InvalidImageSize", e.message),
-        ErrorKind::Storage | ErrorKind::Internal => {
-            tracing::error!(error = %e.message, "internal error");
-            (
-                500,
-                "InternalError",
-                "The request processing has failed due to some unknown error, exception or failure."
-                    .into(),
-            )
-        }
+        ErrorKind::Storage | ErrorKind::Internal => return ApiError::internal(e.chain()),
     };
     ApiError::new(status, code, message)
 }

@@ -4,64 +4,14 @@
 //! network, login, billing and placement-policy parameters are accepted and have no effect).
 //! Ids: instance `ins-X` is `i-X`, disk `disk-X` is `d-X`, snapshot `snap-X` is `s-X`.
 
-use super::actions::{done, max_ids, paging};
+use super::common::{done, id_list, id_of, max_ids, not_found, paging};
 use super::params::{missing, Params};
 use super::{errors, views, ApiError, Call};
 use ikon_service::{
-    ids, CreateImageRequest, DataDiskSpec, ImageSource, InstanceFilter, InstanceView, RunRequest,
+    CreateImageRequest, DataDiskSpec, ImageSource, InstanceFilter, InstanceView, RunRequest,
     Service,
 };
 use serde_json::{json, Value};
-
-const GIB: u64 = 1 << 30;
-
-fn not_found(what: &str) -> ApiError {
-    ApiError::new(
-        404,
-        format!("Invalid{what}Id.NotFound"),
-        format!("The specified {what}Id does not exist."),
-    )
-}
-
-/// The service id of an Alibaba id of kind `svc_prefix` (`ins`, `disk`, `snap`, `img`), or
-/// the kind's "not found".
-pub(super) fn id_of(svc_prefix: &str, id: &str, what: &str) -> Result<String, ApiError> {
-    views::from_alibaba(svc_prefix, id).ok_or_else(|| not_found(what))
-}
-
-/// A JSON array of ids as a string (`InstanceIds`, `DiskIds`, `SnapshotIds`): the service ids
-/// of those that can name a `svc_prefix` object (others name nothing).
-pub(super) fn id_list(
-    svc: &Service,
-    p: &Params,
-    name: &str,
-    svc_prefix: &str,
-    malformed: (u16, &str),
-) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(text) = p.str_opt(name) else {
-        return Ok(None);
-    };
-    let list: Vec<String> = serde_json::from_str(text).map_err(|_| {
-        ApiError::new(
-            malformed.0,
-            malformed.1,
-            format!("{name} must be a JSON array of ids, e.g. [\"x\",\"y\"]"),
-        )
-    })?;
-    let max = max_ids(svc);
-    if list.len() > max {
-        return Err(ApiError::new(
-            malformed.0,
-            malformed.1,
-            format!("{name} takes at most {max} ids"),
-        ));
-    }
-    Ok(Some(
-        list.iter()
-            .filter_map(|id| views::from_alibaba(svc_prefix, id))
-            .collect(),
-    ))
-}
 
 fn size_param(p: &Params, name: &str, code: &str) -> Result<Option<u64>, ApiError> {
     p.u64_opt(name)
@@ -173,26 +123,9 @@ pub async fn run(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, Api
     Ok(json!({ "InstanceIdSets": { "InstanceIdSet": ids } }))
 }
 
-/// (vCPUs, memory MiB) of a configured instance type (unknown types: 1 vCPU, 1 GiB).
-fn shape(svc: &Service, instance_type: &str) -> (u32, u32, String) {
-    svc.config()
-        .instance_types
-        .iter()
-        .find(|t| t.id == instance_type)
-        .map_or_else(
-            || {
-                let family = instance_type
-                    .rsplit_once('.')
-                    .map_or(instance_type, |(f, _)| f);
-                (1, 1024, family.to_string())
-            },
-            |t| (t.cpus, t.memory_mib, t.family.clone()),
-        )
-}
-
-fn instance(svc: &Service, v: &InstanceView) -> Value {
+fn instance(v: &InstanceView) -> Value {
     let i = &v.instance;
-    let (cpu, memory, family) = shape(svc, &i.instance_type);
+    let (cpu, memory, family) = (v.shape.cpus, v.shape.memory_mib, &v.shape.family);
     let windows = v.os_name.to_ascii_lowercase().contains("windows");
     json!({
         "InstanceId": views::to_alibaba(&i.instance_id),
@@ -279,7 +212,7 @@ pub async fn describe(svc: &Service, call: &Call, dry_run: bool) -> Result<Value
     if dry_run {
         return done(true);
     }
-    let items: Vec<Value> = list.iter().map(|v| instance(svc, v)).collect();
+    let items: Vec<Value> = list.iter().map(instance).collect();
     Ok(json!({
         "TotalCount": total,
         "PageNumber": page,
@@ -466,14 +399,4 @@ pub async fn create_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
         return done(true);
     }
     Ok(json!({ "ImageId": views::to_alibaba(&id) }))
-}
-
-/// GiB of a byte size, rounded up.
-pub(super) fn gib(bytes: u64) -> u64 {
-    bytes.div_ceil(GIB)
-}
-
-/// `YYYY-MM-DDThh:mm:ssZ`.
-pub(super) fn time(ts: i64) -> String {
-    ids::iso8601(ts)
 }

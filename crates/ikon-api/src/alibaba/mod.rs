@@ -14,6 +14,7 @@
 
 mod actions;
 pub mod auth;
+mod common;
 mod disks;
 mod errors;
 mod instances;
@@ -22,6 +23,7 @@ mod tasks;
 mod transfer;
 pub mod views;
 
+use crate::core::{Outcome, RequestId};
 use crate::AppState;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +31,6 @@ use ikon_service::{ids, Caller, KeyLookup};
 use params::{missing, Params};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use std::time::Instant;
 
 /// API version this dialect serves.
 pub const VERSION: &str = "2014-05-26";
@@ -43,6 +44,8 @@ pub struct ApiError {
     pub code: String,
     /// Message for people.
     pub message: String,
+    /// For an internal failure: the full error chain (logged by the API core, never sent).
+    pub internal: Option<String>,
 }
 
 impl ApiError {
@@ -52,6 +55,15 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
+            internal: None,
+        }
+    }
+
+    /// 500 `InternalError` with the generic message; `chain` is logged, never sent.
+    pub fn internal(chain: String) -> ApiError {
+        ApiError {
+            internal: Some(chain),
+            ..ApiError::new(500, "InternalError", crate::core::INTERNAL_MESSAGE)
         }
     }
 
@@ -80,10 +92,6 @@ pub struct Call {
     pub params: Params,
     /// The endpoint the client addressed (`Host`).
     pub host: String,
-}
-
-fn request_id() -> String {
-    ids::uuid4().to_ascii_uppercase()
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -140,42 +148,31 @@ pub fn is_form(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Handles one Alibaba-dialect request whose body has been read.
+/// Handles one Alibaba-dialect request whose body has been read; its [`Outcome`] goes to
+/// the API core. The request id is shown in upper case, as Alibaba shows them.
 pub async fn handle(
     st: &AppState,
+    request_id: &RequestId,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    let started = Instant::now();
-    let request_id = request_id();
     let host = header_str(headers, "host").unwrap_or_default();
     let mut action = String::new();
     let result = process(st, method, uri, headers, body, &mut action).await;
-    let code = match &result {
-        Ok(_) => "Success".to_string(),
-        Err(e) => e.code.clone(),
+    let (code, internal) = match &result {
+        Ok(_) => ("Success".to_string(), None),
+        Err(e) => (e.code.clone(), e.internal.clone()),
     };
-    let elapsed = started.elapsed().as_secs_f64();
-    let action_label = if action.is_empty()
-        || action.len() > 64
-        || !action.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        "-"
-    } else {
-        action.as_str()
-    };
-    st.metrics.record("alibaba", action_label, &code, elapsed);
-    tracing::info!(
-        request_id = %request_id,
-        dialect = "alibaba",
-        action = %action_label,
-        code = %code,
-        latency_ms = elapsed * 1000.0,
-        "request"
-    );
-    envelope(&request_id, &host, result)
+    let mut resp = envelope(&request_id.0.to_ascii_uppercase(), &host, result);
+    resp.extensions_mut().insert(Outcome {
+        dialect: "alibaba",
+        action,
+        code,
+        internal,
+    });
+    resp
 }
 
 /// Parameters the platform adds to every call; they carry no meaning for the action.

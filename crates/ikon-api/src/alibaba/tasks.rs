@@ -3,7 +3,7 @@
 //! (imports — including operator publications into an account — and exports); the others
 //! (copy, create) are tracked through their images, as Alibaba does.
 
-use super::actions::{done, max_ids, paging};
+use super::common::{done, max_ids, paging};
 use super::params::Params;
 use super::{errors, views, ApiError, Call};
 use ikon_service::{ListTasks, Service};

@@ -6,7 +6,7 @@
 //! (files in a bucket of the S3 engine), CopyImage to another region (only missing chunks
 //! are sent; the region policy is the service's) and CancelCopyImage.
 
-use super::actions::done;
+use super::common::done;
 use super::params::missing;
 use super::{views, ApiError, Call};
 use ikon_service::import::ImportRequest;

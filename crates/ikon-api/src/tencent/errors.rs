@@ -78,7 +78,7 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::ExportUnsupported(ExportBlock::Market) => {
             "UnsupportedOperation.MarketImageExportUnsupported"
         }
-        ErrorKind::Storage | ErrorKind::Internal => "InternalError",
+        ErrorKind::Storage | ErrorKind::Internal => return ApiError::internal(e.chain()),
     };
     ApiError::new(code, e.message)
 }

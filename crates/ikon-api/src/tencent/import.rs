@@ -7,15 +7,15 @@
 
 use super::params::{missing, Params};
 use super::{envelope, errors, header_str, ApiError, Call};
+use crate::core::RequestId;
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use futures::StreamExt;
 use ikon_service::{Caller, ImportRequest, Service};
 use serde_json::{json, Value};
-use std::time::Instant;
 
 /// ImportImage.
 pub async fn import_image(svc: &Service, call: &Call) -> Result<Value, ApiError> {
@@ -158,26 +158,17 @@ pub fn describe_import_image_os(svc: &Service, call: &Call) -> Result<Value, Api
 /// `PUT /ikon/upload`: streams an authenticated upload into the spool.
 pub async fn upload(
     State(st): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
-    let request_id = ikon_service::ids::uuid4();
     let result = receive(&st, &method, &uri, &headers, body).await;
-    let code = match &result {
-        Ok(_) => "Success".to_string(),
-        Err(e) => e.code.clone(),
-    };
-    st.metrics.record(
-        "tencent",
-        "UploadImageFile",
-        &code,
-        started.elapsed().as_secs_f64(),
-    );
-    tracing::info!(request_id = %request_id, action = "UploadImageFile", code = %code, "request");
-    envelope(&request_id, result)
+    let outcome = super::outcome("UploadImageFile".into(), &result);
+    let mut resp = envelope(&request_id.0, result);
+    resp.extensions_mut().insert(outcome);
+    resp
 }
 
 async fn receive(

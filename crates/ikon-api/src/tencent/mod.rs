@@ -14,14 +14,13 @@ pub mod params;
 mod transfer;
 mod views;
 
+use crate::core::{Outcome, RequestId};
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ikon_service::{ids, Caller, KeyLookup};
 use serde_json::{json, Value};
-use std::time::Instant;
 
 /// API version this dialect serves.
 pub const VERSION: &str = "2017-03-12";
@@ -35,6 +34,8 @@ pub struct ApiError {
     pub code: String,
     /// Message for people.
     pub message: String,
+    /// For an internal failure: the full error chain (logged by the API core, never sent).
+    pub internal: Option<String>,
 }
 
 impl ApiError {
@@ -43,6 +44,15 @@ impl ApiError {
         ApiError {
             code: code.into(),
             message: message.into(),
+            internal: None,
+        }
+    }
+
+    /// `InternalError` with the generic message; `chain` is logged, never sent.
+    pub fn internal(chain: String) -> ApiError {
+        ApiError {
+            internal: Some(chain),
+            ..ApiError::new("InternalError", crate::core::INTERNAL_MESSAGE)
         }
     }
 }
@@ -84,38 +94,35 @@ pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Handles one Tencent-dialect request.
+/// Handles one Tencent-dialect request; its [`Outcome`] goes to the API core.
 pub async fn handle(
-    State(st): State<AppState>,
+    st: &AppState,
+    request_id: &RequestId,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
-    let request_id = ids::uuid4();
     let action = header_str(&headers, "x-tc-action").unwrap_or_default();
-    let result = process(&st, &method, &uri, &headers, body).await;
-    let code = match &result {
-        Ok(_) => "Success".to_string(),
-        Err(e) => e.code.clone(),
+    let result = process(st, &method, &uri, &headers, body).await;
+    let outcome = outcome(action, &result);
+    let mut resp = envelope(&request_id.0, result);
+    resp.extensions_mut().insert(outcome);
+    resp
+}
+
+/// What the API core records about a request answered with `result`.
+pub(crate) fn outcome(action: String, result: &Result<Value, ApiError>) -> Outcome {
+    let (code, internal) = match result {
+        Ok(_) => ("Success".to_string(), None),
+        Err(e) => (e.code.clone(), e.internal.clone()),
     };
-    let elapsed = started.elapsed().as_secs_f64();
-    let action_label = if action.is_empty() || action.len() > 64 {
-        "-"
-    } else {
-        action.as_str()
-    };
-    st.metrics.record("tencent", action_label, &code, elapsed);
-    tracing::info!(
-        request_id = %request_id,
-        dialect = "tencent",
-        action = %action_label,
-        code = %code,
-        latency_ms = elapsed * 1000.0,
-        "request"
-    );
-    envelope(&request_id, result)
+    Outcome {
+        dialect: "tencent",
+        action,
+        code,
+        internal,
+    }
 }
 
 async fn process(
@@ -202,7 +209,7 @@ pub(crate) async fn authenticate(
         .svc
         .lookup_key(&auth.secret_id)
         .await
-        .map_err(|e| ApiError::new("InternalError", e.to_string()))?;
+        .map_err(|e| errors::map("", e))?;
     let (secret_key, account_id, is_admin) = match lookup {
         KeyLookup::Unknown => {
             return Err(ApiError::new(
