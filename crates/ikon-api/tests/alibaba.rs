@@ -99,6 +99,7 @@ async fn signatures_v1_and_v3_and_their_failures() {
         (404, "InvalidRegionId.NotFound")
     );
     env.svc
+        .accounts()
         .disable_key(&alice.secret_id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -48,7 +48,8 @@ async fn tasks_are_listed_read_and_cancelled() {
     let submit = |key: &ikon_service::Credentials, kind: &'static str, res: &'static str| {
         let (svc, c) = (env.svc.clone(), caller(key, REGION));
         async move {
-            svc.submit_task(&c, kind, res, &json!({}), 1)
+            svc.transfers()
+                .submit_task(&c, kind, res, &json!({}), 1)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
         }

@@ -244,6 +244,7 @@ fn img(id: &str, kind: &str, owner: &str, region: &str, name: &str) -> Image {
 
 async fn add(env: &Env, i: Image) {
     env.svc
+        .images()
         .add_image(&i)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -254,6 +255,7 @@ async fn authentication_failures_have_the_documented_codes() {
     let env = env().await;
     let alice = env
         .svc
+        .accounts()
         .create_account("alice", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -296,6 +298,7 @@ async fn authentication_failures_have_the_documented_codes() {
     let (_, code) = call(&env, &ghost, "DescribeRegions", json!({})).await;
     assert_eq!(code, "AuthFailure.SecretIdNotFound");
     env.svc
+        .accounts()
         .disable_key(&alice.secret_id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -331,6 +334,7 @@ async fn malformed_requests_are_refused_with_codes() {
     let env = env().await;
     let a = env
         .svc
+        .accounts()
         .create_account("a", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -427,11 +431,13 @@ async fn visibility_sharing_and_deletion_rules() {
     let env = env().await;
     let alice = env
         .svc
+        .accounts()
         .create_account("alice", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let bob = env
         .svc
+        .accounts()
         .create_account("bob", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -614,6 +620,7 @@ async fn visibility_sharing_and_deletion_rules() {
     for i in 0..49 {
         many.push(
             env.svc
+                .accounts()
                 .create_account(&format!("u{i}"), false)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
@@ -633,6 +640,7 @@ async fn visibility_sharing_and_deletion_rules() {
     );
     let one_more = env
         .svc
+        .accounts()
         .create_account("u50", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -709,6 +717,7 @@ async fn describe_images_pages_filters_and_shapes() {
     let env = env().await;
     let a = env
         .svc
+        .accounts()
         .create_account("a", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -863,6 +872,7 @@ async fn quota_limits_and_metrics() {
     let env = env_with(cfg).await;
     let a = env
         .svc
+        .accounts()
         .create_account("a", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -892,6 +902,7 @@ async fn quota_limits_and_metrics() {
     .await;
     let err = env
         .svc
+        .images()
         .add_image(&img(
             "img-quota003",
             "PRIVATE",

@@ -10,6 +10,7 @@
 //! service layer, which passes them in.
 
 mod accounts;
+pub mod ids;
 mod images;
 mod instances;
 mod market;

@@ -110,7 +110,7 @@ fn json(l: &Listing) -> serde_json::Value {
 pub async fn market(svc: &Service, cmd: MarketCommand) -> Result<u8> {
     match cmd {
         MarketCommand::List { state, output } => {
-            let list = svc.listings(None, state.as_deref()).await?;
+            let list = svc.market().listings(None, state.as_deref()).await?;
             let v: Vec<_> = list.iter().map(json).collect();
             print(output, &v, || {
                 list.iter().map(line).collect::<Vec<_>>().join("\n")
@@ -122,29 +122,29 @@ pub async fn market(svc: &Service, cmd: MarketCommand) -> Result<u8> {
             image_id,
             output,
         } => {
-            let caller = match svc.caller_for_image(&account, &image_id).await {
+            let caller = match svc.accounts().caller_for_image(&account, &image_id).await {
                 Ok(c) => c,
                 Err(e) => return refused(e),
             };
-            match svc.submit_listing(&caller, &image_id, price).await {
+            match svc.market().submit_listing(&caller, &image_id, price).await {
                 Ok(l) => print(output, &json(&l), || line(&l))?,
                 Err(e) => return refused(e),
             }
         }
         MarketCommand::Approve { listing_id, output } => {
-            match svc.approve_listing(&listing_id).await {
+            match svc.market().approve_listing(&listing_id).await {
                 Ok(l) => print(output, &json(&l), || line(&l))?,
                 Err(e) => return refused(e),
             }
         }
         MarketCommand::Reject { listing_id, reason } => {
-            if let Err(e) = svc.reject_listing(&listing_id, &reason).await {
+            if let Err(e) = svc.market().reject_listing(&listing_id, &reason).await {
                 return refused(e);
             }
             println!("listing {listing_id} rejected");
         }
         MarketCommand::Withdraw { listing_id } => {
-            if let Err(e) = svc.withdraw_listing(None, &listing_id).await {
+            if let Err(e) = svc.market().withdraw_listing(None, &listing_id).await {
                 return refused(e);
             }
             println!("listing {listing_id} withdrawn");
@@ -157,7 +157,7 @@ pub async fn market(svc: &Service, cmd: MarketCommand) -> Result<u8> {
 pub async fn billing(svc: &Service, cmd: BillingCommand) -> Result<u8> {
     match cmd {
         BillingCommand::Sample => {
-            let n = svc.sample_storage().await?;
+            let n = svc.market().sample_storage().await?;
             println!("storage sampled for {n} accounts");
         }
         BillingCommand::Report {
@@ -165,7 +165,7 @@ pub async fn billing(svc: &Service, cmd: BillingCommand) -> Result<u8> {
             month,
             output,
         } => {
-            let r = match svc.billing_report(&account, &month).await {
+            let r = match svc.market().billing_report(&account, &month).await {
                 Ok(r) => r,
                 Err(e) => return refused(e),
             };

@@ -20,7 +20,12 @@ impl ikon_nbd::Exports for ServiceExports {
         name: &'a str,
     ) -> ikon_nbd::BoxFuture<'a, std::result::Result<Arc<dyn BlockDevice>, String>> {
         Box::pin(async move {
-            let d = self.0.nbd_open(name).await.map_err(|e| e.to_string())?;
+            let d = self
+                .0
+                .instances()
+                .nbd_open(name)
+                .await
+                .map_err(|e| e.to_string())?;
             let d: Arc<dyn BlockDevice> = d;
             Ok(d)
         })

@@ -93,7 +93,7 @@ pub async fn run(svc: &Service, cmd: ImageCommand) -> Result<u8> {
                 family,
                 count,
             };
-            let result = svc.publish_image(&req, progress).await;
+            let result = svc.admin().publish_image(&req, progress).await;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }

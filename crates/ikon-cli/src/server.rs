@@ -239,7 +239,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
     init_logging(&args.log_format)?;
     runtime()?.block_on(async move {
         let svc = open_service_with(&args.data, &args.allow_import_from).await?;
-        if let Some(c) = svc.bootstrap_admin().await? {
+        if let Some(c) = svc.accounts().bootstrap_admin().await? {
             println!(
                 "platform administrator: SecretId={} SecretKey={} (AccountId {}; shown once)",
                 c.secret_id, c.secret_key, c.account_id
@@ -250,7 +250,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let mut runner = ikon_service::tasks::Runner::new(svc.clone(), 30);
+        let mut runner = svc.task_runner(30);
         runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
         runner.register(std::sync::Arc::new(ikon_service::ImportHandler));
         runner.register(std::sync::Arc::new(ikon_service::CreateImageHandler));
@@ -270,7 +270,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         let msvc = svc.clone();
         let refresher = tokio::spawn(async move {
             loop {
-                match msvc.store_usage().await {
+                match msvc.admin().store_usage().await {
                     Ok((held, referenced)) => {
                         metrics
                             .store_bytes
@@ -297,7 +297,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         let every = svc.config().pricing.storage_sample_secs.max(60);
         let sampler = tokio::spawn(async move {
             loop {
-                if let Err(e) = ssvc.sample_storage().await {
+                if let Err(e) = ssvc.market().sample_storage().await {
                     tracing::warn!("storage sample: {e}");
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(every)).await;
@@ -371,7 +371,7 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
         let svc = open_service(&args.data).await?;
         match args.command {
             AdminCommand::Account(AccountCommand::Create { name, output }) => {
-                let c = svc.create_account(&name, false).await?;
+                let c = svc.accounts().create_account(&name, false).await?;
                 print(output, &c, || {
                     format!(
                         "account {} ({}) created\nSecretId:  {}\nSecretKey: {}",
@@ -380,7 +380,7 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 })?;
             }
             AdminCommand::Account(AccountCommand::List { output }) => {
-                let accounts = svc.accounts().await?;
+                let accounts = svc.accounts().list_accounts().await?;
                 let rows: Vec<serde_json::Value> = accounts
                     .iter()
                     .map(|a| serde_json::json!({"AccountId": a.account_id, "Name": a.name, "Admin": a.is_admin}))
@@ -394,11 +394,11 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 })?;
             }
             AdminCommand::Key(KeyCommand::Create { account_id, output }) => {
-                let c = svc.create_key_for(&account_id).await?;
+                let c = svc.accounts().create_key_for(&account_id).await?;
                 print(output, &c, || format!("SecretId:  {}\nSecretKey: {}", c.secret_id, c.secret_key))?;
             }
             AdminCommand::Key(KeyCommand::Disable { secret_id }) => {
-                if !svc.disable_key(&secret_id).await? {
+                if !svc.accounts().disable_key(&secret_id).await? {
                     bail!("key {secret_id} does not exist");
                 }
                 println!("key {secret_id} disabled");
@@ -409,7 +409,7 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
             AdminCommand::Billing(cmd) => return crate::market::billing(&svc, cmd).await,
             AdminCommand::Usage { output } => {
                 let st = svc.store().stats().await?;
-                let (_, referenced) = svc.store_usage().await?;
+                let (_, referenced) = svc.admin().store_usage().await?;
                 let v = serde_json::json!({
                     "Chunks": st.chunks,
                     "BytesHeld": st.bytes,
@@ -423,7 +423,7 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 })?;
             }
             AdminCommand::Gc { output } => {
-                let st = svc.collect_garbage().await?;
+                let st = svc.admin().collect_garbage().await?;
                 let v = serde_json::json!({
                     "LiveChunks": st.live_chunks,
                     "DeletedChunks": st.deleted_chunks,

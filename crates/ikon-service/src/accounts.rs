@@ -1,7 +1,7 @@
 //! Accounts and API keys: creation (admin), the platform administrator made on first
 //! start, and key lookup for request authentication.
 
-use crate::{ids, Caller, Error, ErrorKind, Result, Service};
+use crate::{ids, Caller, Error, ErrorKind, Result};
 use ikon_catalog::{Account, ApiKey};
 
 /// A newly issued key pair with its account.
@@ -39,7 +39,7 @@ pub enum KeyLookup {
 /// Meta key recording that the platform administrator exists.
 const ADMIN_KEY: &str = "platform_admin";
 
-impl Service {
+impl crate::facets::Accounts<'_> {
     /// Creates an account with one key.
     pub async fn create_account(&self, name: &str, is_admin: bool) -> Result<Credentials> {
         if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
@@ -131,7 +131,7 @@ impl Service {
     }
 
     /// Every account (admin).
-    pub async fn accounts(&self) -> Result<Vec<Account>> {
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
         Ok(self.catalog().accounts().await?)
     }
 

@@ -100,6 +100,50 @@ impl Service {
         Ok(self.content_in(region, mdisk, mver, size).await?.0)
     }
 
+    /// Commits an open disk's pending writes (if it is open) and returns its row as of
+    /// after the commit, with an all-zero disk given a stored (empty) manifest, so that the
+    /// row's reference can be shared by a snapshot or an image.
+    pub(crate) async fn settled_disk(&self, disk_id: &str) -> Result<Disk> {
+        if let Some(h) = self.inner.open_disks.get(disk_id) {
+            tokio::task::spawn_blocking(move || h.commit())
+                .await
+                .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?
+                .map_err(storage)?;
+        }
+        let d = self.catalog().disk(disk_id).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::DiskNotFound,
+                format!("disk {disk_id} does not exist"),
+            )
+        })?;
+        if !d.manifest_disk.is_empty() {
+            return Ok(d);
+        }
+        let store = self.store_for(&d.region);
+        let m = Manifest::empty(d.size_bytes, store.chunk_size()).map_err(storage)?;
+        let session = store.begin_write().await.map_err(storage)?;
+        let r = store.put_manifest(disk_id, &m).await.map_err(storage)?;
+        self.catalog()
+            .set_disk_manifest(disk_id, &r.disk_id, r.version, ids::now())
+            .await?;
+        session.end().await.map_err(storage)?;
+        self.catalog().disk(disk_id).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::DiskNotFound,
+                format!("disk {disk_id} does not exist"),
+            )
+        })
+    }
+
+    /// Closes a disk's open handle (the disk is being deleted).
+    pub(crate) fn close_disk(&self, disk_id: &str) {
+        if let Some(h) = self.inner.open_disks.get(disk_id) {
+            h.close();
+        }
+    }
+}
+
+impl crate::facets::Instances<'_> {
     /// The shared open handle of a disk (opened on first use).
     pub async fn open_disk(&self, disk_id: &str) -> Result<Arc<WritableDisk>> {
         if let Some(h) = self.inner.open_disks.get(disk_id) {
@@ -152,48 +196,6 @@ impl Service {
         Ok(h)
     }
 
-    /// Commits an open disk's pending writes (if it is open) and returns its row as of
-    /// after the commit, with an all-zero disk given a stored (empty) manifest, so that the
-    /// row's reference can be shared by a snapshot or an image.
-    pub(crate) async fn settled_disk(&self, disk_id: &str) -> Result<Disk> {
-        if let Some(h) = self.inner.open_disks.get(disk_id) {
-            tokio::task::spawn_blocking(move || h.commit())
-                .await
-                .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?
-                .map_err(storage)?;
-        }
-        let d = self.catalog().disk(disk_id).await?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::DiskNotFound,
-                format!("disk {disk_id} does not exist"),
-            )
-        })?;
-        if !d.manifest_disk.is_empty() {
-            return Ok(d);
-        }
-        let store = self.store_for(&d.region);
-        let m = Manifest::empty(d.size_bytes, store.chunk_size()).map_err(storage)?;
-        let session = store.begin_write().await.map_err(storage)?;
-        let r = store.put_manifest(disk_id, &m).await.map_err(storage)?;
-        self.catalog()
-            .set_disk_manifest(disk_id, &r.disk_id, r.version, ids::now())
-            .await?;
-        session.end().await.map_err(storage)?;
-        self.catalog().disk(disk_id).await?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::DiskNotFound,
-                format!("disk {disk_id} does not exist"),
-            )
-        })
-    }
-
-    /// Closes a disk's open handle (the disk is being deleted).
-    pub(crate) fn close_disk(&self, disk_id: &str) {
-        if let Some(h) = self.inner.open_disks.get(disk_id) {
-            h.close();
-        }
-    }
-
     /// Resolves an NBD export name to the disk it names, if it carries a valid token of an
     /// enabled key of the disk's owner (module docs).
     pub async fn nbd_open(&self, export_name: &str) -> Result<Arc<WritableDisk>> {
@@ -210,7 +212,7 @@ impl Service {
             secret_key,
             account_id,
             ..
-        } = self.lookup_key(secret_id).await?
+        } = self.accounts().lookup_key(secret_id).await?
         else {
             return Err(denied());
         };

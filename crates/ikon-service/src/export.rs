@@ -173,106 +173,6 @@ impl Service {
         Ok(())
     }
 
-    /// Starts exporting images (see the module docs); every image is checked first.
-    pub async fn export_images(
-        &self,
-        caller: &Caller,
-        req: &ExportRequest,
-    ) -> Result<ExportStarted> {
-        if !req.dry_run {
-            self.count_limited(caller, crate::Operation::ExportImages)
-                .await?;
-        }
-        if req.image_ids.is_empty() {
-            return Err(Error::new(
-                ErrorKind::InvalidParameterValue,
-                "at least one image is needed",
-            ));
-        }
-        if !req.prefixes.is_empty() && req.prefixes.len() != req.image_ids.len() {
-            return Err(Error::new(
-                ErrorKind::InvalidParameterValue,
-                "give one file name prefix per image, or none",
-            ));
-        }
-        for p in &req.prefixes {
-            check_prefix(p)?;
-        }
-        let format = format_of(&req.format)?;
-        let ext = format.name();
-        let mut files = Vec::new();
-        for (i, id) in req.image_ids.iter().enumerate() {
-            if req.image_ids[..i].contains(id) {
-                return Err(Error::new(
-                    ErrorKind::InvalidParameterValue,
-                    format!("image {id} is listed twice"),
-                ));
-            }
-            let v = self.owned_image(caller, id).await?;
-            if v.visibility != Visibility::Private {
-                return Err(Error::new(
-                    ErrorKind::NotOwner,
-                    format!("image {id} is not a custom image of your account; only custom images can be exported"),
-                ));
-            }
-            if v.image.state != state::NORMAL {
-                return Err(Error::new(
-                    ErrorKind::ImageIncorrectState,
-                    format!(
-                        "image {id} is {}; only NORMAL images can be exported",
-                        v.image.state
-                    ),
-                ));
-            }
-            self.check_exportable(&v.image).await?;
-            let prefix = req
-                .prefixes
-                .get(i)
-                .filter(|p| !p.is_empty())
-                .map(|p| format!("{p}_"))
-                .unwrap_or_default();
-            for d in &v.image.disks {
-                let system = d.usage == "SYSTEM_DISK";
-                if req.only_system_disk && !system {
-                    continue;
-                }
-                let role = if system { "system" } else { "data" };
-                files.push(ExportFile {
-                    image_id: id.clone(),
-                    region: v.image.region.clone(),
-                    disk_id: d.disk_id.clone(),
-                    version: d.version,
-                    key: format!("{prefix}{id}_{role}_{}.{ext}", d.snapshot_id),
-                });
-            }
-        }
-        // The bucket must exist (checked last: it may cost a request).
-        self.export_destination(&req.bucket).await?;
-        let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
-        if req.dry_run {
-            return Ok(ExportStarted {
-                task_id: String::new(),
-                keys,
-            });
-        }
-        let payload = serde_json::to_value(Payload {
-            bucket: req.bucket.clone(),
-            format: ext.to_string(),
-            files,
-        })
-        .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?;
-        let task_id = self
-            .submit_task(
-                caller,
-                EXPORT_KIND,
-                &req.image_ids[0],
-                &payload,
-                EXPORT_ATTEMPTS,
-            )
-            .await?;
-        Ok(ExportStarted { task_id, keys })
-    }
-
     /// One attempt of an export task.
     async fn run_export(
         &self,
@@ -417,7 +317,7 @@ impl Service {
 /// Runs export tasks.
 pub struct ExportHandler;
 
-impl TaskHandler for ExportHandler {
+impl TaskHandler<crate::Service> for ExportHandler {
     fn kind(&self) -> &'static str {
         EXPORT_KIND
     }
@@ -434,5 +334,107 @@ impl TaskHandler for ExportHandler {
         progress: &'a Progress,
     ) -> BoxFuture<'a, std::result::Result<String, TaskError>> {
         Box::pin(svc.run_export(task, progress))
+    }
+}
+
+impl crate::facets::Transfers<'_> {
+    /// Starts exporting images (see the module docs); every image is checked first.
+    pub async fn export_images(
+        &self,
+        caller: &Caller,
+        req: &ExportRequest,
+    ) -> Result<ExportStarted> {
+        if !req.dry_run {
+            self.count_limited(caller, crate::Operation::ExportImages)
+                .await?;
+        }
+        if req.image_ids.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                "at least one image is needed",
+            ));
+        }
+        if !req.prefixes.is_empty() && req.prefixes.len() != req.image_ids.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                "give one file name prefix per image, or none",
+            ));
+        }
+        for p in &req.prefixes {
+            check_prefix(p)?;
+        }
+        let format = format_of(&req.format)?;
+        let ext = format.name();
+        let mut files = Vec::new();
+        for (i, id) in req.image_ids.iter().enumerate() {
+            if req.image_ids[..i].contains(id) {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameterValue,
+                    format!("image {id} is listed twice"),
+                ));
+            }
+            let v = self.owned_image(caller, id).await?;
+            if v.visibility != Visibility::Private {
+                return Err(Error::new(
+                    ErrorKind::NotOwner,
+                    format!("image {id} is not a custom image of your account; only custom images can be exported"),
+                ));
+            }
+            if v.image.state != state::NORMAL {
+                return Err(Error::new(
+                    ErrorKind::ImageIncorrectState,
+                    format!(
+                        "image {id} is {}; only NORMAL images can be exported",
+                        v.image.state
+                    ),
+                ));
+            }
+            self.check_exportable(&v.image).await?;
+            let prefix = req
+                .prefixes
+                .get(i)
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("{p}_"))
+                .unwrap_or_default();
+            for d in &v.image.disks {
+                let system = d.usage == "SYSTEM_DISK";
+                if req.only_system_disk && !system {
+                    continue;
+                }
+                let role = if system { "system" } else { "data" };
+                files.push(ExportFile {
+                    image_id: id.clone(),
+                    region: v.image.region.clone(),
+                    disk_id: d.disk_id.clone(),
+                    version: d.version,
+                    key: format!("{prefix}{id}_{role}_{}.{ext}", d.snapshot_id),
+                });
+            }
+        }
+        // The bucket must exist (checked last: it may cost a request).
+        self.export_destination(&req.bucket).await?;
+        let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
+        if req.dry_run {
+            return Ok(ExportStarted {
+                task_id: String::new(),
+                keys,
+            });
+        }
+        let payload = serde_json::to_value(Payload {
+            bucket: req.bucket.clone(),
+            format: ext.to_string(),
+            files,
+        })
+        .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?;
+        let task_id = self
+            .submit_task(
+                caller,
+                EXPORT_KIND,
+                &req.image_ids[0],
+                &payload,
+                EXPORT_ATTEMPTS,
+            )
+            .await?;
+        Ok(ExportStarted { task_id, keys })
     }
 }

@@ -176,23 +176,6 @@ pub(crate) fn check_text(
     })
 }
 
-impl Service {
-    /// Checks an image name against the policy.
-    pub fn check_name(&self, name: &str) -> Result<()> {
-        check_text(&self.config().names.image_name, TextField::ImageName, name)
-    }
-
-    /// Checks an image description against the policy.
-    pub fn check_description(&self, d: &str) -> Result<()> {
-        check_text(&self.config().names.description, TextField::Description, d)
-    }
-
-    /// Checks an image family against the policy.
-    pub fn check_family(&self, f: &str) -> Result<()> {
-        check_text(&self.config().names.family, TextField::Family, f)
-    }
-}
-
 fn check_id(id: &str) -> Result<()> {
     if ids::is_well_formed("img", id) {
         Ok(())
@@ -229,6 +212,112 @@ impl Service {
         })
     }
 
+    /// An image the caller may change: their own custom image, or any platform image for
+    /// the platform administrator.
+    pub(crate) async fn owned_image(&self, caller: &Caller, image_id: &str) -> Result<ImageView> {
+        let v = self.images().visible_image(caller, image_id).await?;
+        match v.visibility {
+            Visibility::Private => Ok(v),
+            Visibility::Public | Visibility::Market if caller.is_admin => Ok(v),
+            Visibility::Shared => Err(Error::new(
+                ErrorKind::SharedImageReadOnly,
+                format!(
+                    "image {image_id} is shared to you: it can only be used to create instances"
+                ),
+            )),
+            Visibility::Public | Visibility::Market => Err(Error::new(
+                ErrorKind::NotOwner,
+                format!("image {image_id} does not belong to your account"),
+            )),
+        }
+    }
+
+    /// [`Service::delete_images`] as part of another operation (not counted on its own).
+    pub(crate) async fn remove_images(&self, caller: &Caller, req: &DeleteRequest) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for id in &req.ids {
+            check_id(id)?;
+            if !seen.insert(id.as_str()) {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameterValue,
+                    format!("image {id} is listed twice"),
+                ));
+            }
+        }
+        for id in &req.ids {
+            let v = self.owned_image(caller, id).await?;
+            check_deletable(&v.image)?;
+        }
+        if req.dry_run {
+            return Ok(());
+        }
+        for id in &req.ids {
+            match self.catalog().delete_image(id, state::DELETABLE).await? {
+                DeleteOutcome::Deleted => {
+                    if req.delete_snapshots {
+                        self.catalog().delete_image_snapshots(id).await?;
+                    }
+                }
+                DeleteOutcome::NotFound => {}
+                DeleteOutcome::Shared => return Err(in_shared(id)),
+                DeleteOutcome::BadState => {
+                    return Err(Error::new(
+                        ErrorKind::ImageIncorrectState,
+                        format!("image {id} changed state and cannot be deleted now"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn share_quota(max: i64) -> Error {
+    Error::new(
+        ErrorKind::ShareQuotaExceeded,
+        format!("an image can be shared to at most {max} accounts"),
+    )
+}
+
+fn in_shared(id: &str) -> Error {
+    Error::new(
+        ErrorKind::ImageInShared,
+        format!("image {id} is shared to other accounts; cancel the sharing before deleting it"),
+    )
+}
+
+fn check_deletable(img: &Image) -> Result<()> {
+    if !state::DELETABLE.contains(&img.state.as_str()) {
+        return Err(Error::new(
+            ErrorKind::ImageIncorrectState,
+            format!(
+                "image {} is {} and cannot be deleted now",
+                img.image_id, img.state
+            ),
+        ));
+    }
+    if img.share_count > 0 {
+        return Err(in_shared(&img.image_id));
+    }
+    Ok(())
+}
+
+impl crate::facets::Images<'_> {
+    /// Checks an image name against the policy.
+    pub fn check_name(&self, name: &str) -> Result<()> {
+        check_text(&self.config().names.image_name, TextField::ImageName, name)
+    }
+
+    /// Checks an image description against the policy.
+    pub fn check_description(&self, d: &str) -> Result<()> {
+        check_text(&self.config().names.description, TextField::Description, d)
+    }
+
+    /// Checks an image family against the policy.
+    pub fn check_family(&self, f: &str) -> Result<()> {
+        check_text(&self.config().names.family, TextField::Family, f)
+    }
+
     /// An image visible to `caller`; invisible and absent images are both "not found".
     pub async fn visible_image(&self, caller: &Caller, image_id: &str) -> Result<ImageView> {
         check_id(image_id)?;
@@ -244,26 +333,6 @@ impl Service {
                 visibility,
             }),
             None => Err(Error::image_not_found(image_id)),
-        }
-    }
-
-    /// An image the caller may change: their own custom image, or any platform image for
-    /// the platform administrator.
-    pub(crate) async fn owned_image(&self, caller: &Caller, image_id: &str) -> Result<ImageView> {
-        let v = self.visible_image(caller, image_id).await?;
-        match v.visibility {
-            Visibility::Private => Ok(v),
-            Visibility::Public | Visibility::Market if caller.is_admin => Ok(v),
-            Visibility::Shared => Err(Error::new(
-                ErrorKind::SharedImageReadOnly,
-                format!(
-                    "image {image_id} is shared to you: it can only be used to create instances"
-                ),
-            )),
-            Visibility::Public | Visibility::Market => Err(Error::new(
-                ErrorKind::NotOwner,
-                format!("image {image_id} does not belong to your account"),
-            )),
         }
     }
 
@@ -390,45 +459,6 @@ impl Service {
             self.count_limited(caller, Operation::DeleteImages).await?;
         }
         self.remove_images(caller, req).await
-    }
-
-    /// [`Service::delete_images`] as part of another operation (not counted on its own).
-    pub(crate) async fn remove_images(&self, caller: &Caller, req: &DeleteRequest) -> Result<()> {
-        let mut seen = std::collections::HashSet::new();
-        for id in &req.ids {
-            check_id(id)?;
-            if !seen.insert(id.as_str()) {
-                return Err(Error::new(
-                    ErrorKind::InvalidParameterValue,
-                    format!("image {id} is listed twice"),
-                ));
-            }
-        }
-        for id in &req.ids {
-            let v = self.owned_image(caller, id).await?;
-            check_deletable(&v.image)?;
-        }
-        if req.dry_run {
-            return Ok(());
-        }
-        for id in &req.ids {
-            match self.catalog().delete_image(id, state::DELETABLE).await? {
-                DeleteOutcome::Deleted => {
-                    if req.delete_snapshots {
-                        self.catalog().delete_image_snapshots(id).await?;
-                    }
-                }
-                DeleteOutcome::NotFound => {}
-                DeleteOutcome::Shared => return Err(in_shared(id)),
-                DeleteOutcome::BadState => {
-                    return Err(Error::new(
-                        ErrorKind::ImageIncorrectState,
-                        format!("image {id} changed state and cannot be deleted now"),
-                    ))
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Shares an image to accounts or withdraws shares. Only the owner may do it, only for
@@ -694,34 +724,4 @@ impl Service {
             ))
         }
     }
-}
-
-fn share_quota(max: i64) -> Error {
-    Error::new(
-        ErrorKind::ShareQuotaExceeded,
-        format!("an image can be shared to at most {max} accounts"),
-    )
-}
-
-fn in_shared(id: &str) -> Error {
-    Error::new(
-        ErrorKind::ImageInShared,
-        format!("image {id} is shared to other accounts; cancel the sharing before deleting it"),
-    )
-}
-
-fn check_deletable(img: &Image) -> Result<()> {
-    if !state::DELETABLE.contains(&img.state.as_str()) {
-        return Err(Error::new(
-            ErrorKind::ImageIncorrectState,
-            format!(
-                "image {} is {} and cannot be deleted now",
-                img.image_id, img.state
-            ),
-        ));
-    }
-    if img.share_count > 0 {
-        return Err(in_shared(&img.image_id));
-    }
-    Ok(())
 }

@@ -11,14 +11,15 @@
 //! state reason. `Force` skips the guest rules; safety rules (the file is a readable disk
 //! image, it refers to nothing outside itself, it fits the size limit) are never skipped.
 
-mod fetch;
-pub mod guard;
-mod source;
+pub use ikon_transfer::guard;
+mod stored;
 mod task;
 
-pub use fetch::{check_url, fetch_http, precheck, FetchError, FetchOptions, Fetched};
-pub use guard::{Cidr, Guard};
-pub use source::{Buckets, HttpSource, ObjectSource, Source, SourceUrl};
+pub use ikon_transfer::fetch::{
+    check_url, fetch_http, precheck, FetchError, FetchOptions, Fetched,
+};
+pub use ikon_transfer::guard::{Cidr, Guard};
+pub use ikon_transfer::source::{Buckets, HttpSource, ObjectSource, Source, SourceUrl};
 pub use task::ImportHandler;
 
 use crate::images::state;
@@ -181,6 +182,63 @@ fn bad(kind: ErrorKind, msg: impl Into<String>) -> Error {
 }
 
 impl Service {
+    /// The bucket `s3://NAME/…` import URLs read from: one registered with
+    /// [`Service::register_import_bucket`], else that bucket of the `[s3]` engine when one is
+    /// configured (an endpoint in the configuration or `AWS_ENDPOINT_URL`).
+    pub(crate) fn import_bucket(&self, name: &str) -> Option<Arc<dyn object_store::ObjectStore>> {
+        if let Some(b) = self.buckets().get(name) {
+            return Some(b);
+        }
+        let s3 = &self.config().s3;
+        s3.resolved().endpoint.as_ref()?;
+        s3.bucket_store(name).ok()
+    }
+
+    fn fetch_options(&self) -> FetchOptions {
+        let c = &self.config().import;
+        FetchOptions {
+            guard: self.transfers().import_guard(),
+            max_bytes: c.max_bytes,
+            attempts: c.attempts,
+            timeout: std::time::Duration::from_secs(c.timeout_secs),
+            backoff: std::time::Duration::from_millis(500),
+        }
+    }
+
+    /// Checks an import source URL at call time: its kind, the SSRF guard (HTTP), a
+    /// configured bucket (S3) or an existing upload of the caller.
+    async fn check_source(&self, caller: &Caller, url: &str) -> Result<()> {
+        let source = SourceUrl::parse(url).map_err(|m| bad(ErrorKind::InvalidUrl, m))?;
+        match &source {
+            SourceUrl::Http(u) => precheck(u, &self.transfers().import_guard())
+                .await
+                .map_err(|e| bad(ErrorKind::InvalidUrl, e.to_string()))?,
+            SourceUrl::S3 { bucket, .. } => {
+                if self.import_bucket(bucket).is_none() {
+                    return Err(bad(
+                        ErrorKind::InvalidUrl,
+                        format!("bucket {bucket:?} is not configured on this server"),
+                    ));
+                }
+            }
+            SourceUrl::Upload(id) => {
+                if !self
+                    .transfers()
+                    .upload_path(&caller.account_id, id)
+                    .is_file()
+                {
+                    return Err(bad(
+                        ErrorKind::InvalidUrl,
+                        format!("upload {id} does not exist (uploads are kept until imported)"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl crate::facets::Transfers<'_> {
     /// The guest rules of the configuration: the `rules` preset with its runtime formats
     /// (others converted) and system-disk size limit (`Config::guest_rules`).
     pub fn import_rules(&self) -> RulesConfig {
@@ -206,32 +264,9 @@ impl Service {
             .unwrap_or_else(|| std::env::temp_dir().join("ikon-spool"))
     }
 
-    /// The bucket `s3://NAME/…` import URLs read from: one registered with
-    /// [`Service::register_import_bucket`], else that bucket of the `[s3]` engine when one is
-    /// configured (an endpoint in the configuration or `AWS_ENDPOINT_URL`).
-    pub(crate) fn import_bucket(&self, name: &str) -> Option<Arc<dyn object_store::ObjectStore>> {
-        if let Some(b) = self.buckets().get(name) {
-            return Some(b);
-        }
-        let s3 = &self.config().s3;
-        s3.resolved().endpoint.as_ref()?;
-        s3.bucket_store(name).ok()
-    }
-
     /// Makes `s3://NAME/…` import URLs read from `store`.
     pub fn register_import_bucket(&self, name: &str, store: Arc<dyn object_store::ObjectStore>) {
         self.buckets().register(name, store);
-    }
-
-    fn fetch_options(&self) -> FetchOptions {
-        let c = &self.config().import;
-        FetchOptions {
-            guard: self.import_guard(),
-            max_bytes: c.max_bytes,
-            attempts: c.attempts,
-            timeout: std::time::Duration::from_secs(c.timeout_secs),
-            backoff: std::time::Duration::from_millis(500),
-        }
     }
 
     /// Starts an import (see the module documentation); returns the new image's id (None
@@ -246,7 +281,7 @@ impl Service {
                 .await?;
         }
         self.check_region(&caller.region)?;
-        self.check_name(&req.name)?;
+        self.images().check_name(&req.name)?;
         let oses = self.import_os();
         let os = oses
             .iter()
@@ -369,7 +404,7 @@ impl Service {
             version: 1,
             tags: req.tags.clone(),
         };
-        self.add_image(&img).await?;
+        self.images().add_image(&img).await?;
         let payload = serde_json::to_value(Payload {
             url: req.url.trim().to_string(),
             data_urls: req
@@ -400,37 +435,9 @@ impl Service {
         Ok(Some(img.image_id))
     }
 
-    /// Checks an import source URL at call time: its kind, the SSRF guard (HTTP), a
-    /// configured bucket (S3) or an existing upload of the caller.
-    async fn check_source(&self, caller: &Caller, url: &str) -> Result<()> {
-        let source = SourceUrl::parse(url).map_err(|m| bad(ErrorKind::InvalidUrl, m))?;
-        match &source {
-            SourceUrl::Http(u) => precheck(u, &self.import_guard())
-                .await
-                .map_err(|e| bad(ErrorKind::InvalidUrl, e.to_string()))?,
-            SourceUrl::S3 { bucket, .. } => {
-                if self.import_bucket(bucket).is_none() {
-                    return Err(bad(
-                        ErrorKind::InvalidUrl,
-                        format!("bucket {bucket:?} is not configured on this server"),
-                    ));
-                }
-            }
-            SourceUrl::Upload(id) => {
-                if !self.upload_path(&caller.account_id, id).is_file() {
-                    return Err(bad(
-                        ErrorKind::InvalidUrl,
-                        format!("upload {id} does not exist (uploads are kept until imported)"),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The spool file of `account`'s upload `id`.
     pub fn upload_path(&self, account: &str, id: &str) -> PathBuf {
-        source::upload_dir(&self.spool_dir(), account).join(id)
+        ikon_transfer::source::upload_dir(&self.spool_dir(), account).join(id)
     }
 
     /// Receives an upload (streamed to the spool, size-limited); import it with
@@ -489,7 +496,6 @@ impl Service {
     }
 }
 
-/// The outcome of checking a file.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,72 @@ fn i64_of(v: u64) -> i64 {
 }
 
 impl Service {
+    /// An image the caller may start instances from or re-install with.
+    pub(crate) async fn usable_image(&self, caller: &Caller, image_id: &str) -> Result<ImageView> {
+        let v = self.images().visible_image(caller, image_id).await?;
+        if v.image.state != state::NORMAL {
+            return Err(Error::new(
+                ErrorKind::ImageIncorrectState,
+                format!(
+                    "image {image_id} is {} and cannot be used now",
+                    v.image.state
+                ),
+            ));
+        }
+        if !v.image.disks.iter().any(|d| d.usage == "SYSTEM_DISK") {
+            return Err(Error::new(
+                ErrorKind::ImageIncorrectState,
+                format!("image {image_id} has no system disk"),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Where software from `v` came from, for pricing: the image's own lineage, else the
+    /// image itself when it is not the caller's own.
+    pub(crate) fn lineage(v: &ImageView) -> String {
+        if !v.image.origin.is_empty() {
+            v.image.origin.clone()
+        } else if v.visibility == Visibility::Private {
+            String::new()
+        } else {
+            v.image.image_id.clone()
+        }
+    }
+
+    async fn view(&self, instance: Instance) -> Result<InstanceView> {
+        let disks = self.catalog().instance_disks(&instance.instance_id).await?;
+        let os_name = self
+            .catalog()
+            .image(&instance.image_id)
+            .await?
+            .map(|i| i.os_name)
+            .unwrap_or_default();
+        let shape = self
+            .config()
+            .instance_type(&instance.instance_type)
+            .cloned()
+            .unwrap_or_else(|| crate::config::InstanceType {
+                id: instance.instance_type.clone(),
+                family: instance
+                    .instance_type
+                    .rsplit_once('.')
+                    .map_or(instance.instance_type.as_str(), |(f, _)| f)
+                    .to_string(),
+                cpus: 1,
+                memory_mib: 1024,
+                architecture: "x86_64".into(),
+            });
+        Ok(InstanceView {
+            instance,
+            disks,
+            os_name,
+            shape,
+        })
+    }
+}
+
+impl crate::facets::Instances<'_> {
     /// The instance type `id` names, or the policy's default when it is empty.
     pub fn instance_type_or_default(&self, id: &str) -> Result<crate::config::InstanceType> {
         let id = if id.is_empty() {
@@ -164,39 +230,6 @@ impl Service {
                 ErrorKind::ZoneMismatch,
                 format!("zone {zone} is not a zone of region {}", caller.region),
             )),
-        }
-    }
-
-    /// An image the caller may start instances from or re-install with.
-    pub(crate) async fn usable_image(&self, caller: &Caller, image_id: &str) -> Result<ImageView> {
-        let v = self.visible_image(caller, image_id).await?;
-        if v.image.state != state::NORMAL {
-            return Err(Error::new(
-                ErrorKind::ImageIncorrectState,
-                format!(
-                    "image {image_id} is {} and cannot be used now",
-                    v.image.state
-                ),
-            ));
-        }
-        if !v.image.disks.iter().any(|d| d.usage == "SYSTEM_DISK") {
-            return Err(Error::new(
-                ErrorKind::ImageIncorrectState,
-                format!("image {image_id} has no system disk"),
-            ));
-        }
-        Ok(v)
-    }
-
-    /// Where software from `v` came from, for pricing: the image's own lineage, else the
-    /// image itself when it is not the caller's own.
-    pub(crate) fn lineage(v: &ImageView) -> String {
-        if !v.image.origin.is_empty() {
-            v.image.origin.clone()
-        } else if v.visibility == Visibility::Private {
-            String::new()
-        } else {
-            v.image.image_id.clone()
         }
     }
 
@@ -307,8 +340,8 @@ impl Service {
             return Ok(Vec::new());
         }
         let now = ids::now();
-        let origin = Self::lineage(&view);
-        let fee = self.image_fee(&caller.region, img).await?;
+        let origin = crate::Service::lineage(&view);
+        let fee = self.market().image_fee(&caller.region, img).await?;
         let mut usage = Vec::new();
         let base_name = if req.name.is_empty() {
             "Unnamed".to_string()
@@ -401,37 +434,6 @@ impl Service {
                 format!("instance {id} does not exist"),
             )),
         }
-    }
-
-    async fn view(&self, instance: Instance) -> Result<InstanceView> {
-        let disks = self.catalog().instance_disks(&instance.instance_id).await?;
-        let os_name = self
-            .catalog()
-            .image(&instance.image_id)
-            .await?
-            .map(|i| i.os_name)
-            .unwrap_or_default();
-        let shape = self
-            .config()
-            .instance_type(&instance.instance_type)
-            .cloned()
-            .unwrap_or_else(|| crate::config::InstanceType {
-                id: instance.instance_type.clone(),
-                family: instance
-                    .instance_type
-                    .rsplit_once('.')
-                    .map_or(instance.instance_type.as_str(), |(f, _)| f)
-                    .to_string(),
-                cpus: 1,
-                memory_mib: 1024,
-                architecture: "x86_64".into(),
-            });
-        Ok(InstanceView {
-            instance,
-            disks,
-            os_name,
-            shape,
-        })
     }
 
     /// Lists the caller's instances in their region, newest first.
@@ -533,7 +535,7 @@ impl Service {
             ));
         }
         let now = ids::now();
-        inst.origin = Self::lineage(&view);
+        inst.origin = crate::Service::lineage(&view);
         inst.image_id = image_id;
         inst.latest_operation = "ResetInstance".into();
         inst.latest_operation_state = "SUCCESS".into();
@@ -543,7 +545,7 @@ impl Service {
         sys.manifest_version = sys_ref.version;
         sys.size_bytes = size;
         sys.updated_at = now;
-        let fee = self.image_fee(&caller.region, &view.image).await?;
+        let fee = self.market().image_fee(&caller.region, &view.image).await?;
         let usage = Usage {
             instance_id: inst.instance_id.clone(),
             account_id: inst.owner.clone(),

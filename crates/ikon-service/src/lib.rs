@@ -6,7 +6,8 @@ mod accounts;
 mod disks;
 mod error;
 mod export;
-pub mod ids;
+mod facets;
+pub use ikon_catalog::ids;
 mod images;
 pub mod import;
 pub mod instances;
@@ -25,6 +26,7 @@ pub use accounts::{Credentials, KeyLookup};
 pub use disks::{nbd_export_name, nbd_token};
 pub use error::{Error, ErrorKind, ExportBlock, Result, TextField};
 pub use export::{ExportHandler, ExportRequest, ExportStarted, EXPORT_KIND};
+pub use facets::{Accounts, Admin, Images, Instances, Market, Transfers};
 pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
 pub use ikon_store::Store;
@@ -73,7 +75,7 @@ struct Inner {
     region_stores: std::sync::RwLock<Arc<HashMap<String, ikon_store::Store>>>,
     /// Signalled when this process enqueues a task, so its runner starts it at once
     /// (other processes' tasks are found by the runner's poll).
-    task_wake: tokio::sync::Notify,
+    task_wake: Arc<tokio::sync::Notify>,
 }
 
 fn storage_err(e: ikon_store::Error) -> Error {
@@ -92,7 +94,7 @@ impl Service {
                 buckets: import::Buckets::default(),
                 open_disks: disks::OpenDisks::default(),
                 region_stores: std::sync::RwLock::new(Arc::new(HashMap::new())),
-                task_wake: tokio::sync::Notify::new(),
+                task_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }
@@ -220,45 +222,6 @@ impl Service {
         Ok(here)
     }
 
-    /// Removes chunks and manifests no image, disk or snapshot references any more, in
-    /// every store; safe while other writers run (see `ikon_store::gc`): each store's live
-    /// set is read from the catalog after the writers that were running have committed.
-    /// Returns the figures summed over the stores.
-    pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
-        let mut total = ikon_store::GcStats::default();
-        for store in self.distinct_stores() {
-            let live = || async {
-                self.live_in(&store)
-                    .await
-                    .map_err(|e| ikon_store::Error::new(ikon_store::ErrorKind::Backend, e.chain()))
-            };
-            let s = store.gc_with(live, true).await.map_err(storage_err)?;
-            total.live_chunks += s.live_chunks;
-            total.deleted_chunks += s.deleted_chunks;
-            total.deleted_bytes += s.deleted_bytes;
-            total.deleted_manifests += s.deleted_manifests;
-            total.removed_tmp += s.removed_tmp;
-        }
-        Ok(total)
-    }
-
-    /// Store figures over every store: (bytes held, data bytes referenced by all images,
-    /// disks and snapshots, counting each manifest once per store).
-    pub async fn store_usage(&self) -> Result<(u64, u64)> {
-        let (mut held, mut referenced) = (0u64, 0u64);
-        for store in self.distinct_stores() {
-            held += store.stats().await.map_err(storage_err)?.bytes;
-            for r in self.live_in(&store).await? {
-                referenced += store
-                    .get_manifest(&r)
-                    .await
-                    .map_err(storage_err)?
-                    .stored_bytes();
-            }
-        }
-        Ok((held, referenced))
-    }
-
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -309,5 +272,46 @@ impl Service {
                 ),
             ))
         }
+    }
+}
+
+impl crate::facets::Admin<'_> {
+    /// Removes chunks and manifests no image, disk or snapshot references any more, in
+    /// every store; safe while other writers run (see `ikon_store::gc`): each store's live
+    /// set is read from the catalog after the writers that were running have committed.
+    /// Returns the figures summed over the stores.
+    pub async fn collect_garbage(&self) -> Result<ikon_store::GcStats> {
+        let mut total = ikon_store::GcStats::default();
+        for store in self.distinct_stores() {
+            let live = || async {
+                self.live_in(&store)
+                    .await
+                    .map_err(|e| ikon_store::Error::new(ikon_store::ErrorKind::Backend, e.chain()))
+            };
+            let s = store.gc_with(live, true).await.map_err(storage_err)?;
+            total.live_chunks += s.live_chunks;
+            total.deleted_chunks += s.deleted_chunks;
+            total.deleted_bytes += s.deleted_bytes;
+            total.deleted_manifests += s.deleted_manifests;
+            total.removed_tmp += s.removed_tmp;
+        }
+        Ok(total)
+    }
+
+    /// Store figures over every store: (bytes held, data bytes referenced by all images,
+    /// disks and snapshots, counting each manifest once per store).
+    pub async fn store_usage(&self) -> Result<(u64, u64)> {
+        let (mut held, mut referenced) = (0u64, 0u64);
+        for store in self.distinct_stores() {
+            held += store.stats().await.map_err(storage_err)?.bytes;
+            for r in self.live_in(&store).await? {
+                referenced += store
+                    .get_manifest(&r)
+                    .await
+                    .map_err(storage_err)?
+                    .stored_bytes();
+            }
+        }
+        Ok((held, referenced))
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::images::{state, Visibility};
 use crate::pricing::{to_micros, units};
-use crate::{ids, Caller, Error, ErrorKind, Result, Service};
+use crate::{ids, Caller, Error, ErrorKind, Result};
 use ikon_catalog::{Image, Listing};
 
 /// Listing states.
@@ -36,7 +36,7 @@ fn not_found(id: &str) -> Error {
     )
 }
 
-impl Service {
+impl crate::facets::Market<'_> {
     /// Submits the caller's custom image to the marketplace (PENDING review).
     pub async fn submit_listing(
         &self,
@@ -51,7 +51,7 @@ impl Service {
                 format!("price per hour must be between 0 and {max}"),
             ));
         }
-        let v = self.visible_image(caller, image_id).await?;
+        let v = self.images().visible_image(caller, image_id).await?;
         if v.visibility != Visibility::Private {
             return Err(Error::new(
                 ErrorKind::NotOwner,

@@ -103,6 +103,19 @@ fn f(v: i64) -> f64 {
 }
 
 impl Service {
+    async fn market_fee(&self, image_id: &str) -> Result<ImageFee> {
+        Ok(match self.catalog().listing_of_image(image_id).await? {
+            Some(l) => ImageFee {
+                billed_image_id: image_id.to_string(),
+                micros_per_hour: l.price_micros,
+                reason: format!("marketplace image {image_id} of provider {}", l.provider),
+            },
+            None => ImageFee::free("no fee"),
+        })
+    }
+}
+
+impl crate::facets::Market<'_> {
     /// The hourly fee of running `img` in `region` (see the module documentation).
     pub async fn image_fee(&self, region: &str, img: &Image) -> Result<ImageFee> {
         let p = &self.config().pricing;
@@ -132,17 +145,6 @@ impl Service {
         }
     }
 
-    async fn market_fee(&self, image_id: &str) -> Result<ImageFee> {
-        Ok(match self.catalog().listing_of_image(image_id).await? {
-            Some(l) => ImageFee {
-                billed_image_id: image_id.to_string(),
-                micros_per_hour: l.price_micros,
-                reason: format!("marketplace image {image_id} of provider {}", l.provider),
-            },
-            None => ImageFee::free("no fee"),
-        })
-    }
-
     /// The image part of the hourly price of running `count` instances of `image_id`.
     pub async fn inquiry_price(
         &self,
@@ -151,7 +153,7 @@ impl Service {
         zone: &str,
         count: u32,
     ) -> Result<(ImageFee, i64)> {
-        self.check_zone(caller, zone)?;
+        self.instances().check_zone(caller, zone)?;
         let max = self.config().instances.max_per_call;
         if count == 0 || count > max {
             return Err(Error::new(

@@ -163,13 +163,110 @@ impl Service {
         }
     }
 
+    /// Stores the data and turns the images NORMAL (or IMPORTFAILED).
+    async fn publish_data(
+        &self,
+        req: &PublishRequest,
+        dev: Arc<dyn ikon_disk::BlockDevice>,
+        disk_id: &str,
+        size: u64,
+        image_ids: &[String],
+        progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+    ) -> Result<ikon_store::ImportStats> {
+        let session = match self.store_for(&req.region).begin_write().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_import(image_ids, &e.to_string()).await;
+                return Err(Error::caused_by(ErrorKind::Storage, "storage failed", e));
+            }
+        };
+        let (mref, stats) = match session.import_device(dev, disk_id, progress).await {
+            Ok((mref, _manifest, stats)) => (mref, stats),
+            Err(e) => {
+                self.fail_import(image_ids, &e.to_string()).await;
+                return Err(Error::new(
+                    ErrorKind::Storage,
+                    format!("storing {}: {e}", req.file.display()),
+                ));
+            }
+        };
+        let disk = crate::images::system_disk(&mref, size);
+        for id in image_ids {
+            self.catalog()
+                .set_image_disks(id, std::slice::from_ref(&disk), size)
+                .await?;
+            self.images()
+                .transition_image(id, state::NORMAL, "")
+                .await?;
+        }
+        // The references are committed: the session may end (a collection may now run).
+        session
+            .end()
+            .await
+            .map_err(|e| Error::caused_by(ErrorKind::Storage, "storage failed", e))?;
+        Ok(stats)
+    }
+}
+
+/// Task kind of an in-process publication.
+pub const PUBLISH_KIND: &str = "publish";
+/// Lease of a publication task, seconds.
+const PUBLISH_LEASE: i64 = 60;
+
+/// Cleans up after a publishing process that died: its images become IMPORTFAILED. (A
+/// publication cannot be resumed elsewhere: the file is on the publisher's machine.)
+pub struct PublishHandler;
+
+impl crate::tasks::TaskHandler<crate::Service> for PublishHandler {
+    fn kind(&self) -> &'static str {
+        PUBLISH_KIND
+    }
+
+    fn image_states(&self) -> Option<crate::tasks::ImageStates> {
+        None
+    }
+
+    fn on_abandoned<'a>(
+        &'a self,
+        svc: &'a Service,
+        task: &'a ikon_catalog::Task,
+        reason: &'a str,
+    ) -> crate::tasks::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let images: Vec<String> = serde_json::from_str::<serde_json::Value>(&task.payload)
+                .ok()
+                .and_then(|v| serde_json::from_value(v["images"].clone()).ok())
+                .unwrap_or_else(|| vec![task.resource_id.clone()]);
+            svc.fail_import(
+                &images,
+                &format!("{reason}: the publishing process stopped; publish the file again"),
+            )
+            .await;
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        _svc: &'a crate::Service,
+        _task: &'a ikon_catalog::Task,
+        _progress: &'a crate::tasks::Progress,
+    ) -> crate::tasks::BoxFuture<'a, std::result::Result<String, crate::tasks::TaskError>> {
+        Box::pin(async {
+            Err(crate::tasks::TaskError::permanent(
+                "a publication runs only in its own process",
+            ))
+        })
+    }
+}
+
+impl crate::facets::Admin<'_> {
     /// Publishes a disk image file (see the module documentation).
     pub async fn publish_image(
         &self,
         req: &PublishRequest,
         progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
     ) -> Result<Published> {
-        self.check_name(&req.name)?;
+        self.images().check_name(&req.name)?;
         self.check_region(&req.region)?;
         let count = req.count.max(1);
         if let Some(acc) = &req.account {
@@ -250,7 +347,7 @@ impl Service {
                 version: 1,
                 tags: vec![],
             };
-            self.add_image(&img).await?;
+            self.images().add_image(&img).await?;
             image_ids.push(img.image_id);
         }
         // A durable task owned by this process: if it dies, its lease runs out and the
@@ -272,7 +369,7 @@ impl Service {
             .enqueue_claimed_task(&task, &worker, PUBLISH_LEASE, ids::now())
             .await?;
         let beat = {
-            let (svc, task_id, worker) = (self.clone(), task_id.clone(), worker.clone());
+            let (svc, task_id, worker) = ((**self).clone(), task_id.clone(), worker.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(
@@ -312,99 +409,6 @@ impl Service {
             platform: req.platform.clone().unwrap_or(fields.platform),
             data_bytes: stats.data_bytes,
             new_bytes: stats.new_bytes,
-        })
-    }
-
-    /// Stores the data and turns the images NORMAL (or IMPORTFAILED).
-    async fn publish_data(
-        &self,
-        req: &PublishRequest,
-        dev: Arc<dyn ikon_disk::BlockDevice>,
-        disk_id: &str,
-        size: u64,
-        image_ids: &[String],
-        progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
-    ) -> Result<ikon_store::ImportStats> {
-        let session = match self.store_for(&req.region).begin_write().await {
-            Ok(s) => s,
-            Err(e) => {
-                self.fail_import(image_ids, &e.to_string()).await;
-                return Err(Error::caused_by(ErrorKind::Storage, "storage failed", e));
-            }
-        };
-        let (mref, stats) = match session.import_device(dev, disk_id, progress).await {
-            Ok((mref, _manifest, stats)) => (mref, stats),
-            Err(e) => {
-                self.fail_import(image_ids, &e.to_string()).await;
-                return Err(Error::new(
-                    ErrorKind::Storage,
-                    format!("storing {}: {e}", req.file.display()),
-                ));
-            }
-        };
-        let disk = crate::images::system_disk(&mref, size);
-        for id in image_ids {
-            self.catalog()
-                .set_image_disks(id, std::slice::from_ref(&disk), size)
-                .await?;
-            self.transition_image(id, state::NORMAL, "").await?;
-        }
-        // The references are committed: the session may end (a collection may now run).
-        session
-            .end()
-            .await
-            .map_err(|e| Error::caused_by(ErrorKind::Storage, "storage failed", e))?;
-        Ok(stats)
-    }
-}
-
-/// Task kind of an in-process publication.
-pub const PUBLISH_KIND: &str = "publish";
-/// Lease of a publication task, seconds.
-const PUBLISH_LEASE: i64 = 60;
-
-/// Cleans up after a publishing process that died: its images become IMPORTFAILED. (A
-/// publication cannot be resumed elsewhere: the file is on the publisher's machine.)
-pub struct PublishHandler;
-
-impl crate::tasks::TaskHandler for PublishHandler {
-    fn kind(&self) -> &'static str {
-        PUBLISH_KIND
-    }
-
-    fn image_states(&self) -> Option<crate::tasks::ImageStates> {
-        None
-    }
-
-    fn on_abandoned<'a>(
-        &'a self,
-        svc: &'a Service,
-        task: &'a ikon_catalog::Task,
-        reason: &'a str,
-    ) -> crate::tasks::BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let images: Vec<String> = serde_json::from_str::<serde_json::Value>(&task.payload)
-                .ok()
-                .and_then(|v| serde_json::from_value(v["images"].clone()).ok())
-                .unwrap_or_else(|| vec![task.resource_id.clone()]);
-            svc.fail_import(
-                &images,
-                &format!("{reason}: the publishing process stopped; publish the file again"),
-            )
-            .await;
-        })
-    }
-
-    fn run<'a>(
-        &'a self,
-        _svc: &'a Service,
-        _task: &'a ikon_catalog::Task,
-        _progress: &'a crate::tasks::Progress,
-    ) -> crate::tasks::BoxFuture<'a, std::result::Result<String, crate::tasks::TaskError>> {
-        Box::pin(async {
-            Err(crate::tasks::TaskError::permanent(
-                "a publication runs only in its own process",
-            ))
         })
     }
 }

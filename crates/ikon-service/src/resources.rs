@@ -4,7 +4,7 @@
 //! Alibaba's DeleteInstance or CreateSnapshot). Only the caller's own resources are ever
 //! found; anything else is "not found".
 
-use crate::{ids, Caller, Result, Service};
+use crate::{ids, Caller, Result};
 use ikon_catalog::{Disk, ResourceQuery};
 
 /// A listing of disks.
@@ -30,7 +30,7 @@ fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-impl Service {
+impl crate::facets::Instances<'_> {
     /// Lists the caller's disks in their region, newest first.
     pub async fn describe_disks(
         &self,

@@ -88,17 +88,6 @@ fn snapshot_not_found(id: &str) -> Error {
 }
 
 impl Service {
-    /// The caller's snapshot in their region.
-    pub async fn owned_snapshot(&self, caller: &Caller, id: &str) -> Result<Snapshot> {
-        if !ids::is_well_formed("snap", id) {
-            return Err(snapshot_not_found(id));
-        }
-        match self.catalog().snapshot(id).await? {
-            Some(s) if s.owner == caller.account_id && s.region == caller.region => Ok(s),
-            _ => Err(snapshot_not_found(id)),
-        }
-    }
-
     async fn owned_disk(&self, caller: &Caller, id: &str) -> Result<ikon_catalog::Disk> {
         let nf = || Error::new(ErrorKind::DiskNotFound, format!("disk {id} does not exist"));
         if !ids::is_well_formed("disk", id) {
@@ -156,6 +145,69 @@ impl Service {
             created_at: ids::now(),
         }
     }
+}
+
+/// Finishes CreateImage: every disk's manifest must exist and be intact.
+pub struct CreateImageHandler;
+
+impl TaskHandler<crate::Service> for CreateImageHandler {
+    fn kind(&self) -> &'static str {
+        CREATE_IMAGE_TASK
+    }
+
+    fn image_states(&self) -> Option<ImageStates> {
+        Some(ImageStates {
+            running: &[state::CREATING],
+            success: state::NORMAL,
+            failure: state::CREATEFAILED,
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        svc: &'a Service,
+        task: &'a Task,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, std::result::Result<String, TaskError>> {
+        Box::pin(async move {
+            let img = svc
+                .catalog()
+                .image(&task.resource_id)
+                .await
+                .map_err(|e| TaskError::transient(e.to_string()))?
+                .ok_or_else(|| TaskError::permanent("the image was deleted"))?;
+            let n = img.disks.len().max(1);
+            for (i, d) in img.disks.iter().enumerate() {
+                let m = svc
+                    .content(&img.region, &d.disk_id, d.version, d.size_bytes)
+                    .await
+                    .map_err(|e| {
+                        TaskError::permanent(format!("disk {} of the image: {}", i + 1, e.chain()))
+                    })?;
+                if m.disk_size > d.size_bytes {
+                    return Err(TaskError::permanent(format!(
+                        "disk {} of the image is larger than recorded",
+                        i + 1
+                    )));
+                }
+                progress.set(i64::try_from((i + 1) * 100 / n).unwrap_or(100));
+            }
+            Ok(String::new())
+        })
+    }
+}
+
+impl crate::facets::Instances<'_> {
+    /// The caller's snapshot in their region.
+    pub async fn owned_snapshot(&self, caller: &Caller, id: &str) -> Result<Snapshot> {
+        if !ids::is_well_formed("snap", id) {
+            return Err(snapshot_not_found(id));
+        }
+        match self.catalog().snapshot(id).await? {
+            Some(s) if s.owner == caller.account_id && s.region == caller.region => Ok(s),
+            _ => Err(snapshot_not_found(id)),
+        }
+    }
 
     /// Snapshots a disk (instant: it shares the disk's committed content).
     pub async fn create_snapshot(
@@ -175,7 +227,7 @@ impl Service {
         self.check_snapshot_quota(caller, 1).await?;
         let d = self.settled_disk(disk_id).await?;
         let name = if name.is_empty() { "Unnamed" } else { name };
-        let mut s = Self::snapshot_row(caller, &d, name, "");
+        let mut s = crate::Service::snapshot_row(caller, &d, name, "");
         s.deadline = deadline;
         self.catalog().insert_snapshot(&s).await?;
         Ok(s.snapshot_id)
@@ -262,7 +314,9 @@ impl Service {
         }
         Ok(())
     }
+}
 
+impl crate::facets::Images<'_> {
     /// Creates a custom image from an instance or snapshots (see the module docs); returns
     /// its id (CREATING until the task finishes).
     pub async fn create_image(&self, caller: &Caller, req: &CreateImageRequest) -> Result<String> {
@@ -279,7 +333,7 @@ impl Service {
                 instance_id,
                 data_disk_ids,
             } => {
-                let inst = self.owned_instance(caller, instance_id).await?;
+                let inst = self.instances().owned_instance(caller, instance_id).await?;
                 let disks = self.catalog().instance_disks(instance_id).await?;
                 let sys = disks
                     .iter()
@@ -309,7 +363,7 @@ impl Service {
                 let mut system = 0;
                 let mut origin = (String::new(), String::new());
                 for id in snap_ids {
-                    let s = self.owned_snapshot(caller, id).await?;
+                    let s = self.instances().owned_snapshot(caller, id).await?;
                     if s.usage == "SYSTEM_DISK" {
                         system += 1;
                     }
@@ -361,7 +415,7 @@ impl Service {
                 Some(s) => (d.clone(), s.snapshot_id.clone()),
                 None => {
                     let d = self.settled_disk(&d.disk_id).await?;
-                    let s = Self::snapshot_row(
+                    let s = crate::Service::snapshot_row(
                         caller,
                         &d,
                         &format!("{}-{}", req.name, d.usage.to_lowercase()),
@@ -440,64 +494,15 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         }
-        self.submit_task(
-            caller,
-            CREATE_IMAGE_TASK,
-            &image_id,
-            &serde_json::json!({}),
-            3,
-        )
-        .await?;
+        self.transfers()
+            .submit_task(
+                caller,
+                CREATE_IMAGE_TASK,
+                &image_id,
+                &serde_json::json!({}),
+                3,
+            )
+            .await?;
         Ok(image_id)
-    }
-}
-
-/// Finishes CreateImage: every disk's manifest must exist and be intact.
-pub struct CreateImageHandler;
-
-impl TaskHandler for CreateImageHandler {
-    fn kind(&self) -> &'static str {
-        CREATE_IMAGE_TASK
-    }
-
-    fn image_states(&self) -> Option<ImageStates> {
-        Some(ImageStates {
-            running: &[state::CREATING],
-            success: state::NORMAL,
-            failure: state::CREATEFAILED,
-        })
-    }
-
-    fn run<'a>(
-        &'a self,
-        svc: &'a Service,
-        task: &'a Task,
-        progress: &'a Progress,
-    ) -> BoxFuture<'a, std::result::Result<String, TaskError>> {
-        Box::pin(async move {
-            let img = svc
-                .catalog()
-                .image(&task.resource_id)
-                .await
-                .map_err(|e| TaskError::transient(e.to_string()))?
-                .ok_or_else(|| TaskError::permanent("the image was deleted"))?;
-            let n = img.disks.len().max(1);
-            for (i, d) in img.disks.iter().enumerate() {
-                let m = svc
-                    .content(&img.region, &d.disk_id, d.version, d.size_bytes)
-                    .await
-                    .map_err(|e| {
-                        TaskError::permanent(format!("disk {} of the image: {}", i + 1, e.chain()))
-                    })?;
-                if m.disk_size > d.size_bytes {
-                    return Err(TaskError::permanent(format!(
-                        "disk {} of the image is larger than recorded",
-                        i + 1
-                    )));
-                }
-                progress.set(i64::try_from((i + 1) * 100 / n).unwrap_or(100));
-            }
-            Ok(String::new())
-        })
     }
 }

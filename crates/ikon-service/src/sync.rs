@@ -120,74 +120,6 @@ impl Service {
         Ok(())
     }
 
-    /// Starts copying images to other regions (see the module docs). All checks pass for
-    /// every (image, region) pair before anything is created.
-    pub async fn sync_images(&self, caller: &Caller, req: &SyncRequest) -> Result<SyncStarted> {
-        if !req.dry_run {
-            self.count_limited(caller, crate::Operation::SyncImages)
-                .await?;
-        }
-        if req.image_ids.is_empty() || req.regions.is_empty() {
-            return Err(Error::new(
-                ErrorKind::InvalidParameterValue,
-                "at least one image and one destination region are needed",
-            ));
-        }
-        let mut regions = req.regions.clone();
-        regions.sort();
-        regions.dedup();
-        if regions.len() != req.regions.len() {
-            return Err(Error::new(
-                ErrorKind::InvalidParameterValue,
-                "a destination region is listed twice",
-            ));
-        }
-        if let Some(n) = &req.name {
-            self.check_name(n)?;
-        }
-        let mut sources = Vec::new();
-        for id in &req.image_ids {
-            if sources.iter().any(|s: &crate::Image| &s.image_id == id) {
-                return Err(Error::new(
-                    ErrorKind::InvalidParameterValue,
-                    format!("image {id} is listed twice"),
-                ));
-            }
-            let v = self.owned_image(caller, id).await?;
-            if v.visibility != Visibility::Private {
-                return Err(Error::new(
-                    ErrorKind::NotOwner,
-                    format!("image {id} is not a custom image of your account"),
-                ));
-            }
-            if v.image.state != state::NORMAL {
-                return Err(Error::new(
-                    ErrorKind::ImageIncorrectState,
-                    format!(
-                        "image {id} is {}; only NORMAL images can be copied",
-                        v.image.state
-                    ),
-                ));
-            }
-            for r in &req.regions {
-                self.check_copy_regions(&v.image.region, r)?;
-            }
-            sources.push(v.image);
-        }
-        if req.dry_run {
-            return Ok(SyncStarted::default());
-        }
-        let mut started = SyncStarted::default();
-        for src in &sources {
-            let (task_id, targets) = self
-                .start_sync(caller, src, &req.regions, &req.name)
-                .await?;
-            started.task_ids.push(task_id);
-            started.targets.extend(targets);
-        }
-        Ok(started)
-    }
-
     /// Marks `src` SYNCING, creates its copies (CREATING) and enqueues the task; undoes
     /// everything if a copy cannot be created (quota, name).
     async fn start_sync(
@@ -231,7 +163,7 @@ impl Service {
                 version: 1,
                 ..src.clone()
             };
-            if let Err(e) = self.add_image(&copy).await {
+            if let Err(e) = self.images().add_image(&copy).await {
                 for t in &targets {
                     let _ = self
                         .catalog()
@@ -262,6 +194,7 @@ impl Service {
         })
         .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?;
         let task_id = self
+            .transfers()
             .submit_task(caller, SYNC_KIND, &src.image_id, &payload, SYNC_ATTEMPTS)
             .await?;
         Ok((task_id, targets))
@@ -436,7 +369,7 @@ impl Service {
 /// Runs copy tasks.
 pub struct SyncHandler;
 
-impl TaskHandler for SyncHandler {
+impl TaskHandler<crate::Service> for SyncHandler {
     fn kind(&self) -> &'static str {
         SYNC_KIND
     }
@@ -473,12 +406,80 @@ impl TaskHandler for SyncHandler {
     }
 }
 
-impl Service {
+impl crate::facets::Transfers<'_> {
+    /// Starts copying images to other regions (see the module docs). All checks pass for
+    /// every (image, region) pair before anything is created.
+    pub async fn sync_images(&self, caller: &Caller, req: &SyncRequest) -> Result<SyncStarted> {
+        if !req.dry_run {
+            self.count_limited(caller, crate::Operation::SyncImages)
+                .await?;
+        }
+        if req.image_ids.is_empty() || req.regions.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                "at least one image and one destination region are needed",
+            ));
+        }
+        let mut regions = req.regions.clone();
+        regions.sort();
+        regions.dedup();
+        if regions.len() != req.regions.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                "a destination region is listed twice",
+            ));
+        }
+        if let Some(n) = &req.name {
+            self.images().check_name(n)?;
+        }
+        let mut sources = Vec::new();
+        for id in &req.image_ids {
+            if sources.iter().any(|s: &crate::Image| &s.image_id == id) {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameterValue,
+                    format!("image {id} is listed twice"),
+                ));
+            }
+            let v = self.owned_image(caller, id).await?;
+            if v.visibility != Visibility::Private {
+                return Err(Error::new(
+                    ErrorKind::NotOwner,
+                    format!("image {id} is not a custom image of your account"),
+                ));
+            }
+            if v.image.state != state::NORMAL {
+                return Err(Error::new(
+                    ErrorKind::ImageIncorrectState,
+                    format!(
+                        "image {id} is {}; only NORMAL images can be copied",
+                        v.image.state
+                    ),
+                ));
+            }
+            for r in &req.regions {
+                self.check_copy_regions(&v.image.region, r)?;
+            }
+            sources.push(v.image);
+        }
+        if req.dry_run {
+            return Ok(SyncStarted::default());
+        }
+        let mut started = SyncStarted::default();
+        for src in &sources {
+            let (task_id, targets) = self
+                .start_sync(caller, src, &req.regions, &req.name)
+                .await?;
+            started.task_ids.push(task_id);
+            started.targets.extend(targets);
+        }
+        Ok(started)
+    }
+
     /// Cancels an unfinished copy (CancelCopyImage): `copy_id` must be the caller's copy in
     /// their (destination) region, still CREATING; it becomes CREATEFAILED at once and the
     /// copy task leaves it so (its commit only turns CREATING copies NORMAL).
     pub async fn cancel_copy(&self, caller: &Caller, copy_id: &str) -> Result<()> {
-        let v = self.visible_image(caller, copy_id).await?;
+        let v = self.images().visible_image(caller, copy_id).await?;
         if v.image.owner != caller.account_id {
             return Err(Error::image_not_found(copy_id));
         }

@@ -4,7 +4,6 @@
 //! account's key, a disabled key, a bare disk id), and a re-install racing a terminated
 //! instance fails cleanly.
 
-use ikon_service::tasks::Runner;
 use ikon_service::{
     ids, nbd_export_name, Caller, Config, CreateImageHandler, CreateImageRequest, ImageSource,
     PublishRequest, RunRequest, Service,
@@ -58,6 +57,7 @@ fn raw_disk(dir: &std::path::Path) -> std::path::PathBuf {
 async fn create_image_fails_cleanly_and_nbd_checks_keys() {
     let (svc, dir) = service().await;
     let public = svc
+        .admin()
         .publish_image(
             &PublishRequest {
                 file: raw_disk(&dir),
@@ -76,10 +76,12 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
         .unwrap_or_else(|e| panic!("{e}"))
         .image_id;
     let acc = svc
+        .accounts()
         .create_account("owner", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let other = svc
+        .accounts()
         .create_account("other", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -89,6 +91,7 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
         region: "ap-guangzhou".into(),
     };
     let ids = svc
+        .instances()
         .run_instances(
             &caller,
             &RunRequest {
@@ -102,6 +105,7 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (_, views) = svc
+        .instances()
         .describe_instances(
             &caller,
             &ikon_service::InstanceFilter {
@@ -116,7 +120,7 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
 
     // NBD export names.
     let good = nbd_export_name(&acc.secret_id, &acc.secret_key, &disk);
-    assert!(svc.nbd_open(&good).await.is_ok());
+    assert!(svc.instances().nbd_open(&good).await.is_ok());
     for bad in [
         disk.clone(),
         format!("{disk}/{}/00", acc.secret_id),
@@ -125,19 +129,23 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
         nbd_export_name(&acc.secret_id, &acc.secret_key, "disk-00000000"),
         "../../etc/passwd".to_string(),
     ] {
-        assert!(svc.nbd_open(&bad).await.is_err(), "{bad} was accepted");
+        assert!(
+            svc.instances().nbd_open(&bad).await.is_err(),
+            "{bad} was accepted"
+        );
     }
     svc.catalog()
         .set_key_enabled(&acc.secret_id, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        svc.nbd_open(&good).await.is_err(),
+        svc.instances().nbd_open(&good).await.is_err(),
         "a disabled key still opens disks"
     );
 
     // A snapshot whose content is missing from the store: CreateImage ends CREATEFAILED.
     let snap = svc
+        .instances()
         .create_snapshot(&caller, &disk, "s", 0)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -156,6 +164,7 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let img = svc
+        .images()
         .create_image(
             &caller,
             &CreateImageRequest {
@@ -169,7 +178,7 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut runner = Runner::new(svc.clone(), 30);
+    let mut runner = svc.task_runner(30);
     runner.register(Arc::new(CreateImageHandler));
     while runner.run_once().await.unwrap_or(false) {}
     let got = svc
@@ -187,6 +196,7 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
     );
     // The good snapshot makes a NORMAL image.
     let ok = svc
+        .images()
         .create_image(
             &caller,
             &CreateImageRequest {
@@ -205,10 +215,12 @@ async fn create_image_fails_cleanly_and_nbd_checks_keys() {
     assert_eq!(got.map(|i| i.state).as_deref(), Some("NORMAL"));
 
     // Re-install after termination fails cleanly.
-    svc.terminate_instances(&caller, &ids)
+    svc.instances()
+        .terminate_instances(&caller, &ids)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(svc
+        .instances()
         .reset_instance(&caller, &ids[0], None, None, "r")
         .await
         .is_err());

@@ -61,7 +61,7 @@ fn ok<T>(r: ikon_service::Result<T>) -> T {
 }
 
 async fn caller(svc: &Service, name: &str) -> Caller {
-    let a = ok(svc.create_account(name, false).await);
+    let a = ok(svc.accounts().create_account(name, false).await);
     Caller {
         account_id: a.account_id,
         is_admin: false,
@@ -72,7 +72,7 @@ async fn caller(svc: &Service, name: &str) -> Caller {
 #[tokio::test]
 async fn disks_attached_detached_and_resource_regions() {
     let svc = service().await;
-    ok(svc.add_image(&public_image()).await);
+    ok(svc.images().add_image(&public_image()).await);
     let alice = caller(&svc, "alice").await;
     let bob = caller(&svc, "bob").await;
     let run = |c: &Caller, keep_data: bool| {
@@ -94,7 +94,7 @@ async fn disks_attached_detached_and_resource_regions() {
                 },
                 ..RunRequest::default()
             };
-            ok(svc.run_instances(&c, &req).await).remove(0)
+            ok(svc.instances().run_instances(&c, &req).await).remove(0)
         }
     };
     let first = run(&alice, true).await;
@@ -104,6 +104,7 @@ async fn disks_attached_detached_and_resource_regions() {
         let (svc, c) = (svc.clone(), alice.clone());
         async move {
             let (n, disks) = ok(svc
+                .instances()
                 .describe_disks(&c, &DiskFilter { limit: 100, ..f })
                 .await);
             assert_eq!(n, u64::try_from(disks.len()).unwrap_or(0));
@@ -129,19 +130,35 @@ async fn disks_attached_detached_and_resource_regions() {
     assert_eq!(data.len(), 1);
     // The region of one's own instance or disk; nothing for anyone else's.
     assert_eq!(
-        ok(svc.resource_region(&alice, &first).await).as_deref(),
+        ok(svc.instances().resource_region(&alice, &first).await).as_deref(),
         Some("ap-guangzhou")
     );
     assert_eq!(
-        ok(svc.resource_region(&alice, &data[0]).await).as_deref(),
+        ok(svc.instances().resource_region(&alice, &data[0]).await).as_deref(),
         Some("ap-guangzhou")
     );
-    assert_eq!(ok(svc.resource_region(&bob, &first).await), None);
-    assert_eq!(ok(svc.resource_region(&alice, &bobs).await), None);
-    assert_eq!(ok(svc.resource_region(&alice, "ins-zzzzzzzz").await), None);
-    assert_eq!(ok(svc.resource_region(&alice, "i-abc").await), None);
+    assert_eq!(
+        ok(svc.instances().resource_region(&bob, &first).await),
+        None
+    );
+    assert_eq!(
+        ok(svc.instances().resource_region(&alice, &bobs).await),
+        None
+    );
+    assert_eq!(
+        ok(svc
+            .instances()
+            .resource_region(&alice, "ins-zzzzzzzz")
+            .await),
+        None
+    );
+    assert_eq!(
+        ok(svc.instances().resource_region(&alice, "i-abc").await),
+        None
+    );
     // Terminating the first instance keeps its data disk, detached.
     ok(svc
+        .instances()
         .terminate_instances(&alice, std::slice::from_ref(&first))
         .await);
     let detached = list(DiskFilter {

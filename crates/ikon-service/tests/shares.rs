@@ -67,11 +67,12 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
     let mut config = Config::default();
     config.limits.share_accounts_max = 2;
     let svc = service(config).await;
-    let owner = ok(svc.create_account("owner", false).await);
-    let a = ok(svc.create_account("a", false).await).account_id;
-    let b = ok(svc.create_account("b", false).await).account_id;
-    let c = ok(svc.create_account("c", false).await).account_id;
+    let owner = ok(svc.accounts().create_account("owner", false).await);
+    let a = ok(svc.accounts().create_account("a", false).await).account_id;
+    let b = ok(svc.accounts().create_account("b", false).await).account_id;
+    let c = ok(svc.accounts().create_account("c", false).await).account_id;
     ok(svc
+        .images()
         .add_image(&image("img-aaaa0001", &owner.account_id, "one", ""))
         .await);
     let me = caller(&owner.account_id);
@@ -79,7 +80,7 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
         let svc = svc.clone();
         let me = me.clone();
         async move {
-            let mut v: Vec<String> = ok(svc.shares(&me, "img-aaaa0001").await)
+            let mut v: Vec<String> = ok(svc.images().shares(&me, "img-aaaa0001").await)
                 .into_iter()
                 .map(|s| s.account_id)
                 .collect();
@@ -94,10 +95,12 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
     };
     // A dry run checks and changes nothing.
     ok(svc
+        .images()
         .update_shares(&me, "img-aaaa0001", &upd(&[&a, &b], &[], true))
         .await);
     assert!(shared(&svc).await.is_empty());
     ok(svc
+        .images()
         .update_shares(&me, "img-aaaa0001", &upd(&[&a, &b], &[], false))
         .await);
     let mut want = vec![a.clone(), b.clone()];
@@ -105,6 +108,7 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
     assert_eq!(shared(&svc).await, want);
     // Over the limit: refused before the withdrawal happens.
     let e = svc
+        .images()
         .update_shares(&me, "img-aaaa0001", &upd(&[&c], &[], false))
         .await
         .err()
@@ -112,6 +116,7 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
     assert_eq!(e, Some(ErrorKind::ShareQuotaExceeded));
     // Withdrawing one frees room in the same call.
     ok(svc
+        .images()
         .update_shares(&me, "img-aaaa0001", &upd(&[&c], &[&a], false))
         .await);
     let mut want = vec![b.clone(), c.clone()];
@@ -119,6 +124,7 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
     assert_eq!(shared(&svc).await, want);
     // A bad grant leaves the withdrawals undone too.
     let e = svc
+        .images()
         .update_shares(
             &me,
             "img-aaaa0001",
@@ -130,6 +136,7 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
     assert_eq!(e, Some(ErrorKind::ShareToSelf));
     assert_eq!(shared(&svc).await.len(), 2);
     let e = svc
+        .images()
         .update_shares(&me, "img-aaaa0001", &upd(&[&b], &[], false))
         .await
         .err()
@@ -137,12 +144,14 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
     assert_eq!(e, Some(ErrorKind::ShareExists));
     // The recipient may not change the list.
     let e = svc
+        .images()
         .update_shares(&caller(&b), "img-aaaa0001", &upd(&[], &[&c], false))
         .await
         .err()
         .map(|e| e.kind);
     assert_eq!(e, Some(ErrorKind::SharedImageReadOnly));
     let e = svc
+        .images()
         .update_shares(&me, "img-aaaa0001", &upd(&[], &[], false))
         .await
         .err()
@@ -153,28 +162,34 @@ async fn update_shares_checks_everything_first_and_counts_after_withdrawals() {
 #[tokio::test]
 async fn modify_precheck_and_family_listing() {
     let svc = service(Config::default()).await;
-    let owner = ok(svc.create_account("owner", false).await);
-    let other = ok(svc.create_account("other", false).await);
+    let owner = ok(svc.accounts().create_account("owner", false).await);
+    let other = ok(svc.accounts().create_account("other", false).await);
     let me = caller(&owner.account_id);
     ok(svc
+        .images()
         .add_image(&image("img-aaaa0001", &owner.account_id, "one", "fam"))
         .await);
     ok(svc
+        .images()
         .add_image(&image("img-aaaa0002", &owner.account_id, "two", "fam"))
         .await);
     ok(svc
+        .images()
         .add_image(&image("img-aaaa0003", &owner.account_id, "three", "other"))
         .await);
     ok(svc
+        .images()
         .check_modify_image(&me, "img-aaaa0001", Some("new"), None)
         .await);
     let e = svc
+        .images()
         .check_modify_image(&caller(&other.account_id), "img-aaaa0001", Some("x"), None)
         .await
         .err()
         .map(|e| e.kind);
     assert_eq!(e, Some(ErrorKind::ImageNotFound));
     let e = svc
+        .images()
         .check_modify_image(&me, "img-aaaa0001", Some(""), None)
         .await
         .err()
@@ -184,6 +199,7 @@ async fn modify_precheck_and_family_listing() {
         Some(ErrorKind::TextMalformed(ikon_service::TextField::ImageName))
     );
     ok(svc
+        .images()
         .modify_image(&me, "img-aaaa0002", None, None, None, Some(true))
         .await);
     let list = |family: &str, exclude_deprecated| ListImages {
@@ -198,11 +214,11 @@ async fn modify_precheck_and_family_listing() {
         v
     };
     assert_eq!(
-        ids(ok(svc.list_images(&me, &list("fam", false)).await)),
+        ids(ok(svc.images().list_images(&me, &list("fam", false)).await)),
         ["img-aaaa0001", "img-aaaa0002"]
     );
     assert_eq!(
-        ids(ok(svc.list_images(&me, &list("fam", true)).await)),
+        ids(ok(svc.images().list_images(&me, &list("fam", true)).await)),
         ["img-aaaa0001"]
     );
 }

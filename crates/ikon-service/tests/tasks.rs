@@ -14,7 +14,7 @@ struct Flaky {
     permanent: bool,
 }
 
-impl TaskHandler for Flaky {
+impl TaskHandler<Service> for Flaky {
     fn kind(&self) -> &'static str {
         "create"
     }
@@ -83,6 +83,7 @@ async fn service() -> Env {
 
 async fn creating_image(svc: &Service, id: &str) -> Caller {
     let acc = svc
+        .accounts()
         .create_account(&format!("acc-{id}"), false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -115,7 +116,10 @@ async fn creating_image(svc: &Service, id: &str) -> Caller {
         version: 1,
         tags: vec![],
     };
-    svc.add_image(&img).await.unwrap_or_else(|e| panic!("{e}"));
+    svc.images()
+        .add_image(&img)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     Caller {
         account_id: acc.account_id,
         is_admin: false,
@@ -135,7 +139,7 @@ async fn state(svc: &Env, id: &str) -> (String, String) {
 }
 
 fn runner(svc: &Service, h: Flaky) -> Runner {
-    let mut r = Runner::new(svc.clone(), 1);
+    let mut r = svc.task_runner(1);
     r.register(Arc::new(h));
     r
 }
@@ -145,6 +149,7 @@ async fn success_retry_and_permanent_failure() {
     let svc = service().await;
     let c = creating_image(&svc, "img-task0001").await;
     let t = svc
+        .transfers()
         .submit_task(&c, "create", "img-task0001", &serde_json::json!({}), 3)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -160,20 +165,25 @@ async fn success_retry_and_permanent_failure() {
     // First attempt failed transiently: the image is still CREATING, the task waits.
     assert_eq!(state(&svc, "img-task0001").await.0, "CREATING");
     assert_eq!(
-        svc.task(&t).await.map(|t| t.state).ok(),
+        svc.transfers().task(&t).await.map(|t| t.state).ok(),
         Some(ikon_catalog::TaskState::Pending)
     );
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert!(r.run_once().await.unwrap_or(false));
     assert_eq!(state(&svc, "img-task0001").await.0, "NORMAL");
-    let task = svc.task(&t).await.unwrap_or_else(|e| panic!("{e}"));
+    let task = svc
+        .transfers()
+        .task(&t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (task.state, task.attempts, task.progress),
         (ikon_catalog::TaskState::Succeeded, 2, 100)
     );
 
     let c = creating_image(&svc, "img-task0002").await;
-    svc.submit_task(&c, "create", "img-task0002", &serde_json::json!({}), 3)
+    svc.transfers()
+        .submit_task(&c, "create", "img-task0002", &serde_json::json!({}), 3)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let r = runner(
@@ -201,6 +211,7 @@ async fn a_dead_worker_never_leaves_a_task_stuck() {
     // Attempts left: a second worker takes over after the lease and finishes.
     let c = creating_image(&svc, "img-dead0001").await;
     let t1 = svc
+        .transfers()
         .submit_task(&c, "create", "img-dead0001", &serde_json::json!({}), 2)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -243,6 +254,7 @@ async fn a_dead_worker_never_leaves_a_task_stuck() {
     // No attempts left: recovery fails the task and its image with a reason.
     let c = creating_image(&svc, "img-dead0002").await;
     let t2 = svc
+        .transfers()
         .submit_task(&c, "create", "img-dead0002", &serde_json::json!({}), 1)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -263,7 +275,7 @@ async fn a_dead_worker_never_leaves_a_task_stuck() {
     assert_eq!(st, "CREATEFAILED");
     assert!(reason.contains("stopped responding"), "{reason}");
     assert_eq!(
-        svc.task(&t2).await.map(|t| t.state).ok(),
+        svc.transfers().task(&t2).await.map(|t| t.state).ok(),
         Some(ikon_catalog::TaskState::Failed)
     );
 }
@@ -273,26 +285,31 @@ async fn illegal_state_transitions_are_refused() {
     let svc = service().await;
     creating_image(&svc, "img-trans001").await;
     assert!(
-        svc.transition_image("img-trans001", "SYNCING", "")
+        svc.images()
+            .transition_image("img-trans001", "SYNCING", "")
             .await
             .is_err(),
         "CREATING cannot become SYNCING"
     );
     assert!(svc
+        .images()
         .transition_image("img-trans001", "NORMAL", "")
         .await
         .is_ok());
     assert!(
-        svc.transition_image("img-trans001", "CREATEFAILED", "")
+        svc.images()
+            .transition_image("img-trans001", "CREATEFAILED", "")
             .await
             .is_err(),
         "NORMAL cannot fail creation"
     );
     assert!(svc
+        .images()
         .transition_image("img-trans001", "SYNCING", "")
         .await
         .is_ok());
     assert!(svc
+        .images()
         .transition_image("img-trans001", "NORMAL", "")
         .await
         .is_ok());
@@ -314,7 +331,8 @@ async fn a_publisher_that_dies_leaves_failed_deletable_images() {
         if id == "img-pubd0002" {
             second.image_id = id.into();
             second.name = id.into();
-            svc.add_image(&second)
+            svc.images()
+                .add_image(&second)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }
@@ -337,7 +355,7 @@ async fn a_publisher_that_dies_leaves_failed_deletable_images() {
         .enqueue_claimed_task(&task, "publisher-that-dies", 1, ids::now())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut r = Runner::new(svc.clone(), 1);
+    let mut r = svc.task_runner(1);
     r.register(Arc::new(ikon_service::PublishHandler));
     assert_eq!(r.recover().await.unwrap_or(9), 0, "the lease is live");
     assert!(
@@ -351,16 +369,17 @@ async fn a_publisher_that_dies_leaves_failed_deletable_images() {
         assert_eq!(st, "IMPORTFAILED");
         assert!(reason.contains("publishing process stopped"), "{reason}");
     }
-    svc.delete_images(
-        &caller,
-        &ikon_service::DeleteRequest {
-            ids: vec!["img-pubd0001".into(), "img-pubd0002".into()],
-            dry_run: false,
-            delete_snapshots: false,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    svc.images()
+        .delete_images(
+            &caller,
+            &ikon_service::DeleteRequest {
+                ids: vec!["img-pubd0001".into(), "img-pubd0002".into()],
+                dry_run: false,
+                delete_snapshots: false,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test]
@@ -380,11 +399,15 @@ async fn accounts_list_read_and_cancel_only_their_own_tasks() {
     img.image_id = "img-mine0002".into();
     img.name = "importing".into();
     img.state = "IMPORTING".into();
-    svc.add_image(&img).await.unwrap_or_else(|e| panic!("{e}"));
+    svc.images()
+        .add_image(&img)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let submit = |c: &Caller, kind: &'static str, res: &'static str| {
         let (svc, c) = (svc.clone(), c.clone());
         async move {
-            svc.submit_task(&c, kind, res, &serde_json::json!({}), 1)
+            svc.transfers()
+                .submit_task(&c, kind, res, &serde_json::json!({}), 1)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
         }
@@ -397,6 +420,7 @@ async fn accounts_list_read_and_cancel_only_their_own_tasks() {
         let (svc, me) = (svc.clone(), me.clone());
         async move {
             let l = svc
+                .transfers()
                 .list_tasks(&me, &req)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -434,7 +458,7 @@ async fn accounts_list_read_and_cancel_only_their_own_tasks() {
     // Another account's task, or one in another region, is not found.
     let kind = |r: ikon_service::Result<ikon_service::Task>| r.err().map(|e| e.kind);
     assert_eq!(
-        kind(svc.own_task(&me, &theirs).await),
+        kind(svc.transfers().own_task(&me, &theirs).await),
         Some(ErrorKind::TaskNotFound)
     );
     let elsewhere = Caller {
@@ -442,35 +466,38 @@ async fn accounts_list_read_and_cancel_only_their_own_tasks() {
         ..me.clone()
     };
     assert_eq!(
-        kind(svc.own_task(&elsewhere, &import).await),
+        kind(svc.transfers().own_task(&elsewhere, &import).await),
         Some(ErrorKind::TaskNotFound)
     );
     assert_eq!(
-        kind(svc.cancel_task(&me, &theirs, false).await),
+        kind(svc.transfers().cancel_task(&me, &theirs, false).await),
         Some(ErrorKind::TaskNotFound)
     );
     // Only import and export tasks can be cancelled; a dry run changes nothing.
     assert_eq!(
-        kind(svc.cancel_task(&me, &create, false).await),
+        kind(svc.transfers().cancel_task(&me, &create, false).await),
         Some(ErrorKind::TaskNotCancellable)
     );
     let t = svc
+        .transfers()
         .cancel_task(&me, &import, true)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(t.state, TaskState::Pending);
     let t = svc
+        .transfers()
         .cancel_task(&me, &import, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(t.state, TaskState::Cancelled);
     assert_eq!(state(&svc, "img-mine0002").await.0, "IMPORTFAILED");
     assert_eq!(
-        kind(svc.cancel_task(&me, &import, false).await),
+        kind(svc.transfers().cancel_task(&me, &import, false).await),
         Some(ErrorKind::TaskIncorrectState)
     );
     // Cancelling an export leaves its image alone.
-    svc.cancel_task(&me, &export, false)
+    svc.transfers()
+        .cancel_task(&me, &export, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(state(&svc, "img-mine0001").await.0, "CREATING");

@@ -121,10 +121,11 @@ async fn env(export_dir: Option<PathBuf>) -> Env {
         .unwrap_or_else(|e| panic!("{e}"));
     let svc = Service::new(cat.clone(), config, store).with_region_stores(regions);
     let acc = svc
+        .accounts()
         .create_account("transfer", false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut runner = Runner::new(svc.clone(), 30);
+    let mut runner = svc.task_runner(30);
     runner.register(Arc::new(ikon_service::SyncHandler));
     runner.register(Arc::new(ikon_service::ExportHandler));
     Env {
@@ -144,6 +145,7 @@ async fn env(export_dir: Option<PathBuf>) -> Env {
 impl Env {
     async fn publish(&self, file: &Path, name: &str) -> String {
         self.svc
+            .admin()
             .publish_image(
                 &PublishRequest {
                     file: file.to_path_buf(),
@@ -209,6 +211,7 @@ impl Env {
     async fn sync_result(&self, task_id: &str) -> serde_json::Value {
         let t = self
             .svc
+            .transfers()
             .task(task_id)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -251,11 +254,16 @@ async fn copies_between_regions_send_only_missing_chunks() {
     };
     let err = |r: ikon_service::Result<ikon_service::SyncStarted>| r.err().map(|e| e.kind);
     assert_eq!(
-        err(e.svc.sync_images(&e.caller, &req(&["na-ashburn"])).await),
+        err(e
+            .svc
+            .transfers()
+            .sync_images(&e.caller, &req(&["na-ashburn"]))
+            .await),
         Some(ErrorKind::RegionNotAllowed)
     );
     let msg = e
         .svc
+        .transfers()
         .sync_images(&e.caller, &req(&["ap-shanghai", "na-siliconvalley"]))
         .await
         .err()
@@ -266,16 +274,24 @@ async fn copies_between_regions_send_only_missing_chunks() {
         "the refusal names the region and the allowed ones: {msg}"
     );
     assert_eq!(
-        err(e.svc.sync_images(&e.caller, &req(&["ap-guangzhou"])).await),
+        err(e
+            .svc
+            .transfers()
+            .sync_images(&e.caller, &req(&["ap-guangzhou"]))
+            .await),
         Some(ErrorKind::InvalidParameterValue)
     );
     assert_eq!(
-        err(e.svc.sync_images(&e.caller, &req(&["xx-nowhere"])).await),
+        err(e
+            .svc
+            .transfers()
+            .sync_images(&e.caller, &req(&["xx-nowhere"]))
+            .await),
         Some(ErrorKind::InvalidRegion)
     );
     let mut dry = req(&["ap-shanghai"]);
     dry.dry_run = true;
-    assert!(e.svc.sync_images(&e.caller, &dry).await.is_ok());
+    assert!(e.svc.transfers().sync_images(&e.caller, &dry).await.is_ok());
     assert_eq!(
         e.image(&a).await.state,
         "NORMAL",
@@ -285,6 +301,7 @@ async fn copies_between_regions_send_only_missing_chunks() {
     // Copy to S3 (Shanghai), a directory (Beijing) and the same store (Hong Kong).
     let started = e
         .svc
+        .transfers()
         .sync_images(
             &e.caller,
             &req(&["ap-shanghai", "ap-beijing", "ap-hongkong"]),
@@ -302,7 +319,11 @@ async fn copies_between_regions_send_only_missing_chunks() {
     }
     // A second copy while one runs is refused.
     assert_eq!(
-        err(e.svc.sync_images(&e.caller, &req(&["ap-shanghai"])).await),
+        err(e
+            .svc
+            .transfers()
+            .sync_images(&e.caller, &req(&["ap-shanghai"]))
+            .await),
         Some(ErrorKind::ImageIncorrectState)
     );
     e.run_tasks().await;
@@ -341,6 +362,7 @@ async fn copies_between_regions_send_only_missing_chunks() {
     // The name is taken in Shanghai now; another copy under it is refused (all or nothing).
     let retry = e
         .svc
+        .transfers()
         .sync_images(&e.caller, &req(&["ap-beijing", "ap-shanghai"]))
         .await;
     assert_eq!(retry.err().map(|e| e.kind), Some(ErrorKind::NameDuplicate));
@@ -354,6 +376,7 @@ async fn copies_between_regions_send_only_missing_chunks() {
     let b = e.publish(&raw_b, "other").await;
     let started = e
         .svc
+        .transfers()
         .sync_images(
             &e.caller,
             &SyncRequest {
@@ -372,6 +395,7 @@ async fn copies_between_regions_send_only_missing_chunks() {
 
     // Garbage collection over every store (each place once) keeps every image whole.
     e.svc
+        .admin()
         .collect_garbage()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -414,6 +438,7 @@ async fn exports_in_every_format_pass_qemu_img() {
         let prefix = format!("t{}", &ids::uuid4()[..8]);
         let started = e
             .svc
+            .transfers()
             .export_images(
                 &e.caller,
                 &ExportRequest {
@@ -437,6 +462,7 @@ async fn exports_in_every_format_pass_qemu_img() {
         e.run_tasks().await;
         let t = e
             .svc
+            .transfers()
             .task(&started.task_id)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -476,6 +502,7 @@ async fn exports_in_every_format_pass_qemu_img() {
     };
     assert_eq!(
         e.svc
+            .transfers()
             .export_images(&e.caller, &req)
             .await
             .err()
@@ -486,6 +513,7 @@ async fn exports_in_every_format_pass_qemu_img() {
     req.format = "VHDX".into();
     assert_eq!(
         e.svc
+            .transfers()
             .export_images(&e.caller, &req)
             .await
             .err()
@@ -510,6 +538,7 @@ async fn exports_to_a_directory() {
     };
     let started = e
         .svc
+        .transfers()
         .export_images(&e.caller, &req)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -535,6 +564,7 @@ async fn exports_to_a_directory() {
     req.bucket = "other-bucket".into();
     assert_eq!(
         e.svc
+            .transfers()
             .export_images(&e.caller, &req)
             .await
             .err()

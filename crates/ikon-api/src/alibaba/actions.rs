@@ -65,6 +65,7 @@ async fn with_region(svc: &Service, call: &Call) -> Result<Option<Call>, ApiErro
     let given = call.params.str_req(param)?;
     let id = id_of(prefix, given, what)?;
     let region = svc
+        .instances()
         .resource_region(&call.caller, &id)
         .await
         .map_err(|e| errors::map(&call.action, e))?
@@ -117,24 +118,25 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         "DeleteImage" => {
             let id = image_id(p)?;
             p.bool_opt("Force")?;
-            svc.delete_images(
-                &call.caller,
-                &DeleteRequest {
-                    ids: vec![id],
-                    dry_run,
-                    // Alibaba keeps an image's snapshots when the image is deleted.
-                    delete_snapshots: false,
-                },
-            )
-            .await
-            .map_err(map)?;
+            svc.images()
+                .delete_images(
+                    &call.caller,
+                    &DeleteRequest {
+                        ids: vec![id],
+                        dry_run,
+                        // Alibaba keeps an image's snapshots when the image is deleted.
+                        delete_snapshots: false,
+                    },
+                )
+                .await
+                .map_err(map)?;
             done(dry_run)
         }
         "ModifyImageSharePermission" => modify_share_permission(svc, call, dry_run).await,
         "DescribeImageSharePermission" => {
             let id = image_id(p)?;
             let (page, size) = paging(p, "InvalidParameter")?;
-            let shares = svc.shares(&call.caller, &id).await.map_err(map)?;
+            let shares = svc.images().shares(&call.caller, &id).await.map_err(map)?;
             let accounts: Vec<Value> = shares
                 .iter()
                 .skip(skip(page, size))
@@ -154,6 +156,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         "DescribeImageFromFamily" => {
             let family = p.str_req("ImageFamily")?;
             let img = svc
+                .images()
                 .image_from_family(&call.caller, family)
                 .await
                 .map_err(map)?;
@@ -380,6 +383,7 @@ async fn describe_images(svc: &Service, call: &Call, dry_run: bool) -> Result<Va
         return Err(ApiError::dry_run());
     }
     let listing = svc
+        .images()
         .list_images(&call.caller, &req)
         .await
         .map_err(|e| errors::map("DescribeImages", e))?;
@@ -427,6 +431,7 @@ async fn support_instance_types(
         )
     })?;
     let types = svc
+        .images()
         .instance_types_for_image(&call.caller, &id)
         .await
         .map_err(|e| errors::map("DescribeImageSupportInstanceTypes", e))?;
@@ -478,12 +483,14 @@ async fn modify_image_attribute(
     };
     let map = |e| errors::map("ModifyImageAttribute", e);
     if dry_run {
-        svc.check_modify_image(&call.caller, &id, name, desc)
+        svc.images()
+            .check_modify_image(&call.caller, &id, name, desc)
             .await
             .map_err(map)?;
         return done(true);
     }
-    svc.modify_image(&call.caller, &id, name, desc, family, deprecated)
+    svc.images()
+        .modify_image(&call.caller, &id, name, desc, family, deprecated)
         .await
         .map_err(map)?;
     done(false)
@@ -514,19 +521,20 @@ async fn modify_share_permission(
             return Err(missing("AddAccount.1"));
         }
         // IsPublic=false alone: nothing to change, but only the owner may ask.
-        svc.shares(&call.caller, &id).await.map_err(map)?;
+        svc.images().shares(&call.caller, &id).await.map_err(map)?;
         return done(dry_run);
     }
-    svc.update_shares(
-        &call.caller,
-        &id,
-        &ShareUpdate {
-            add,
-            remove,
-            dry_run,
-        },
-    )
-    .await
-    .map_err(map)?;
+    svc.images()
+        .update_shares(
+            &call.caller,
+            &id,
+            &ShareUpdate {
+                add,
+                remove,
+                dry_run,
+            },
+        )
+        .await
+        .map_err(map)?;
     done(dry_run)
 }

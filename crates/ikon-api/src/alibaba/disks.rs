@@ -36,6 +36,7 @@ async fn disks_of_instance(svc: &Service, call: &Call, id: &str) -> Result<Vec<S
         return Ok(vec![]);
     };
     let (_, found) = svc
+        .instances()
         .describe_instances(
             &call.caller,
             &InstanceFilter {
@@ -88,6 +89,7 @@ pub async fn create_snapshot(svc: &Service, call: &Call, dry_run: bool) -> Resul
         return done(true);
     }
     let id = svc
+        .instances()
         .create_snapshot(&call.caller, &disk, name, deadline)
         .await
         .map_err(map)?;
@@ -97,6 +99,7 @@ pub async fn create_snapshot(svc: &Service, call: &Call, dry_run: bool) -> Resul
 /// The caller's disk exists (for dry runs).
 async fn disks_check(svc: &Service, call: &Call, disk: &str) -> Result<(), ApiError> {
     let (n, _) = svc
+        .instances()
         .describe_disks(
             &call.caller,
             &DiskFilter {
@@ -237,6 +240,7 @@ pub async fn describe_snapshots(
         }
     }
     let (total, list) = svc
+        .instances()
         .describe_snapshots(&call.caller, &f)
         .await
         .map_err(|e| errors::map("DescribeSnapshots", e))?;
@@ -260,10 +264,14 @@ pub async fn delete_snapshot(svc: &Service, call: &Call, dry_run: bool) -> Resul
     p.bool_opt("Force")?;
     let map = |e| errors::map("DeleteSnapshot", e);
     if dry_run {
-        svc.owned_snapshot(&call.caller, &id).await.map_err(map)?;
+        svc.instances()
+            .owned_snapshot(&call.caller, &id)
+            .await
+            .map_err(map)?;
         return done(true);
     }
-    svc.delete_snapshots(&call.caller, &[id], false)
+    svc.instances()
+        .delete_snapshots(&call.caller, &[id], false)
         .await
         .map_err(map)?;
     done(false)
@@ -376,6 +384,7 @@ pub async fn describe_disks(svc: &Service, call: &Call, dry_run: bool) -> Result
         }
     }
     let (total, list) = svc
+        .instances()
         .describe_disks(&call.caller, &f)
         .await
         .map_err(|e| errors::map("DescribeDisks", e))?;

@@ -35,6 +35,7 @@ pub async fn run(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, Api
     let image_id = match (p.str_opt("ImageId"), p.str_opt("ImageFamily")) {
         (Some(id), _) => id_of("img", id, "Image")?,
         (None, Some(family)) => svc
+            .images()
             .image_from_family(&call.caller, family)
             .await
             .map_err(map)?
@@ -115,7 +116,11 @@ pub async fn run(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, Api
         data_disks,
         dry_run,
     };
-    let ids = svc.run_instances(&call.caller, &req).await.map_err(map)?;
+    let ids = svc
+        .instances()
+        .run_instances(&call.caller, &req)
+        .await
+        .map_err(map)?;
     if dry_run {
         return done(true);
     }
@@ -206,6 +211,7 @@ pub async fn describe(svc: &Service, call: &Call, dry_run: bool) -> Result<Value
         };
     }
     let (total, list) = svc
+        .instances()
         .describe_instances(&call.caller, &f)
         .await
         .map_err(|e| errors::map("DescribeInstances", e))?;
@@ -249,11 +255,15 @@ pub async fn delete(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, 
     let map = |e| errors::map(&call.action, e);
     if dry_run {
         for id in &ids {
-            svc.owned_instance(&call.caller, id).await.map_err(map)?;
+            svc.instances()
+                .owned_instance(&call.caller, id)
+                .await
+                .map_err(map)?;
         }
         return done(true);
     }
-    svc.terminate_instances(&call.caller, &ids)
+    svc.instances()
+        .terminate_instances(&call.caller, &ids)
         .await
         .map_err(map)?;
     done(false)
@@ -275,14 +285,22 @@ pub async fn replace_system_disk(
         "InvalidSystemDiskSize.ValueNotSupported",
     )?;
     if dry_run {
-        svc.owned_instance(&call.caller, &id).await.map_err(map)?;
-        svc.visible_image(&call.caller, &image).await.map_err(map)?;
+        svc.instances()
+            .owned_instance(&call.caller, &id)
+            .await
+            .map_err(map)?;
+        svc.images()
+            .visible_image(&call.caller, &image)
+            .await
+            .map_err(map)?;
         return done(true);
     }
-    svc.reset_instance(&call.caller, &id, Some(&image), size, "")
+    svc.instances()
+        .reset_instance(&call.caller, &id, Some(&image), size, "")
         .await
         .map_err(map)?;
     let (_, views_) = svc
+        .instances()
         .describe_instances(
             &call.caller,
             &InstanceFilter {
@@ -331,6 +349,7 @@ pub async fn create_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
     let source = if let Some(i) = p.str_opt("InstanceId") {
         let instance_id = id_of("ins", i, "Instance")?;
         let (_, found) = svc
+            .instances()
             .describe_instances(
                 &call.caller,
                 &InstanceFilter {
@@ -394,7 +413,11 @@ pub async fn create_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
         tags,
         dry_run,
     };
-    let id = svc.create_image(&call.caller, &req).await.map_err(map)?;
+    let id = svc
+        .images()
+        .create_image(&call.caller, &req)
+        .await
+        .map_err(map)?;
     if dry_run {
         return done(true);
     }

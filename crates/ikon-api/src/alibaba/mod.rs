@@ -353,7 +353,13 @@ fn internal(e: ikon_service::Error) -> ApiError {
 
 /// The secret of an access key and who it acts for: (secret, (account id, is admin)).
 async fn lookup(st: &AppState, key_id: &str) -> Result<(String, (String, bool)), ApiError> {
-    match st.svc.lookup_key(key_id).await.map_err(internal)? {
+    match st
+        .svc
+        .accounts()
+        .lookup_key(key_id)
+        .await
+        .map_err(internal)?
+    {
         KeyLookup::Unknown => Err(ApiError::new(
             404,
             "InvalidAccessKeyId.NotFound",

@@ -109,6 +109,7 @@ pub async fn describe(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     req.created_from = time(p, "StartTime")?;
     req.created_to = time(p, "EndTime")?;
     let listing = svc
+        .transfers()
         .list_tasks(&call.caller, &req)
         .await
         .map_err(|e| errors::map("DescribeTasks", e))?;
@@ -126,6 +127,7 @@ pub async fn describe(svc: &Service, call: &Call) -> Result<Value, ApiError> {
 async fn shown_task(svc: &Service, call: &Call, action: &str) -> Result<String, ApiError> {
     let id = task_id(&call.params)?;
     let t = svc
+        .transfers()
         .own_task(&call.caller, &id)
         .await
         .map_err(|e| errors::map(action, e))?;
@@ -139,6 +141,7 @@ async fn shown_task(svc: &Service, call: &Call, action: &str) -> Result<String, 
 pub async fn attribute(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     let id = shown_task(svc, call, "DescribeTaskAttribute").await?;
     let t = svc
+        .transfers()
         .own_task(&call.caller, &id)
         .await
         .map_err(|e| errors::map("DescribeTaskAttribute", e))?;
@@ -148,7 +151,8 @@ pub async fn attribute(svc: &Service, call: &Call) -> Result<Value, ApiError> {
 /// CancelTask.
 pub async fn cancel(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, ApiError> {
     let id = shown_task(svc, call, "CancelTask").await?;
-    svc.cancel_task(&call.caller, &id, dry_run)
+    svc.transfers()
+        .cancel_task(&call.caller, &id, dry_run)
         .await
         .map_err(|e| errors::map("CancelTask", e))?;
     done(dry_run)

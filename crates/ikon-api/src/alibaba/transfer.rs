@@ -152,11 +152,16 @@ pub async fn import_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
         data_disk_urls: data,
     };
     let map = |e| super::errors::map("ImportImage", e);
-    let image = svc.import_image(&call.caller, &req).await.map_err(map)?;
+    let image = svc
+        .transfers()
+        .import_image(&call.caller, &req)
+        .await
+        .map_err(map)?;
     let Some(image) = image else {
         return done(true);
     };
     let task = svc
+        .transfers()
         .image_tasks(&call.caller, &image)
         .await
         .map_err(map)?
@@ -216,6 +221,7 @@ pub async fn export_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
         dry_run,
     };
     let started = svc
+        .transfers()
         .export_images(&call.caller, &req)
         .await
         .map_err(|e| super::errors::map("ExportImage", e))?;
@@ -258,6 +264,7 @@ pub async fn copy_image(svc: &Service, call: &Call, dry_run: bool) -> Result<Val
         dry_run,
     };
     let started = svc
+        .transfers()
         .sync_images(&call.caller, &req)
         .await
         .map_err(|e| super::errors::map("CopyImage", e))?;
@@ -280,12 +287,14 @@ pub async fn cancel_copy_image(
 ) -> Result<Value, ApiError> {
     let image = image_param(call, "ImageId")?;
     if dry_run {
-        svc.visible_image(&call.caller, &image)
+        svc.images()
+            .visible_image(&call.caller, &image)
             .await
             .map_err(|e| super::errors::map("CancelCopyImage", e))?;
         return done(true);
     }
-    svc.cancel_copy(&call.caller, &image)
+    svc.transfers()
+        .cancel_copy(&call.caller, &image)
         .await
         .map_err(|e| match e.kind {
             ikon_service::ErrorKind::InvalidParameterValue => {

@@ -67,16 +67,17 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
             let id = p.str_req("ImageId")?;
             let name = p.str_opt("ImageName")?;
             let desc = p.str_opt("ImageDescription")?;
-            svc.modify_image(
-                &call.caller,
-                id,
-                name,
-                desc,
-                p.str_opt("ImageFamily")?,
-                p.bool_opt("ImageDeprecated")?,
-            )
-            .await
-            .map_err(map)?;
+            svc.images()
+                .modify_image(
+                    &call.caller,
+                    id,
+                    name,
+                    desc,
+                    p.str_opt("ImageFamily")?,
+                    p.bool_opt("ImageDeprecated")?,
+                )
+                .await
+                .map_err(map)?;
             Ok(json!({}))
         }
         "DeleteImages" => {
@@ -88,16 +89,17 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
             check_count(svc, "ImageIds", ids.len())?;
             let delete_snapshots = p.bool_opt("DeleteBindedSnap")?.unwrap_or(false);
             let dry_run = p.bool_opt("DryRun")?.unwrap_or(false);
-            svc.delete_images(
-                &call.caller,
-                &DeleteRequest {
-                    ids,
-                    dry_run,
-                    delete_snapshots,
-                },
-            )
-            .await
-            .map_err(map)?;
+            svc.images()
+                .delete_images(
+                    &call.caller,
+                    &DeleteRequest {
+                        ids,
+                        dry_run,
+                        delete_snapshots,
+                    },
+                )
+                .await
+                .map_err(map)?;
             Ok(json!({}))
         }
         "ModifyImageSharePermission" => {
@@ -128,7 +130,8 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
                     ))
                 }
             };
-            svc.change_shares(&call.caller, id, &accounts, change)
+            svc.images()
+                .change_shares(&call.caller, id, &accounts, change)
                 .await
                 .map_err(map)?;
             Ok(json!({}))
@@ -136,7 +139,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         "DescribeImageSharePermission" => {
             let p = Params::new(&call.params, &["ImageId"])?;
             let id = p.str_req("ImageId")?;
-            let shares = svc.shares(&call.caller, id).await.map_err(map)?;
+            let shares = svc.images().shares(&call.caller, id).await.map_err(map)?;
             let set: Vec<Value> = shares
                 .iter()
                 .map(|s| json!({ "CreatedTime": ikon_service::ids::iso8601(s.created_at), "AccountId": s.account_id }))
@@ -145,7 +148,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         }
         "DescribeImageQuota" => {
             Params::new(&call.params, &[])?;
-            let (total, _) = svc.image_quota(&call.caller).await.map_err(map)?;
+            let (total, _) = svc.images().image_quota(&call.caller).await.map_err(map)?;
             Ok(json!({ "ImageNumQuota": total }))
         }
         "DescribeImportImageOs" => super::import::describe_import_image_os(svc, call),
@@ -154,6 +157,7 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
             let p = Params::new(&call.params, &["ImageFamily"])?;
             let family = p.str_opt("ImageFamily")?.unwrap_or("");
             let img = svc
+                .images()
                 .image_from_family(&call.caller, family)
                 .await
                 .map_err(map)?;
@@ -322,6 +326,7 @@ async fn describe_images(svc: &Service, call: &Call) -> Result<Value, ApiError> 
         }
     }
     let listing = svc
+        .images()
         .list_images(&call.caller, &req)
         .await
         .map_err(|e| errors::map("DescribeImages", e))?;

@@ -87,6 +87,7 @@ pub async fn import_image(svc: &Service, call: &Call) -> Result<Value, ApiError>
         dry_run: p.bool_opt("DryRun")?.unwrap_or(false),
     };
     let id = svc
+        .transfers()
         .import_image(&call.caller, &req)
         .await
         .map_err(|e| errors::map("ImportImage", e))?;
@@ -138,7 +139,7 @@ fn tags(v: Option<&Value>) -> Result<Vec<(String, String)>, ApiError> {
 /// DescribeImportImageOs: the service's list, derived from the import rules.
 pub fn describe_import_image_os(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     Params::new(&call.params, &[])?;
-    let os = svc.import_os();
+    let os = svc.transfers().import_os();
     let names = |fam: &str| -> Vec<String> {
         os.iter()
             .filter(|o| o.family == fam)
@@ -203,6 +204,7 @@ async fn receive(
     let stream = body.into_data_stream().boxed();
     let up = st
         .svc
+        .transfers()
         .receive_upload(&caller, stream)
         .await
         .map_err(|e| errors::map("UploadImageFile", e))?;

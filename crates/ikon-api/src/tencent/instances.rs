@@ -268,7 +268,11 @@ async fn run_instances(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value
         data_disks,
         dry_run: p.bool_opt("DryRun")?.unwrap_or(false),
     };
-    let ids = svc.run_instances(&call.caller, &req).await.map_err(map)?;
+    let ids = svc
+        .instances()
+        .run_instances(&call.caller, &req)
+        .await
+        .map_err(map)?;
     Ok(json!({ "InstanceIdSet": ids }))
 }
 
@@ -314,6 +318,7 @@ async fn describe_instances(svc: &Service, call: &Call, map: Map<'_>) -> Result<
         }
     }
     let (total, list) = svc
+        .instances()
         .describe_instances(&call.caller, &f)
         .await
         .map_err(map)?;
@@ -390,7 +395,11 @@ async fn create_image(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
         tags,
         dry_run: p.bool_opt("DryRun")?.unwrap_or(false),
     };
-    let id = svc.create_image(&call.caller, &req).await.map_err(map)?;
+    let id = svc
+        .images()
+        .create_image(&call.caller, &req)
+        .await
+        .map_err(map)?;
     Ok(json!({ "ImageId": id }))
 }
 
@@ -440,6 +449,7 @@ async fn describe_snapshots(svc: &Service, call: &Call, map: Map<'_>) -> Result<
         }
     }
     let (total, list) = svc
+        .instances()
         .describe_snapshots(&call.caller, &f)
         .await
         .map_err(map)?;
@@ -466,7 +476,8 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
                     "at most 100 InstanceIds",
                 ));
             }
-            svc.terminate_instances(&call.caller, &ids)
+            svc.instances()
+                .terminate_instances(&call.caller, &ids)
                 .await
                 .map_err(map)?;
             Ok(json!({}))
@@ -498,7 +509,8 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
                 size = sd.u64_opt("DiskSize")?;
             }
             let rid = ids::uuid4();
-            svc.reset_instance(&call.caller, id, image, size, &rid)
+            svc.instances()
+                .reset_instance(&call.caller, id, image, size, &rid)
                 .await
                 .map_err(map)?;
             Ok(json!({}))
@@ -526,6 +538,7 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
             let disk = p.str_req("DiskId")?;
             let name = p.str_opt("SnapshotName")?.unwrap_or("");
             let id = svc
+                .instances()
                 .create_snapshot(&call.caller, disk, name, 0)
                 .await
                 .map_err(map)?;
@@ -538,7 +551,8 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
                 .str_list("SnapshotIds")?
                 .ok_or_else(|| missing("SnapshotIds"))?;
             let bind = p.bool_opt("DeleteBindImages")?.unwrap_or(false);
-            svc.delete_snapshots(&call.caller, &ids, bind)
+            svc.instances()
+                .delete_snapshots(&call.caller, &ids, bind)
                 .await
                 .map_err(map)?;
             Ok(json!({}))

@@ -93,6 +93,7 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
                 ApiError::new("InvalidParameterValue", "InstanceCount is out of range")
             })?;
             let (_, total) = svc
+                .market()
                 .inquiry_price(&call.caller, image, zone, count)
                 .await
                 .map_err(map)?;
@@ -119,6 +120,7 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
             let image = p.str_req("ImageId")?;
             let price = price_f64(&p, "PricePerHour")?;
             let l = svc
+                .market()
                 .submit_listing(&call.caller, image, price)
                 .await
                 .map_err(map)?;
@@ -127,7 +129,8 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
         "WithdrawMarketImage" => {
             let p = Params::new(&call.params, &["ListingId"])?;
             let id = p.str_req("ListingId")?;
-            svc.withdraw_listing(Some(&call.caller), id)
+            svc.market()
+                .withdraw_listing(Some(&call.caller), id)
                 .await
                 .map_err(map)?;
             Ok(json!({}))
@@ -135,6 +138,7 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
         "DescribeMarketListings" => {
             Params::new(&call.params, &[])?;
             let list = svc
+                .market()
                 .listings(Some(&call.caller.account_id), None)
                 .await
                 .map_err(map)?;

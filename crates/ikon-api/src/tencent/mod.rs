@@ -207,6 +207,7 @@ pub(crate) async fn authenticate(
     let auth = auth::parse_authorization(&authz).map_err(auth_error)?;
     let lookup = st
         .svc
+        .accounts()
         .lookup_key(&auth.secret_id)
         .await
         .map_err(|e| errors::map("", e))?;

@@ -86,6 +86,7 @@ async fn sync_images(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         dry_run: p.bool_opt("DryRun")?.unwrap_or(false),
     };
     let started = svc
+        .transfers()
         .sync_images(&call.caller, &req)
         .await
         .map_err(|e| errors::map("SyncImages", e))?;
@@ -155,6 +156,7 @@ async fn export_images(svc: &Service, call: &Call) -> Result<Value, ApiError> {
         dry_run: p.bool_opt("DryRun")?.unwrap_or(false),
     };
     let started = svc
+        .transfers()
         .export_images(&call.caller, &req)
         .await
         .map_err(|e| errors::map("ExportImages", e))?;

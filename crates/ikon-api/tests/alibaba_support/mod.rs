@@ -278,6 +278,7 @@ pub fn img(id: &str, kind: &str, owner: &str, name: &str) -> Image {
 
 pub async fn add(env: &Env, i: Image) {
     env.svc
+        .images()
         .add_image(&i)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -285,6 +286,7 @@ pub async fn add(env: &Env, i: Image) {
 
 pub async fn account(env: &Env, name: &str) -> Credentials {
     env.svc
+        .accounts()
         .create_account(name, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"))

@@ -2,8 +2,6 @@
 //! open and inspect it, evaluate the rules, store the disk (and any data disks) and record
 //! the inspected OS — or fail with every failed rule stated.
 
-use super::fetch::{self, FetchError, Fetched};
-use super::source::{self, HttpSource, ObjectSource, Source, SourceUrl};
 use super::{Payload, IMPORT_KIND};
 use crate::images::state;
 use crate::publish::{fields_from, OsFields};
@@ -11,6 +9,8 @@ use crate::tasks::{BoxFuture, Progress, TaskError, TaskHandler};
 use crate::{ids, Service};
 use ikon_catalog::{DiskRef, Task};
 use ikon_guest::rules::{self, Rule, RulesConfig, Verdict};
+use ikon_transfer::fetch::{self, FetchError, Fetched};
+use ikon_transfer::source::{HttpSource, ObjectSource, Source, SourceUrl};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -138,7 +138,7 @@ impl ImportHandler {
             .map_err(|e| TaskError::permanent(format!("malformed import task: {e}")))?;
         let last_attempt = task.attempts >= task.max_attempts;
         let src = SourceUrl::parse(&p.url).map_err(TaskError::permanent)?;
-        let spool = svc.spool_dir().join("imports");
+        let spool = svc.transfers().spool_dir().join("imports");
         tokio::fs::create_dir_all(&spool)
             .await
             .map_err(|e| TaskError::transient(format!("spool {}: {e}", spool.display())))?;
@@ -185,7 +185,7 @@ impl ImportHandler {
                     })),
                 )
             }
-            SourceUrl::Upload(id) => (svc.upload_path(&task.account_id, id), None),
+            SourceUrl::Upload(id) => (svc.transfers().upload_path(&task.account_id, id), None),
         })
     }
 
@@ -199,7 +199,7 @@ impl ImportHandler {
         session: &ikon_store::WriteSession,
     ) -> std::result::Result<Vec<DiskRef>, TaskError> {
         let mut out = Vec::new();
-        let spool = svc.spool_dir().join("imports");
+        let spool = svc.transfers().spool_dir().join("imports");
         let max = svc
             .config()
             .import
@@ -325,12 +325,13 @@ impl ImportHandler {
         if progress.lease_lost() {
             return Err(TaskError::transient("lease lost"));
         }
-        let cfg = svc.import_rules();
+        let cfg = svc.transfers().import_rules();
         let (path, declared) = (dest.to_path_buf(), p.clone());
         let checked = tokio::task::spawn_blocking(move || match stored_file {
             Some(disk) => check_image(
                 || {
-                    let storage: Arc<dyn ikon_disk::Storage> = Arc::new(source::StoredFile(disk));
+                    let storage: Arc<dyn ikon_disk::Storage> =
+                        Arc::new(super::stored::StoredFile(disk));
                     let ctx = ikon_disk::OpenContext::new(ikon_disk::OpenOptions::default(), None);
                     ikon_disk::open_storage(storage, &ctx)
                 },
@@ -551,7 +552,7 @@ fn found_or<'a>(found: &'a str, requested: &'a str) -> &'a str {
     }
 }
 
-impl TaskHandler for ImportHandler {
+impl TaskHandler<crate::Service> for ImportHandler {
     fn kind(&self) -> &'static str {
         IMPORT_KIND
     }

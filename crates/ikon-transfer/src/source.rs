@@ -4,7 +4,7 @@
 //! tests), or `upload://upl-…`, a file the account uploaded with `ikon image import`. Each
 //! lands in a spool file the disk engine then opens; every source streams and resumes.
 
-use super::fetch::{self, FetchError, FetchOptions, Fetched};
+use crate::fetch::{self, FetchError, FetchOptions, Fetched};
 use futures::StreamExt;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use std::collections::HashMap;
@@ -51,7 +51,7 @@ impl SourceUrl {
             });
         }
         if let Some(id) = url.strip_prefix("upload://") {
-            if !crate::ids::is_well_formed("upl", id) {
+            if !ikon_catalog::ids::is_well_formed("upl", id) {
                 return Err(format!("{url:?}: expected upload://upl-xxxxxxxx"));
             }
             return Ok(SourceUrl::Upload(id.to_string()));
@@ -69,7 +69,7 @@ pub trait Source: Send + Sync {
         &'a self,
         dest: &'a Path,
         progress: &'a (dyn Fn(u64, Option<u64>) + Send + Sync),
-    ) -> crate::tasks::BoxFuture<'a, Result<Fetched, FetchError>>;
+    ) -> crate::runner::BoxFuture<'a, Result<Fetched, FetchError>>;
 }
 
 /// An HTTP(S) URL behind the SSRF guard.
@@ -85,7 +85,7 @@ impl Source for HttpSource {
         &'a self,
         dest: &'a Path,
         progress: &'a (dyn Fn(u64, Option<u64>) + Send + Sync),
-    ) -> crate::tasks::BoxFuture<'a, Result<Fetched, FetchError>> {
+    ) -> crate::runner::BoxFuture<'a, Result<Fetched, FetchError>> {
         Box::pin(fetch::fetch_http(&self.url, dest, &self.options, progress))
     }
 }
@@ -107,7 +107,7 @@ impl Source for ObjectSource {
         &'a self,
         dest: &'a Path,
         progress: &'a (dyn Fn(u64, Option<u64>) + Send + Sync),
-    ) -> crate::tasks::BoxFuture<'a, Result<Fetched, FetchError>> {
+    ) -> crate::runner::BoxFuture<'a, Result<Fetched, FetchError>> {
         Box::pin(async move {
             let path = object_store::path::Path::from(self.key.as_str());
             let io = |e: std::io::Error| {
@@ -249,38 +249,4 @@ fn sanitize(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// A file held in the chunk store, as the disk engine's storage (read-only).
-pub(crate) struct StoredFile(pub(crate) ikon_store::ManifestDisk);
-
-impl std::fmt::Debug for StoredFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the imported file (in the chunk store)")
-    }
-}
-
-impl ikon_disk::Storage for StoredFile {
-    fn size(&self) -> ikon_disk::Result<u64> {
-        Ok(ikon_disk::BlockDevice::len(&self.0))
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> ikon_disk::Result<()> {
-        ikon_disk::BlockDevice::read_exact_at(&self.0, buf, offset)
-    }
-    fn write_all_at(&self, _: &[u8], _: u64) -> ikon_disk::Result<()> {
-        Err(ikon_disk::Error::read_only(
-            "the imported file is read-only",
-        ))
-    }
-    fn set_size(&self, _: u64) -> ikon_disk::Result<()> {
-        Err(ikon_disk::Error::read_only(
-            "the imported file is read-only",
-        ))
-    }
-    fn sync(&self) -> ikon_disk::Result<()> {
-        Ok(())
-    }
-    fn name(&self) -> String {
-        "the imported file".into()
-    }
 }

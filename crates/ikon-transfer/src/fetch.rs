@@ -7,7 +7,7 @@
 //! exactly the addresses it checked (no second lookup an attacker could rebind). Proxies
 //! from the environment are ignored (they would bypass the guard).
 
-use super::guard::Guard;
+use crate::guard::Guard;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE};
 use reqwest::{StatusCode, Url};
@@ -20,11 +20,11 @@ use tokio::io::AsyncWriteExt;
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 10;
 /// Write buffer between the network and the spool file.
-pub(crate) const WRITE_BUFFER: usize = 1 << 20;
+pub const WRITE_BUFFER: usize = 1 << 20;
 /// Sources report the bytes they received; at most this many of them may still be in their
 /// write buffer (`WRITE_BUFFER`) or in tokio's file buffer (2 MiB, tokio::fs::File's
 /// default maximum) rather than in the spool file.
-pub(crate) const UNWRITTEN_MAX: u64 = WRITE_BUFFER as u64 + (2 << 20);
+pub const UNWRITTEN_MAX: u64 = WRITE_BUFFER as u64 + (2 << 20);
 
 /// How to fetch.
 #[derive(Debug, Clone)]

@@ -6,7 +6,9 @@
 //! refused addresses; and the S3 source (object_store's in-memory store) streams and
 //! resumes too.
 
-use ikon_service::import::{fetch_http, FetchError, FetchOptions, Guard, ObjectSource, Source};
+use ikon_transfer::fetch::{fetch_http, FetchError, FetchOptions};
+use ikon_transfer::guard::Guard;
+use ikon_transfer::source::{ObjectSource, Source};
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
