@@ -143,3 +143,55 @@ async fn action_labels_follow_one_rule_in_both_dialects() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_daily_limit_counts_operations_whichever_dialect_calls_them() {
+    // Alibaba's CopyImage is the service's sync_images, so it counts as SyncImages.
+    let mut cfg = ikon_service::Config::default();
+    cfg.limits.daily_operations = 2;
+    cfg.limits.daily_limited_actions = vec!["SyncImages".into()];
+    let env = env_with(cfg).await;
+    let alice = account(&env, "alice").await;
+    // Every call counts, refused or not.
+    let t = tencent(
+        &env,
+        &alice,
+        "SyncImages",
+        json!({"ImageIds": ["img-00000000"], "DestinationRegions": ["ap-shanghai"]}),
+    )
+    .await;
+    assert_eq!(t["Error"]["Code"], "InvalidImageId.NotFound", "{t}");
+    let a = call(
+        &env,
+        &alice,
+        "CopyImage",
+        &[
+            ("ImageId", "m-00000000"),
+            ("DestinationRegionId", "ap-shanghai"),
+        ],
+    )
+    .await;
+    assert_eq!(a.code, "InvalidImageId.NotFound", "{}", a.body);
+    let a = call(
+        &env,
+        &alice,
+        "CopyImage",
+        &[
+            ("ImageId", "m-00000000"),
+            ("DestinationRegionId", "ap-shanghai"),
+        ],
+    )
+    .await;
+    assert_eq!((a.status, a.code.as_str()), (400, "Throttling.User"));
+    let t = tencent(
+        &env,
+        &alice,
+        "SyncImages",
+        json!({"ImageIds": ["img-00000000"], "DestinationRegions": ["ap-shanghai"]}),
+    )
+    .await;
+    assert_eq!(t["Error"]["Code"], "LimitExceeded", "{t}");
+    // Operations the policy does not limit are not counted.
+    let t = tencent(&env, &alice, "DescribeImages", json!({})).await;
+    assert!(t["Error"].is_null(), "{t}");
+}

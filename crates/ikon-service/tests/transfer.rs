@@ -92,6 +92,8 @@ async fn env(export_dir: Option<PathBuf>) -> Env {
         s3: s3_options(),
         ..Config::default()
     };
+    // The daily limit counts inside the operations; these tests make many of them.
+    config.limits.daily_operations = 1000;
     let prefix = format!("svc-{}", ids::uuid4());
     for r in &mut config.regions {
         match r.name.as_str() {
