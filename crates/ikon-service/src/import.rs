@@ -23,7 +23,6 @@ pub use ikon_transfer::source::{Buckets, HttpSource, ObjectSource, Source, Sourc
 pub use task::ImportHandler;
 
 use crate::images::state;
-use crate::publish::platform_of;
 use crate::{ids, Caller, Error, ErrorKind, Result, Service};
 use ikon_catalog::Image;
 use ikon_guest::rules::RulesConfig;
@@ -48,19 +47,6 @@ pub struct ImportOs {
     pub architectures: Vec<String>,
 }
 
-/// Versions offered per Linux distribution id (display only: the rules decide which
-/// distributions and word sizes are accepted, not which releases).
-const LINUX_VERSIONS: &[(&str, &[&str])] = &[
-    ("centos", &["8", "7", "6"]),
-    ("rhel", &["9", "8", "7", "6"]),
-    ("ubuntu", &["24.04", "22.04", "20.04", "18.04", "16.04"]),
-    ("debian", &["12", "11", "10", "9"]),
-    ("coreos", &["stable"]),
-    ("fcos", &["stable"]),
-    ("opensuse", &["15", "42.3"]),
-    ("sles", &["15", "12"]),
-];
-
 fn arch_name(bits: u32) -> &'static str {
     if bits == 32 {
         "i386"
@@ -69,9 +55,9 @@ fn arch_name(bits: u32) -> &'static str {
     }
 }
 
-/// The OS list a rules preset accepts: Linux distributions and Windows Server versions
-/// with the word sizes the rules allow.
-pub fn import_os_list(r: &RulesConfig) -> Vec<ImportOs> {
+/// The OS list the guest checks `r` accept: Linux distributions (named and versioned by the
+/// policy's OS table `os`) and Windows Server versions, with the word sizes the rules allow.
+pub fn import_os_list(r: &RulesConfig, os: &crate::policy::Os) -> Vec<ImportOs> {
     let mut out: Vec<ImportOs> = Vec::new();
     let linux_arch: Vec<String> = r
         .linux_bits
@@ -80,11 +66,11 @@ pub fn import_os_list(r: &RulesConfig) -> Vec<ImportOs> {
         .map(|b| arch_name(*b).to_string())
         .collect();
     for d in &r.linux_distros {
-        let name = platform_of(d).to_string();
-        let versions: Vec<String> = LINUX_VERSIONS
-            .iter()
-            .find(|(id, _)| id == d)
-            .map(|(_, v)| v.iter().map(|s| (*s).to_string()).collect())
+        let name = os.linux_name(d).to_string();
+        let versions: Vec<String> = os
+            .linux_entry(d)
+            .map(|l| l.versions.clone())
+            .filter(|v| !v.is_empty())
             .unwrap_or_else(|| vec!["-".to_string()]);
         match out.iter_mut().find(|o| o.os_name == name) {
             Some(o) => {
@@ -247,7 +233,13 @@ impl crate::facets::Transfers<'_> {
 
     /// What ImportImage accepts (DescribeImportImageOs), derived from the rules preset.
     pub fn import_os(&self) -> Vec<ImportOs> {
-        import_os_list(&self.import_rules())
+        import_os_list(&self.import_rules(), &self.config().os)
+    }
+
+    /// The OS type an import request means by its platform (the policy's aliases; a request
+    /// naming none is taken as the policy's default Linux or Windows type).
+    pub fn import_os_type(&self, platform: &str, windows: bool) -> String {
+        self.config().os.os_type(platform, windows)
     }
 
     /// The SSRF guard of this server (configuration plus `--allow-import-from`).
@@ -502,7 +494,10 @@ mod tests {
 
     #[test]
     fn os_list_follows_the_rules() {
-        let t = import_os_list(&crate::Config::tencent().guest_rules());
+        let t = import_os_list(
+            &crate::Config::tencent().guest_rules(),
+            &crate::Config::tencent().os,
+        );
         let names: Vec<&str> = t.iter().map(|o| o.os_name.as_str()).collect();
         for n in [
             "CentOS", "RedHat", "Ubuntu", "Debian", "CoreOS", "OpenSUSE", "SUSE",
@@ -529,7 +524,7 @@ mod tests {
         narrow.linux_distros = vec!["debian".into()];
         narrow.linux_bits = vec![64];
         narrow.windows_versions = vec![];
-        let n = import_os_list(&narrow);
+        let n = import_os_list(&narrow, &crate::Config::tencent().os);
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].architectures, vec!["x86_64".to_string()]);
     }

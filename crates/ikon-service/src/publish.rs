@@ -67,23 +67,9 @@ pub(crate) struct OsFields {
 }
 
 /// The API's platform name for a Linux distribution id (os-release `ID`).
-pub(crate) fn platform_of(distro: &str) -> &'static str {
-    match distro {
-        "centos" => "CentOS",
-        "rhel" => "RedHat",
-        "ubuntu" => "Ubuntu",
-        "debian" => "Debian",
-        "opensuse" | "opensuse-leap" => "OpenSUSE",
-        "sles" | "suse" => "SUSE",
-        "coreos" | "fedora-coreos" | "fcos" => "CoreOS",
-        "fedora" => "Fedora",
-        _ => "Other Linux",
-    }
-}
-
-fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
+fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str, os: &crate::policy::Os) -> OsFields {
     match ikon_guest::inspect(dev, format) {
-        Ok(ins) => fields_from(&ins),
+        Ok(ins) => fields_from(&ins, os),
         Err(_) => OsFields {
             architecture: "x86_64".into(),
             ..OsFields::default()
@@ -92,7 +78,7 @@ fn os_fields(dev: &dyn ikon_disk::BlockDevice, format: &str) -> OsFields {
 }
 
 /// The image fields an inspection gives (x86_64 when nothing tells).
-pub(crate) fn fields_from(ins: &ikon_guest::Inspection) -> OsFields {
+pub(crate) fn fields_from(ins: &ikon_guest::Inspection, table: &crate::policy::Os) -> OsFields {
     let Some(os) = ins.operating_systems.first() else {
         return OsFields {
             architecture: "x86_64".into(),
@@ -112,7 +98,7 @@ pub(crate) fn fields_from(ins: &ikon_guest::Inspection) -> OsFields {
         } else {
             "64"
         };
-        let platform = platform_of(l.distro.as_str());
+        let platform = table.linux_name(l.distro.as_str());
         let name = if l.name.is_empty() {
             platform.to_string()
         } else {
@@ -124,7 +110,7 @@ pub(crate) fn fields_from(ins: &ikon_guest::Inspection) -> OsFields {
                 .collect::<Vec<_>>()
                 .join(" "),
             os_type: "Linux".into(),
-            platform: platform.into(),
+            platform: platform.to_string(),
             architecture: arch(l.arch.as_ref(), l.bits),
             cloudinit: l.cloud_init,
             byol: l.byol_required,
@@ -278,11 +264,12 @@ impl crate::facets::Admin<'_> {
             }
         }
         let file = req.file.clone();
+        let table = self.config().os.clone();
         let (dev, format, fields) = tokio::task::spawn_blocking(move || {
             let img = ikon_disk::open(&file, &ikon_disk::OpenOptions::default())
                 .map_err(|e| Error::new(ErrorKind::InvalidParameterValue, e.to_string()))?;
             let format = img.info().format.to_string();
-            let fields = os_fields(img.as_ref(), &format);
+            let fields = os_fields(img.as_ref(), &format, &table);
             let img: Arc<dyn ikon_disk::DiskImage> = Arc::from(img);
             let dev: Arc<dyn ikon_disk::BlockDevice> = img;
             Ok::<_, Error>((dev, format, fields))

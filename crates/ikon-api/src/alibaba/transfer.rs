@@ -13,27 +13,6 @@ use ikon_service::import::ImportRequest;
 use ikon_service::Service;
 use serde_json::{json, Value};
 
-/// Alibaba `Platform` values to the service's OS types (DescribeImportImageOs names).
-fn os_type(platform: &str, os: &str) -> String {
-    let p = platform.trim();
-    match p.to_ascii_lowercase().as_str() {
-        "" if os.eq_ignore_ascii_case("windows") => "Windows Server 2012".into(),
-        "" => "CentOS".into(),
-        "redhat" | "red hat" => "RedHat".into(),
-        "opensuse" => "OpenSUSE".into(),
-        "suse" | "sles" => "SUSE".into(),
-        "windows server 2008"
-        | "windows server 2012"
-        | "windows server 2016"
-        | "windows server 2019"
-        | "windows server 2022" => {
-            let year = p.rsplit(' ').next().unwrap_or("");
-            format!("Windows Server {year}")
-        }
-        _ => p.to_string(),
-    }
-}
-
 /// ImportImage.
 pub async fn import_image(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, ApiError> {
     let p = &call.params;
@@ -140,7 +119,10 @@ pub async fn import_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
         name,
         description: p.str_opt("Description").unwrap_or("").to_string(),
         url: system_url,
-        os_type: os_type(p.str_opt("Platform").unwrap_or(""), os),
+        os_type: svc.transfers().import_os_type(
+            p.str_opt("Platform").unwrap_or(""),
+            os.eq_ignore_ascii_case("windows"),
+        ),
         os_version: String::new(),
         architecture: arch.into(),
         force: false,

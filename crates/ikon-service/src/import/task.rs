@@ -35,6 +35,7 @@ fn rule(id: &str, verdict: Verdict, message: String) -> Rule {
 fn check_image(
     open: impl FnOnce() -> ikon_disk::Result<Box<dyn ikon_disk::DiskImage>>,
     cfg: &RulesConfig,
+    os: &crate::policy::Os,
     declared: &Payload,
 ) -> Checked {
     let mut out = Checked {
@@ -87,7 +88,7 @@ fn check_image(
         ));
     }
     out.rules.extend(rules::evaluate(&ins, cfg));
-    out.fields = fields_from(&ins);
+    out.fields = fields_from(&ins, os);
     let f = &out.fields;
     let matches = f.platform.is_empty()
         || f.platform.eq_ignore_ascii_case(&declared.os_type)
@@ -326,6 +327,7 @@ impl ImportHandler {
             return Err(TaskError::transient("lease lost"));
         }
         let cfg = svc.transfers().import_rules();
+        let os = svc.config().os.clone();
         let (path, declared) = (dest.to_path_buf(), p.clone());
         let checked = tokio::task::spawn_blocking(move || match stored_file {
             Some(disk) => check_image(
@@ -336,11 +338,13 @@ impl ImportHandler {
                     ikon_disk::open_storage(storage, &ctx)
                 },
                 &cfg,
+                &os,
                 &declared,
             ),
             None => check_image(
                 || ikon_disk::open(&path, &ikon_disk::OpenOptions::default()),
                 &cfg,
+                &os,
                 &declared,
             ),
         })

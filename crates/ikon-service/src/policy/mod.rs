@@ -11,8 +11,8 @@ mod sections;
 
 pub use operation::Operation;
 pub use sections::{
-    Api, Export, Guest, ImportConfig, InstanceType, Instances, Limits, Names, Pricing, Region,
-    TextProblem, TextRule, Zone,
+    Api, Export, Guest, ImportConfig, InstanceType, Instances, Limits, LinuxOs, Names, Os, Pricing,
+    Region, TextProblem, TextRule, Zone,
 };
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,8 @@ pub struct Config {
     pub import: ImportConfig,
     /// What must be true inside an imported system disk.
     pub guest: Guest,
+    /// The OS tables (distribution names, defaults, aliases).
+    pub os: Os,
     /// RunInstances sizes, counts and defaults.
     pub instances: Instances,
     /// Instance types (what an image can run on; see `Service::instance_types_for_image`).

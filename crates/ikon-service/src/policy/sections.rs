@@ -241,6 +241,67 @@ pub struct Guest {
     pub warn_ipv6: bool,
 }
 
+/// A Linux distribution as the APIs name it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LinuxOs {
+    /// The name the APIs show (`Platform`, ImportImage's `OsType`), e.g. `CentOS`.
+    pub name: String,
+    /// The `os-release` `ID`s inspection reports for it.
+    pub ids: Vec<String>,
+    /// Versions DescribeImportImageOs offers (display only: the `[guest]` checks decide
+    /// what is accepted).
+    pub versions: Vec<String>,
+}
+
+/// The OS tables: names of distributions, and what a request that names no OS or an
+/// alias means.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Os {
+    /// Linux distributions.
+    pub linux: Vec<LinuxOs>,
+    /// Name of a distribution not in the table.
+    pub other_linux: String,
+    /// OS type of an import that names no platform, Linux.
+    pub default_linux: String,
+    /// OS type of an import that names no platform, Windows.
+    pub default_windows: String,
+    /// Other spellings of OS types (lower case) and the type each means.
+    pub aliases: std::collections::BTreeMap<String, String>,
+}
+
+impl Os {
+    /// The API name of the distribution inspection calls `id`.
+    pub fn linux_name(&self, id: &str) -> &str {
+        self.linux
+            .iter()
+            .find(|l| l.ids.iter().any(|i| i == id))
+            .map_or(self.other_linux.as_str(), |l| l.name.as_str())
+    }
+
+    /// The entry of distribution id `id`.
+    pub fn linux_entry(&self, id: &str) -> Option<&LinuxOs> {
+        self.linux.iter().find(|l| l.ids.iter().any(|i| i == id))
+    }
+
+    /// The OS type a request means by `platform` (absent: the default for `windows`).
+    pub fn os_type(&self, platform: &str, windows: bool) -> String {
+        let p = platform.trim();
+        if p.is_empty() {
+            return if windows {
+                self.default_windows.clone()
+            } else {
+                self.default_linux.clone()
+            };
+        }
+        self.aliases
+            .get(&p.to_lowercase())
+            .cloned()
+            .unwrap_or_else(|| p.to_string())
+    }
+}
+
 /// Instances: sizes, counts and defaults of RunInstances.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
