@@ -153,43 +153,32 @@ async fn the_daily_limit_counts_operations_whichever_dialect_calls_them() {
     let env = env_with(cfg).await;
     let alice = account(&env, "alice").await;
     // Every call counts, refused or not.
-    let t = tencent(
-        &env,
-        &alice,
-        "SyncImages",
-        json!({"ImageIds": ["img-00000000"], "DestinationRegions": ["ap-shanghai"]}),
-    )
-    .await;
+    let sync = || {
+        tencent(
+            &env,
+            &alice,
+            "SyncImages",
+            json!({"ImageIds": ["img-00000000"], "DestinationRegions": ["ap-shanghai"]}),
+        )
+    };
+    let t = sync().await;
     assert_eq!(t["Error"]["Code"], "InvalidImageId.NotFound", "{t}");
-    let a = call(
-        &env,
-        &alice,
-        "CopyImage",
-        &[
-            ("ImageId", "m-00000000"),
-            ("DestinationRegionId", "ap-shanghai"),
-        ],
-    )
-    .await;
+    let copy = || {
+        call(
+            &env,
+            &alice,
+            "CopyImage",
+            &[
+                ("ImageId", "m-00000000"),
+                ("DestinationRegionId", "ap-shanghai"),
+            ],
+        )
+    };
+    let a = copy().await;
     assert_eq!(a.code, "InvalidImageId.NotFound", "{}", a.body);
-    let a = call(
-        &env,
-        &alice,
-        "CopyImage",
-        &[
-            ("ImageId", "m-00000000"),
-            ("DestinationRegionId", "ap-shanghai"),
-        ],
-    )
-    .await;
+    let a = copy().await;
     assert_eq!((a.status, a.code.as_str()), (400, "Throttling.User"));
-    let t = tencent(
-        &env,
-        &alice,
-        "SyncImages",
-        json!({"ImageIds": ["img-00000000"], "DestinationRegions": ["ap-shanghai"]}),
-    )
-    .await;
+    let t = sync().await;
     assert_eq!(t["Error"]["Code"], "LimitExceeded", "{t}");
     // Operations the policy does not limit are not counted.
     let t = tencent(&env, &alice, "DescribeImages", json!({})).await;

@@ -4,43 +4,19 @@
 //! account's key, a disabled key, a bare disk id), and a re-install racing a terminated
 //! instance fails cleanly.
 
+mod common;
+
+use common::Env;
 use ikon_service::{
-    ids, nbd_export_name, Caller, Config, CreateImageHandler, CreateImageRequest, ImageSource,
-    PublishRequest, RunRequest, Service,
+    nbd_export_name, Caller, CreateImageHandler, CreateImageRequest, ImageSource, PublishRequest,
+    RunRequest,
 };
 use std::sync::Arc;
 
-/// The service under test and the catalog beneath it (the test looks at rows directly; the
-/// service keeps its own catalog private).
-struct Env {
-    svc: Service,
-    cat: ikon_catalog::Catalog,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Service;
-    fn deref(&self) -> &Service {
-        &self.svc
-    }
-}
-
-impl Env {
-    fn catalog(&self) -> &ikon_catalog::Catalog {
-        &self.cat
-    }
-}
-
 async fn service() -> (Env, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("ikon-inst-{}", ids::uuid4()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let cat = ikon_catalog::Catalog::connect(&format!("sqlite://{}", dir.join("c.db").display()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let store = ikon_service::Store::open_local(&dir.join("chunks"), 1 << 20)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let svc = Service::new(cat.clone(), Config::default(), store);
-    (Env { svc, cat }, dir)
+    let env = common::service("inst").await;
+    let dir = env.dir.clone();
+    (env, dir)
 }
 
 fn raw_disk(dir: &std::path::Path) -> std::path::PathBuf {

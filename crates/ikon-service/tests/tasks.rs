@@ -2,8 +2,11 @@
 //! mid-task (its lease runs out; another worker finishes it, or recovery fails it and its
 //! image) — no task stays stuck and no image turns NORMAL without its task succeeding.
 
+mod common;
+
+use common::Env;
 use ikon_service::tasks::{BoxFuture, ImageStates, Progress, Runner, TaskError, TaskHandler};
-use ikon_service::{ids, Caller, Config, Image, Service};
+use ikon_service::{ids, Caller, Image, Service};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -45,40 +48,8 @@ impl TaskHandler<Service> for Flaky {
     }
 }
 
-/// The service under test and the catalog beneath it (the test looks at rows directly; the
-/// service keeps its own catalog private).
-struct Env {
-    svc: Service,
-    cat: ikon_catalog::Catalog,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Service;
-    fn deref(&self) -> &Service {
-        &self.svc
-    }
-}
-
-impl Env {
-    fn catalog(&self) -> &ikon_catalog::Catalog {
-        &self.cat
-    }
-}
-
 async fn service() -> Env {
-    let dir = std::env::temp_dir().join(format!("ikon-svc-{}", ids::uuid4()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let cat = ikon_catalog::Catalog::connect(&format!("sqlite://{}", dir.join("c.db").display()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let svc = Service::new(
-        cat.clone(),
-        Config::default(),
-        ikon_service::Store::open_local(&dir.join("chunks"), 1 << 20)
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
-    Env { svc, cat }
+    common::service("svc").await
 }
 
 async fn creating_image(svc: &Service, id: &str) -> Caller {
