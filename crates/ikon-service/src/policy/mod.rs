@@ -233,7 +233,8 @@ impl Config {
                 self.chunk_size
             ));
         }
-        crate::import::Guard::new(&self.import.allow).map_err(|e| format!("import.allow: {e}"))?;
+        ikon_transfer::guard::Guard::new(&self.import.allow)
+            .map_err(|e| format!("import.allow: {e}"))?;
         let p = &self.pricing;
         for (name, v) in [
             ("windows_license_per_hour", p.windows_license_per_hour),
