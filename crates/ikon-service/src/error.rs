@@ -104,6 +104,8 @@ pub enum TextField {
     Family,
     /// An instance name.
     InstanceName,
+    /// A snapshot name.
+    SnapshotName,
 }
 
 /// Why an image cannot be exported (the cloud documents' export restrictions).

@@ -166,6 +166,7 @@ pub(crate) fn check_text(
         TextField::Description => "image description",
         TextField::Family => "image family",
         TextField::InstanceName => "instance name",
+        TextField::SnapshotName => "snapshot name",
     };
     rule.check(text).map_err(|(problem, rule)| {
         let kind = match problem {

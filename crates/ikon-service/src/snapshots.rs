@@ -217,11 +217,12 @@ impl crate::facets::Instances<'_> {
         name: &str,
         deadline: i64,
     ) -> Result<String> {
-        if name.chars().count() > 60 {
-            return Err(Error::new(
-                ErrorKind::InvalidParameterValue,
-                "SnapshotName is longer than 60 characters",
-            ));
+        if !name.is_empty() {
+            crate::images::check_text(
+                &self.config().names.snapshot_name,
+                crate::TextField::SnapshotName,
+                name,
+            )?;
         }
         self.owned_disk(caller, disk_id).await?;
         self.check_snapshot_quota(caller, 1).await?;

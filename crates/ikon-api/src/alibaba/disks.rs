@@ -58,20 +58,6 @@ pub async fn create_snapshot(svc: &Service, call: &Call, dry_run: bool) -> Resul
     let p = &call.params;
     let disk = id_of("disk", p.str_req("DiskId")?, "Disk")?;
     let name = p.str_opt("SnapshotName").unwrap_or("");
-    let lower = name.to_ascii_lowercase();
-    if !name.is_empty()
-        && (!(2..=128).contains(&name.chars().count())
-            || !name.chars().next().is_some_and(char::is_alphabetic)
-            || lower.starts_with("auto")
-            || lower.starts_with("http://")
-            || lower.starts_with("https://"))
-    {
-        return Err(ApiError::new(
-            400,
-            "InvalidSnapshotName.Malformed",
-            "The specified snapshot name is wrongly formed.",
-        ));
-    }
     let deadline = match p.u64_opt("RetentionDays")? {
         None => 0,
         Some(d @ 1..=65_536) => ids::now().saturating_add(i64::try_from(d * 86_400).unwrap_or(0)),

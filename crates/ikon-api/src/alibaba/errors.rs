@@ -78,6 +78,7 @@ pub fn map(action: &str, e: Error) -> ApiError {
                 TextField::Description => ("InvalidDescription.Malformed", "description"),
                 TextField::Family => ("InvalidImageFamily.Malformed", "image family"),
                 TextField::InstanceName => ("InvalidInstanceName.Malformed", "InstanceName"),
+                TextField::SnapshotName => ("InvalidSnapshotName.Malformed", "snapshot name"),
             };
             (
                 400,

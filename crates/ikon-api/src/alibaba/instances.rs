@@ -45,11 +45,12 @@ pub async fn run(svc: &Service, call: &Call, dry_run: bool) -> Result<Value, Api
     };
     let instance_type = p.str_req("InstanceType")?.to_string();
     let amount = p.u64_opt("Amount")?.unwrap_or(1);
-    if !(1..=100).contains(&amount) || p.u64_opt("MinAmount")?.is_some_and(|m| m > amount) {
+    let max = u64::from(svc.config().instances.max_per_call);
+    if !(1..=max).contains(&amount) || p.u64_opt("MinAmount")?.is_some_and(|m| m > amount) {
         return Err(ApiError::new(
             403,
             "InvalidParam.Amount",
-            "Amount must be 1 to 100 and not less than MinAmount",
+            format!("Amount must be 1 to {max} and not less than MinAmount"),
         ));
     }
     // Without ZoneId the instances go to the region's default zone (the policy's).

@@ -24,11 +24,15 @@ pub async fn import_image(svc: &Service, call: &Call, dry_run: bool) -> Result<V
             "The input parameter DiskDeviceMapping that is mandatory for processing this request is not supplied.",
         ));
     };
-    if maps.len() > 17 {
+    let data_max = usize::try_from(svc.config().import.max_data_disks).unwrap_or(usize::MAX);
+    if maps.len() > data_max.saturating_add(1) {
         return Err(ApiError::new(
             400,
             "InvalidParameter",
-            "at most 17 DiskDeviceMapping entries (1 system disk and 16 data disks)",
+            format!(
+                "at most {} DiskDeviceMapping entries (1 system disk and {data_max} data disks)",
+                data_max.saturating_add(1)
+            ),
         ));
     }
     let url = |m: &std::collections::BTreeMap<String, String>, n: usize| {

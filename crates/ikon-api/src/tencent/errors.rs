@@ -40,6 +40,7 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::ByolShare => "FailedOperation.BYOLImageShareFailed",
         ErrorKind::InvalidParameterValue => "InvalidParameterValue",
         ErrorKind::TextTooLong(TextField::InstanceName) => "InvalidInstanceName.TooLong",
+        ErrorKind::TextTooLong(TextField::SnapshotName) => "InvalidParameterValue",
         ErrorKind::TextTooLong(_) => "InvalidParameterValue.TooLong",
         ErrorKind::TextMalformed(_) => "InvalidParameterValue",
         ErrorKind::InstanceTypeNotFound => "InvalidParameterValue.InstanceTypeNotFound",

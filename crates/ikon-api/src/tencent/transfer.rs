@@ -10,9 +10,6 @@ use serde_json::{json, Value};
 /// Actions served here.
 pub const ACTIONS: &[&str] = &["SyncImages", "ExportImages"];
 
-/// Most images or regions in one call.
-const MAX_ITEMS: usize = 100;
-
 /// Runs one of [`ACTIONS`].
 pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     match call.action.as_str() {
@@ -25,11 +22,17 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     }
 }
 
-fn check_items(name: &str, n: usize) -> Result<(), ApiError> {
-    if n > MAX_ITEMS {
+/// Most images or regions in one call (the policy's ids per call).
+fn max_items(svc: &Service) -> usize {
+    svc.config().api.ids_per_call
+}
+
+fn check_items(svc: &Service, name: &str, n: usize) -> Result<(), ApiError> {
+    let max = max_items(svc);
+    if n > max {
         return Err(ApiError::new(
             "InvalidParameterValue.LimitExceeded",
-            format!("{name} takes at most {MAX_ITEMS} items"),
+            format!("{name} takes at most {max} items"),
         ));
     }
     Ok(())
@@ -52,10 +55,10 @@ async fn sync_images(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     if ids.is_empty() {
         return Err(missing("ImageIds"));
     }
-    if ids.len() > MAX_ITEMS {
+    if ids.len() > max_items(svc) {
         return Err(ApiError::new(
             "InvalidImageId.TooLarge",
-            format!("ImageIds takes at most {MAX_ITEMS} items"),
+            format!("ImageIds takes at most {} items", max_items(svc)),
         ));
     }
     let regions = p
@@ -64,14 +67,8 @@ async fn sync_images(svc: &Service, call: &Call) -> Result<Value, ApiError> {
     if regions.is_empty() {
         return Err(missing("DestinationRegions"));
     }
-    check_items("DestinationRegions", regions.len())?;
+    check_items(svc, "DestinationRegions", regions.len())?;
     let name = p.str_opt("ImageName")?;
-    if name.is_some_and(|n| n.chars().count() > 60) {
-        return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
-            "ImageName is limited to 60 characters",
-        ));
-    }
     let want_set = p.bool_opt("ImageSetRequired")?.unwrap_or(false);
     if p.bool_opt("Encrypt")?.unwrap_or(false) || p.str_opt("KmsKeyId")?.is_some() {
         return Err(ApiError::new(
@@ -137,7 +134,7 @@ async fn export_images(svc: &Service, call: &Call) -> Result<Value, ApiError> {
             "ImageIds must name at least one image",
         ));
     }
-    check_items("ImageIds", ids.len())?;
+    check_items(svc, "ImageIds", ids.len())?;
     let prefixes = p.str_list("FileNamePrefixList")?.unwrap_or_default();
     if !prefixes.is_empty() && prefixes.len() != ids.len() {
         return Err(ApiError::new(

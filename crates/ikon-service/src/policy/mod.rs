@@ -286,6 +286,7 @@ impl Config {
             ("description", &self.names.description),
             ("family", &self.names.family),
             ("instance_name", &self.names.instance_name),
+            ("snapshot_name", &self.names.snapshot_name),
         ] {
             if t.min > t.max || t.max == 0 {
                 return Err(format!(

@@ -140,6 +140,8 @@ pub struct Names {
     pub family: TextRule,
     /// Instance names.
     pub instance_name: TextRule,
+    /// Snapshot names.
+    pub snapshot_name: TextRule,
 }
 
 /// Limits on the form of API calls.
