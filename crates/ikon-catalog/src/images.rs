@@ -313,8 +313,9 @@ fn push_filters(qb: &mut Sql, q: &ImageQuery) {
 }
 
 impl Catalog {
-    /// Inserts an image (and its tags). With `quota = Some(n)` and a `PRIVATE` image, one
-    /// unit of the owner's custom-image quota in the image's region is reserved in the same
+    /// Inserts an image (and its tags). With `quota = Some(n)` (the caller decides which
+    /// images count), one unit of the owner's custom-image quota in the image's region is
+    /// reserved in the same
     /// transaction; returns `Ok(false)` (nothing stored) when `n` are already used.
     pub async fn insert_image(&self, img: &NewImage, quota: Option<i64>) -> Result<bool> {
         let mut tx = self.begin().await?;
@@ -536,11 +537,11 @@ impl Catalog {
     }
 
     /// Deletes an image if it is in one of `deletable` states and shared to nobody,
-    /// releasing the owner's quota unit for a custom image, atomically.
+    /// releasing the owner's quota unit when the image holds one, atomically.
     pub async fn delete_image(&self, image_id: &str, deletable: &[&str]) -> Result<DeleteOutcome> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
-            "SELECT kind, owner, region, state, share_count FROM images WHERE image_id = $1",
+            "SELECT quota_unit, owner, region, state, share_count FROM images WHERE image_id = $1",
         )
         .bind(image_id)
         .fetch_optional(&mut *tx)
@@ -574,8 +575,8 @@ impl Catalog {
             .bind(image_id)
             .execute(&mut *tx)
             .await?;
-        let kind: String = row.try_get("kind")?;
-        if kind == "PRIVATE" {
+        let unit: i64 = row.try_get("quota_unit")?;
+        if unit != 0 {
             let owner: String = row.try_get("owner")?;
             let region: String = row.try_get("region")?;
             sqlx::query(
@@ -706,14 +707,15 @@ impl Catalog {
     }
 }
 
-/// Inserts an image and its tags inside a writer's transaction, reserving a quota unit for a
-/// custom image when `quota` is given; false (nothing written) when over quota.
+/// Inserts an image and its tags inside a writer's transaction, reserving a quota unit (held
+/// by the image until it is deleted) when `quota` is given; false (nothing written) when
+/// over quota.
 pub(crate) async fn insert_image_tx(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     img: &NewImage,
     quota: Option<i64>,
 ) -> Result<bool> {
-    if let (Some(limit), "PRIVATE") = (quota, img.kind.as_str()) {
+    if let Some(limit) = quota {
         sqlx::query(
             "INSERT INTO quota_usage (account_id, region, used) VALUES ($1, $2, 0)
              ON CONFLICT (account_id, region) DO NOTHING",
@@ -779,6 +781,12 @@ pub(crate) async fn insert_image_tx(
             .execute(&mut **tx)
             .await
             .map_err(|e| conflict_or(e, || format!("tag {k:?}")))?;
+    }
+    if quota.is_some() {
+        sqlx::query("UPDATE images SET quota_unit = 1 WHERE image_id = $1")
+            .bind(&img.image_id)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(true)
 }

@@ -190,4 +190,11 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
         at BIGINT NOT NULL,
         bytes BIGINT NOT NULL,
         PRIMARY KEY (account_id, at))",
+],
+// 2: whether an image holds a unit of its owner's custom-image quota is recorded on the
+// image (the service decides which images count; the catalog keeps the count right).
+// Rows from before held one when they were custom images.
+&[
+    "ALTER TABLE images ADD COLUMN quota_unit BIGINT NOT NULL DEFAULT 0",
+    "UPDATE images SET quota_unit = 1 WHERE kind = 'PRIVATE'",
 ]];

@@ -76,8 +76,10 @@ async fn visibility_and_filters(c: Catalog) {
     let ins = |img: Image| {
         let c = c.clone();
         async move {
+            // Custom images count against their owner's quota (the service's rule).
+            let quota = (img.kind == "PRIVATE").then_some(10);
             assert!(c
-                .insert_image(&img, Some(10))
+                .insert_image(&img, quota)
                 .await
                 .unwrap_or_else(|e| panic!("{e}")))
         }
@@ -228,6 +230,22 @@ async fn quota_is_atomic(c: Catalog) {
         )
         .await
         .unwrap_or(false));
+    // An image stored without a quota unit releases none when deleted.
+    assert!(c
+        .insert_image(
+            &image("img-qfree001", "PRIVATE", "carol", "ap-shanghai", "free", 1),
+            None
+        )
+        .await
+        .unwrap_or(false));
+    assert_eq!(c.quota_used("carol", "ap-shanghai").await.unwrap_or(-1), 10);
+    assert_eq!(
+        c.delete_image("img-qfree001", &["NORMAL"])
+            .await
+            .unwrap_or(DeleteOutcome::NotFound),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(c.quota_used("carol", "ap-shanghai").await.unwrap_or(-1), 10);
     // Names are unique per owner and region.
     let dup = image("img-qdup0001", "PRIVATE", "carol", "ap-beijing", "x", 1);
     assert!(matches!(

@@ -682,8 +682,8 @@ impl crate::facets::Images<'_> {
             ));
         }
         self.check_region(&img.region)?;
-        let quota =
-            (img.kind == "PRIVATE").then_some(self.config().limits.custom_images_per_region);
+        let quota = (crate::ImageKind::of(&img.kind) == crate::ImageKind::Private)
+            .then_some(self.config().limits.custom_images_per_region);
         match self.catalog().insert_image(img, quota).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::new(
