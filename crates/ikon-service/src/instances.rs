@@ -69,6 +69,13 @@ pub struct InstanceView {
     pub shape: crate::config::InstanceType,
 }
 
+impl InstanceView {
+    /// The instance is running (its disks attached and served).
+    pub fn running(&self) -> bool {
+        self.instance.state == istate::RUNNING
+    }
+}
+
 /// A listing of instances.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceFilter {
@@ -221,7 +228,7 @@ impl crate::facets::Instances<'_> {
     pub fn check_zone(&self, caller: &Caller, zone: &str) -> Result<()> {
         let r = self.check_region(&caller.region)?;
         match r.zones.iter().find(|z| z.name == zone) {
-            Some(z) if z.state == "AVAILABLE" => Ok(()),
+            Some(z) if z.available() => Ok(()),
             Some(_) => Err(Error::new(
                 ErrorKind::ZoneMismatch,
                 format!("zone {zone} is not available"),

@@ -235,7 +235,7 @@ impl Service {
     /// Checks that `region` exists and is available.
     pub fn check_region(&self, region: &str) -> Result<&config::Region> {
         match self.config().region(region) {
-            Some(r) if r.state == "AVAILABLE" => Ok(r),
+            Some(r) if r.available() => Ok(r),
             Some(_) => Err(Error::new(
                 ErrorKind::InvalidRegion,
                 format!("region {region} is not available"),

@@ -26,6 +26,13 @@ pub struct SnapshotView {
     pub images: Vec<(String, String)>,
 }
 
+impl SnapshotView {
+    /// The snapshot was taken completely and can be used.
+    pub fn usable(&self) -> bool {
+        self.snapshot.state == "NORMAL"
+    }
+}
+
 /// A listing of snapshots.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotFilter {

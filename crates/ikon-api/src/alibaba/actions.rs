@@ -244,7 +244,7 @@ fn describe_regions(svc: &Service, call: &Call) -> Result<Value, ApiError> {
                 "RegionId": r.name,
                 "LocalName": r.display_name,
                 "RegionEndpoint": call.host,
-                "Status": if r.state == "AVAILABLE" { "available" } else { "soldOut" },
+                "Status": if r.available() { "available" } else { "soldOut" },
             })
         })
         .collect();

@@ -108,7 +108,7 @@ async fn disks_check(svc: &Service, call: &Call, disk: &str) -> Result<(), ApiEr
 
 fn snapshot(v: &SnapshotView) -> Value {
     let s = &v.snapshot;
-    let ok = s.state == "NORMAL";
+    let ok = v.usable();
     json!({
         "SnapshotId": views::to_alibaba(&s.snapshot_id),
         "SnapshotName": s.name,

@@ -143,7 +143,7 @@ fn instance(v: &InstanceView) -> Value {
         "InstanceTypeFamily": family,
         "Cpu": cpu,
         "Memory": memory,
-        "Status": if i.state == "RUNNING" { "Running" } else { "Stopped" },
+        "Status": if v.running() { "Running" } else { "Stopped" },
         "RegionId": i.region,
         "ZoneId": i.zone,
         "CreationTime": views::minutes(i.created_at),

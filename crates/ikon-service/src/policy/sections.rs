@@ -49,7 +49,19 @@ pub struct Region {
     pub default_zone: Option<String>,
 }
 
+impl Zone {
+    /// Whether instances can be placed in it.
+    pub fn available(&self) -> bool {
+        self.state == "AVAILABLE"
+    }
+}
+
 impl Region {
+    /// Whether it takes requests.
+    pub fn available(&self) -> bool {
+        self.state == "AVAILABLE"
+    }
+
     /// The zone instances go to when a request names none.
     pub fn default_zone(&self) -> Option<&Zone> {
         match &self.default_zone {
