@@ -314,6 +314,19 @@ impl crate::facets::Images<'_> {
         check_text(&self.config().names.description, TextField::Description, d)
     }
 
+    /// Checks what a request gives a new image: its name, and its description and family
+    /// when given.
+    pub fn check_new_image(&self, name: &str, description: &str, family: &str) -> Result<()> {
+        self.check_name(name)?;
+        if !description.is_empty() {
+            self.check_description(description)?;
+        }
+        if !family.is_empty() {
+            self.check_family(family)?;
+        }
+        Ok(())
+    }
+
     /// Checks an image family against the policy.
     pub fn check_family(&self, f: &str) -> Result<()> {
         check_text(&self.config().names.family, TextField::Family, f)

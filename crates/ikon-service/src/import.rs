@@ -273,7 +273,8 @@ impl crate::facets::Transfers<'_> {
                 .await?;
         }
         self.check_region(&caller.region)?;
-        self.images().check_name(&req.name)?;
+        self.images()
+            .check_new_image(&req.name, &req.description, &req.family)?;
         let oses = self.import_os();
         let os = oses
             .iter()

@@ -332,7 +332,8 @@ impl crate::facets::Images<'_> {
             self.count_limited(caller, crate::Operation::CreateImage)
                 .await?;
         }
-        self.check_name(&req.name)?;
+        self.images()
+            .check_new_image(&req.name, &req.description, &req.family)?;
         self.check_region(&caller.region)?;
         // (disk row as of now, snapshot id to record, whether a new snapshot row is made)
         let mut parts: Vec<(ikon_catalog::Disk, Option<Snapshot>)> = Vec::new();

@@ -38,19 +38,7 @@ pub async fn import_image(svc: &Service, call: &Call) -> Result<Value, ApiError>
         ],
     )?;
     let name = p.str_req("ImageName")?;
-    if name.chars().count() > 60 {
-        return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
-            "ImageName is limited to 60 characters",
-        ));
-    }
     let description = p.str_opt("ImageDescription")?.unwrap_or("");
-    if description.chars().count() > 256 {
-        return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
-            "ImageDescription is limited to 256 characters",
-        ));
-    }
     // ImportImageDataDiskList: [{ImageUrl}] — whether data disks are allowed (and how many)
     // is the service's rule (the Tencent preset imports system disks only).
     let mut data_disk_urls = Vec::new();
