@@ -408,17 +408,11 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
             AdminCommand::Market(cmd) => return crate::market::market(&svc, cmd).await,
             AdminCommand::Billing(cmd) => return crate::market::billing(&svc, cmd).await,
             AdminCommand::Usage { output } => {
-                let st = svc.store().stats().await?;
-                let (_, referenced) = svc.admin().store_usage().await?;
-                let v = serde_json::json!({
-                    "Chunks": st.chunks,
-                    "BytesHeld": st.bytes,
-                    "ReferencedBytes": referenced,
-                });
-                print(output, &v, || {
+                let u = svc.admin().usage().await?;
+                print(output, &u, || {
                     format!(
                         "{} chunks, {} bytes held; {} bytes referenced",
-                        st.chunks, st.bytes, referenced
+                        u.chunks, u.bytes_held, u.referenced_bytes
                     )
                 })?;
             }

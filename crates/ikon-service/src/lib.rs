@@ -314,4 +314,28 @@ impl crate::facets::Admin<'_> {
         }
         Ok((held, referenced))
     }
+
+    /// `ikon admin usage`: chunks and bytes held by the default store, data bytes
+    /// referenced by every image, disk and snapshot (over every store).
+    pub async fn usage(&self) -> Result<StoreUsage> {
+        let st = self.store().stats().await.map_err(storage_err)?;
+        let (_, referenced) = self.store_usage().await?;
+        Ok(StoreUsage {
+            chunks: st.chunks,
+            bytes_held: st.bytes,
+            referenced_bytes: referenced,
+        })
+    }
+}
+
+/// What the chunk store holds (see [`Admin::usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoreUsage {
+    /// Chunks held by the default store.
+    pub chunks: u64,
+    /// Bytes held by the default store.
+    pub bytes_held: u64,
+    /// Data bytes referenced by every image, disk and snapshot.
+    pub referenced_bytes: u64,
 }
