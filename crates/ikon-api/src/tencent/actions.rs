@@ -2,7 +2,7 @@
 //! operation, and shapes the result. Validation here is only about the request's form
 //! (types, lengths, list limits, filter names); every domain rule is the service's.
 
-use super::params::{missing, Params};
+use super::params::{check_count, missing, Params};
 use super::{errors, views, ApiError, Call};
 use ikon_service::{DeleteRequest, ListImages, Service, ShareChange, Visibility};
 use serde_json::{json, Value};
@@ -185,17 +185,6 @@ const KNOWN: &[&str] = &[
     "DescribeImageFromFamily",
     "ImportImage",
 ];
-
-fn check_count(svc: &Service, name: &str, n: usize) -> Result<(), ApiError> {
-    let max = svc.config().api.ids_per_call;
-    if n > max {
-        return Err(ApiError::new(
-            "InvalidParameterValue.LimitExceeded",
-            format!("{name} takes at most {max} items"),
-        ));
-    }
-    Ok(())
-}
 
 fn describe_regions(svc: &Service) -> Value {
     let set: Vec<Value> = svc

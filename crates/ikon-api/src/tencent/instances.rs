@@ -40,18 +40,6 @@ fn page(p: &Params<'_>) -> Result<(u64, u64), ApiError> {
     Ok((offset, limit))
 }
 
-/// At most the policy's ids per call.
-fn check_ids(svc: &Service, n: usize) -> Result<(), ApiError> {
-    let max = svc.config().api.ids_per_call;
-    if n > max {
-        return Err(ApiError::new(
-            "InvalidParameterValue.LimitExceeded",
-            format!("at most {max} InstanceIds"),
-        ));
-    }
-    Ok(())
-}
-
 fn filters(p: &Params<'_>) -> Result<Vec<Filter>, ApiError> {
     let f = p.filters("Filters")?.unwrap_or_default();
     if f.len() > 10 || f.iter().any(|(_, v)| v.len() > 5) {
@@ -305,7 +293,7 @@ async fn describe_instances(svc: &Service, call: &Call, map: Map<'_>) -> Result<
         ));
     }
     if let Some(ids) = ids {
-        check_ids(svc, ids.len())?;
+        super::params::check_count(svc, "InstanceIds", ids.len())?;
         f.ids = Some(ids);
     }
     for (name, values) in fl {
@@ -477,7 +465,7 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
             let ids = p
                 .str_list("InstanceIds")?
                 .ok_or_else(|| missing("InstanceIds"))?;
-            check_ids(svc, ids.len())?;
+            super::params::check_count(svc, "InstanceIds", ids.len())?;
             svc.instances()
                 .terminate_instances(&call.caller, &ids)
                 .await

@@ -259,6 +259,18 @@ fn type_error(name: &str, what: &str) -> ApiError {
     )
 }
 
+/// At most the policy's ids per call in list `name`.
+pub fn check_count(svc: &ikon_service::Service, name: &str, n: usize) -> Result<(), ApiError> {
+    let max = svc.config().api.ids_per_call;
+    if n > max {
+        return Err(ApiError::new(
+            "InvalidParameterValue.LimitExceeded",
+            format!("{name} takes at most {max} items"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
