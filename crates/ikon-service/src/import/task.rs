@@ -9,7 +9,8 @@ use crate::tasks::{BoxFuture, Progress, TaskError, TaskHandler};
 use crate::{ids, Service};
 use ikon_catalog::{DiskRef, Task};
 use ikon_guest::rules::{self, Rule, RulesConfig, Verdict};
-use ikon_transfer::fetch::{self, FetchError, Fetched};
+use ikon_transfer::download::{download_following, drop_spool, DownloadError};
+use ikon_transfer::fetch::{FetchError, Fetched};
 use ikon_transfer::source::{HttpSource, ObjectSource, Source, SourceUrl};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -126,6 +127,13 @@ fn fetch_error(e: FetchError) -> TaskError {
     }
 }
 
+fn download_error(e: DownloadError) -> TaskError {
+    match e {
+        DownloadError::Fetch(e) => fetch_error(e),
+        other => TaskError::transient(other.to_string()),
+    }
+}
+
 /// Runs `import` tasks.
 pub struct ImportHandler;
 
@@ -150,7 +158,7 @@ impl ImportHandler {
             Err(e) => !e.retryable || last_attempt,
         };
         if finished {
-            Self::drop_spool(&dest).await;
+            drop_spool(&dest).await;
         }
         result
     }
@@ -286,37 +294,18 @@ impl ImportHandler {
         // The file as the store holds it, when the follower punched it out of the spool.
         let mut stored_file: Option<ikon_store::ManifestDisk> = None;
         if let Some(source) = source {
-            let follower = Self::follower(&session, dest).await;
             let report = |n: u64, total: Option<u64>| {
                 if let Some(t) = total.filter(|t| *t > 0) {
                     let pct = n.saturating_mul(40) / t;
                     progress.set(i64::try_from(pct).unwrap_or(40));
                 }
-                if let Some(f) = &follower {
-                    f.advance(n.saturating_sub(fetch::UNWRITTEN_MAX));
-                }
             };
-            let r = source.fetch(dest, &report).await;
-            let followed = match follower {
-                Some(f) => tokio::task::spawn_blocking(move || f.finish()).await.ok(),
-                None => Some(ikon_store::Followed::default()),
-            };
-            match followed {
-                Some(f) if !f.punched => {
-                    fetched = r.map_err(fetch_error)?;
-                    known = f.known;
-                }
-                punched => {
-                    // The spool lacks the punched ranges: it is never resumed, whatever
-                    // happens next (a retry downloads again; known chunks are not rewritten).
-                    let built = Self::stored_file(&session, dest, punched, r).await;
-                    Self::drop_spool(dest).await;
-                    let (f, disk, k) = built?;
-                    fetched = f;
-                    stored_file = Some(disk);
-                    known = k;
-                }
-            }
+            let d = download_following(&session, source, dest, &report)
+                .await
+                .map_err(download_error)?;
+            fetched = d.fetched;
+            known = d.known;
+            stored_file = d.stored;
         } else if !dest.is_file() {
             return Err(TaskError::permanent(
                 "the uploaded file is gone; upload it again",
@@ -405,64 +394,6 @@ impl ImportHandler {
             "store_ms": store_ms,
         })
         .to_string())
-    }
-
-    /// After a download whose follower punched the spool: the fetch result, the whole file
-    /// as the store holds it (the tail and any chunk the follower missed are stored now), and
-    /// the chunks known for it.
-    async fn stored_file(
-        session: &ikon_store::WriteSession,
-        dest: &Path,
-        followed: Option<ikon_store::Followed>,
-        fetch: std::result::Result<Fetched, FetchError>,
-    ) -> std::result::Result<(Fetched, ikon_store::ManifestDisk, ikon_store::Known), TaskError>
-    {
-        let fetched = fetch.map_err(fetch_error)?;
-        let mut known =
-            match followed {
-                Some(f) if !f.known.is_empty() => f.known,
-                _ => return Err(TaskError::transient(
-                    "the download started over while its chunks were being stored; importing again",
-                )),
-            };
-        let store = session.store().clone();
-        let path = dest.to_path_buf();
-        let (m, known) = tokio::task::spawn_blocking(move || {
-            ikon_store::file_manifest(&store, &path, &mut known).map(|m| (m, known))
-        })
-        .await
-        .map_err(|e| TaskError::transient(format!("import worker: {e}")))?
-        .map_err(|e| TaskError::transient(format!("chunk store: {e}")))?;
-        Ok((fetched, session.store().open_disk(m), known))
-    }
-
-    /// Removes a spool file and its resume validator.
-    async fn drop_spool(dest: &Path) {
-        let _ = tokio::fs::remove_file(dest).await;
-        let mut v = dest.as_os_str().to_owned();
-        v.push(".validator");
-        let _ = tokio::fs::remove_file(PathBuf::from(v)).await;
-    }
-
-    /// Starts storing the spool's chunks as they arrive (see [`ikon_store::Follower`]);
-    /// `None` if the spool cannot be opened (the import then simply does it afterwards).
-    async fn follower(
-        session: &ikon_store::WriteSession,
-        dest: &Path,
-    ) -> Option<ikon_store::Follower> {
-        tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(dest)
-            .await
-            .ok()?;
-        // One hasher per core (the follower has its own writer threads).
-        let threads = std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(2)
-            .min(8);
-        session.follow(dest.to_path_buf(), threads, true).ok()
     }
 
     #[allow(clippy::too_many_arguments)]
