@@ -1,4 +1,4 @@
-//! Image prices and metering. The rules (DESIGN.md §1): public images are free except
+//! Image prices and metering. The rules (the clouds' pricing): public images are free except
 //! Windows public images in the licence regions (North America), which carry a licence fee
 //! per instance-hour; a marketplace image costs its provider's price per instance-hour; a
 //! custom image made (through an instance) from a marketplace or licensed image inherits
