@@ -1,9 +1,8 @@
 //! The policy: every limit, default, table and price of the service, as data. Each preset
 //! (`tencent`, the default, and `alibaba`, after the two clouds' documents) is a TOML
 //! document embedded in the binary (`tencent.toml`, `alibaba.toml` beside this file); an
-//! operator's file (`--config`)
-//! merges onto the preset it names with `preset = "…"` or the command line's `--preset`
-//! (tables merge key by key, lists and values replace). `ikon serve`, `ikon admin` and the
+//! operator's file (`--config`) merges onto the preset it names with `preset = "…"` or the
+//! command line's `--preset` (tables merge key by key, lists and values replace). `ikon serve`, `ikon admin` and the
 //! offline `ikon img precheck` all read the policy through [`Config::load_with`], so an
 //! image gets the same verdict offline and on import.
 
