@@ -35,18 +35,40 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee .cache/test.log
-status=${PIPESTATUS[0]}
+status=0
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee .cache/test.log || status=1
 step "end-to-end: Tencent SDK and tccli against ikon serve (SQLite, then PostgreSQL)"
-if ! bash tests/e2e/run.sh 2>&1 | tee .cache/e2e.log; then
-    status=1
-fi
+bash tests/e2e/run.sh 2>&1 | tee .cache/e2e.log || status=1
 step "end-to-end: Alibaba Tea and legacy SDKs against ikon serve --preset alibaba (SQLite, then PostgreSQL)"
-if ! bash tests/e2e-alibaba/run.sh 2>&1 | tee .cache/e2e-alibaba.log; then
-    status=1
-fi
-passed=$(grep -Eo '[0-9]+ passed' .cache/test.log | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' .cache/test.log | awk '{s+=$1} END {print s+0}')
+bash tests/e2e-alibaba/run.sh 2>&1 | tee .cache/e2e-alibaba.log || status=1
+
+# Counts per suite: cargo's "N passed; M failed" lines, and unittest's "Ran N tests" with
+# its closing "OK" / "FAILED (failures=F, errors=E)".
+rust_counts() {
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+         END { printf "%d %d\n", p, f }' "$1"
+}
+unittest_counts() {
+    awk '/^Ran [0-9]+ tests? in/ { ran += $2 }
+         /^FAILED \(/ { s = $0; while (match(s, /(failures|errors)=[0-9]+/)) { v = substr(s, RSTART, RLENGTH); sub(/.*=/, "", v); bad += v; s = substr(s, RSTART + RLENGTH) } }
+         END { printf "%d %d\n", ran - bad, bad }' "$1"
+}
+total_passed=0
+total_failed=0
+summary() {
+    local name=$1 passed=$2 failed=$3
+    echo "  ${name}: ${passed} passed, ${failed} failed"
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+}
 step "done"
-echo "${passed} passed, ${failed} failed"
+read -r p f < <(rust_counts .cache/test.log); summary "Rust workspace (cargo test)" "$p" "$f"
+read -r p f < <(unittest_counts .cache/e2e.log); summary "end-to-end, Tencent SDK and tccli" "$p" "$f"
+read -r p f < <(unittest_counts .cache/e2e-alibaba.log); summary "end-to-end, Alibaba SDKs" "$p" "$f"
+if [ "$status" -ne 0 ] && [ "$total_failed" -eq 0 ]; then
+    # A suite failed before or outside its tests (a build, a server that did not start).
+    echo "  a suite failed outside its tests (see above)"
+    total_failed=1
+fi
+echo "${total_passed} passed, ${total_failed} failed"
 exit "$status"

@@ -24,13 +24,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Offline image toolbox: info, convert, check, compare, map, create.
+    /// Offline image toolbox: info, convert, check, compare, map, inspect, precheck, create.
     #[command(subcommand)]
     Img(img::ImgCommand),
-    /// Run the image service (Tencent CVM API on one HTTP endpoint, metrics at /metrics,
-    /// instance disks over NBD).
+    /// Run the image service (the Tencent CVM and Alibaba ECS APIs on one HTTP endpoint,
+    /// metrics at /metrics, instance disks over NBD).
     Serve(server::ServeArgs),
-    /// Administer accounts, keys and platform images (works beside a running server).
+    /// Administer accounts, keys, platform images, the marketplace, billing, storage and
+    /// the policy (works beside a running server).
     Admin(server::AdminArgs),
     /// Client commands against a running service: `image import FILE`.
     #[command(subcommand)]

@@ -81,3 +81,28 @@ fn precheck_exit_codes_and_json() {
     let _ = std::fs::remove_dir_all(d1);
     let _ = std::fs::remove_dir_all(d2);
 }
+
+#[test]
+fn precheck_says_a_blank_disk_holds_no_filesystem() {
+    let dir = std::env::temp_dir().join(format!("ikon-cli-blank-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let blank = dir.join("blank.raw");
+    let text = dir.join("notes.txt");
+    std::fs::File::create(&blank)
+        .and_then(|f| f.set_len(64 << 20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&text, "not a disk image\n").unwrap_or_else(|e| panic!("{e}"));
+    for f in [&blank, &text] {
+        let (c, out) = ikon(&[
+            "img",
+            "precheck",
+            "--rules",
+            "tencent",
+            &f.to_string_lossy(),
+        ]);
+        assert_eq!(c, 1, "{out}");
+        assert!(out.contains("no filesystem was found"), "{out}");
+        assert!(!out.contains("filesystem on the whole disk"), "{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

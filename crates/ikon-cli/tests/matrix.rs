@@ -377,3 +377,26 @@ fn huge_sparse_disk_bounded_memory() {
         let _ = std::fs::remove_file(&out);
     }
 }
+
+#[test]
+fn progress_is_shown_on_request_even_without_a_terminal() {
+    // The test's stderr is a pipe, not a terminal: only -p shows progress.
+    let dir = TempDir::new("progress");
+    let src = dir.path("src.raw");
+    pattern_disk(&src, PATTERN_SIZE);
+    let out = dir.path("out.qcow2");
+    let o = ikon(&["img", "convert", "-p", "-O", "qcow2", s(&src), s(&out)]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("MiB/"), "no progress with -p: {err:?}");
+    let o = ikon(&[
+        "img",
+        "convert",
+        "-O",
+        "qcow2",
+        s(&src),
+        s(&dir.path("quiet.qcow2")),
+    ]);
+    assert!(o.status.success());
+    assert!(o.stderr.is_empty(), "progress without -p: {:?}", o.stderr);
+}

@@ -113,6 +113,14 @@ pub fn evaluate(ins: &Inspection, cfg: &RulesConfig) -> Vec<Rule> {
     let tname = match tk {
         TableKind::Mbr => "MBR",
         TableKind::Gpt => "GPT",
+        TableKind::None
+            if ins
+                .filesystems
+                .iter()
+                .all(|f| f.info.fs_type == FsType::Unknown) =>
+        {
+            "absent, and no filesystem was found either (a blank disk, or not a system disk)"
+        }
         TableKind::None => "absent (filesystem on the whole disk)",
     };
     out.push(if cfg.partition_tables.contains(&tk) {

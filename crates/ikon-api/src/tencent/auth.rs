@@ -184,14 +184,51 @@ pub fn verify(
         ));
     }
     let key = signing_key(secret_key, &auth.date, &auth.service);
-    let mut mac = HmacSha256::new_from_slice(&key)
-        .map_err(|_| AuthError::SignatureMismatch("unusable key".into()))?;
-    mac.update(string_to_sign(auth, req).as_bytes());
-    mac.verify_slice(&auth.signature).map_err(|_| {
-        AuthError::SignatureMismatch(
-            "the request signature does not match (check the SecretKey and the signed Host)".into(),
-        )
-    })
+    let matches = |r: &SignedRequest<'_>| {
+        HmacSha256::new_from_slice(&key).is_ok_and(|mut mac| {
+            mac.update(string_to_sign(auth, r).as_bytes());
+            mac.verify_slice(&auth.signature).is_ok()
+        })
+    };
+    if matches(req) {
+        return Ok(());
+    }
+    // Some SDKs sign the endpoint's host name without its port while sending `name:port`:
+    // the same host, so that signature is accepted too (nothing else differs).
+    if let Some(bare) = (req.header)("host").as_deref().and_then(host_without_port) {
+        let header = |h: &str| {
+            if h == "host" {
+                Some(bare.clone())
+            } else {
+                (req.header)(h)
+            }
+        };
+        if matches(&SignedRequest {
+            header: &header,
+            ..*req
+        }) {
+            return Ok(());
+        }
+    }
+    Err(AuthError::SignatureMismatch(
+        "the request signature does not match (check the SecretKey and the signed Host)".into(),
+    ))
+}
+
+/// `name` of a `name:port` (or `[v6]:port`) Host value; None when it has no port.
+fn host_without_port(host: &str) -> Option<String> {
+    let host = host.trim();
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        (format!("[{v6}]"), after.strip_prefix(':')?)
+    } else {
+        let (name, port) = host.rsplit_once(':')?;
+        if name.contains(':') {
+            return None; // a bare IPv6 address, no port
+        }
+        (name.to_string(), port)
+    };
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(name)
 }
 
 #[cfg(test)]
@@ -280,5 +317,50 @@ mod tests {
         ] {
             assert!(parse_authorization(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_host_signed_without_its_port_is_the_same_host() {
+        let signed_as = |host: &'static str| {
+            move |h: &str| match h {
+                "host" => Some(host.to_string()),
+                _ => None,
+            }
+        };
+        let mut auth = Authorization {
+            secret_id: "AKIDtest".into(),
+            date: "2024-01-02".into(),
+            service: "cvm".into(),
+            signed_headers: vec!["host".into()],
+            signature: vec![],
+        };
+        let req = |header: &'static dyn Fn(&str) -> Option<String>| SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            header,
+            body: b"{}",
+            timestamp: 1_704_153_600,
+        };
+        let date = |_| "2024-01-02".to_string();
+        let sent: &'static dyn Fn(&str) -> Option<String> =
+            Box::leak(Box::new(signed_as("127.0.0.1:8780")));
+        for (signed, ok) in [
+            ("127.0.0.1:8780", true),
+            ("127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("127.0.0.1:8781", false),
+        ] {
+            let h: &'static dyn Fn(&str) -> Option<String> = Box::leak(Box::new(signed_as(signed)));
+            auth.signature = hex::decode(sign("secret", &auth, &req(h))).unwrap_or_default();
+            assert_eq!(
+                verify("secret", &auth, &req(sent), 1_704_153_600, date).is_ok(),
+                ok,
+                "{signed}"
+            );
+        }
+        assert_eq!(host_without_port("[::1]:80").as_deref(), Some("[::1]"));
+        assert_eq!(host_without_port("::1"), None);
+        assert_eq!(host_without_port("example.com"), None);
     }
 }
