@@ -106,3 +106,32 @@ fn precheck_says_a_blank_disk_holds_no_filesystem() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn inspect_reads_like_a_report_for_people() {
+    let (dir, raw) = fixture("human", &[]);
+    let (c, out) = ikon(&["img", "inspect", &raw.to_string_lossy()]);
+    assert_eq!(c, 0, "{out}");
+    for want in [
+        "partition table: MBR (512-byte sectors)",
+        "  partition 1: ext4,",
+        "operating system: linux",
+        "virtio drivers: block yes, network yes",
+        "network interfaces: eth0",
+    ] {
+        assert!(out.contains(want), "{want:?} in:\n{out}");
+    }
+    for debug in ["Mbr", "Some(", "None", "blk="] {
+        assert!(!out.contains(debug), "{debug:?} in:\n{out}");
+    }
+    let blank = dir.join("blank.raw");
+    std::fs::File::create(&blank)
+        .and_then(|f| f.set_len(16 << 20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (c, out) = ikon(&["img", "inspect", &blank.to_string_lossy()]);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("partition table: none"), "{out}");
+    assert!(out.contains("filesystems: none found"), "{out}");
+    assert!(!out.contains("partition 0"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,48 +22,146 @@ fn load(path: &Path, src: &SourceArgs) -> Result<Inspection> {
     Ok(ikon_guest::inspect(img.as_ref(), fmt)?)
 }
 
+/// Bytes for people: `10 GiB`, `512 MiB`, `3.5 KiB`.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes;
+    let mut unit = 0;
+    while unit + 1 < UNITS.len() && v >= 1024 && v % 1024 == 0 {
+        v /= 1024;
+        unit += 1;
+    }
+    if unit > 0 || bytes < 1024 {
+        return format!("{v} {}", UNITS[unit]);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let (mut f, mut unit) = (bytes as f64, 0);
+    while f >= 1024.0 && unit + 1 < UNITS.len() {
+        f /= 1024.0;
+        unit += 1;
+    }
+    format!("{f:.1} {}", UNITS[unit])
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
 fn print_human(ins: &Inspection) {
-    println!("format: {}", ins.format);
-    println!("virtual size: {} bytes", ins.virtual_size);
-    let t = &ins.partition_table;
+    use ikon_guest::TableKind;
+    println!("file format: {}", ins.format);
     println!(
-        "partition table: {:?} (sector {} bytes)",
-        t.kind, t.sector_size
+        "virtual size: {} ({} bytes)",
+        human(ins.virtual_size),
+        ins.virtual_size
     );
-    for f in &ins.filesystems {
-        println!(
-            "  partition {}: offset {} size {} {}{}",
-            f.partition,
-            f.offset,
-            f.size,
+    let t = &ins.partition_table;
+    let whole_disk = t.kind == TableKind::None;
+    match t.kind {
+        TableKind::Mbr => println!("partition table: MBR ({}-byte sectors)", t.sector_size),
+        TableKind::Gpt => println!("partition table: GPT ({}-byte sectors)", t.sector_size),
+        TableKind::None => println!("partition table: none"),
+    }
+    let found: Vec<_> = ins
+        .filesystems
+        .iter()
+        .filter(|f| f.info.fs_type != ikon_guest::FsType::Unknown || !whole_disk)
+        .collect();
+    if found.is_empty() {
+        println!("filesystems: none found");
+    } else {
+        println!("filesystems:");
+    }
+    for f in found {
+        let place = if whole_disk {
+            "whole disk".to_string()
+        } else {
+            format!("partition {}", f.partition)
+        };
+        let mut line = format!(
+            "  {place}: {}, {} at offset {}",
             f.info.fs_type.name(),
-            f.info
-                .label
-                .as_ref()
-                .map(|l| format!(" label {l}"))
-                .unwrap_or_default()
+            human(f.size),
+            f.offset
         );
+        if let Some(l) = f.info.label.as_deref().filter(|l| !l.is_empty()) {
+            line.push_str(&format!(", label {l:?}"));
+        }
+        if let Some(u) = &f.info.uuid {
+            line.push_str(&format!(", uuid {u}"));
+        }
+        println!("{line}");
+    }
+    if ins.operating_systems.is_empty() {
+        println!("operating system: none found");
     }
     for os in &ins.operating_systems {
-        println!(
-            "os: {} (root on partition {}, {})",
-            os.os_type,
-            os.root_partition,
-            os.root_fs.name()
-        );
+        let root = if whole_disk {
+            "the whole disk".to_string()
+        } else {
+            format!("partition {}", os.root_partition)
+        };
+        println!("operating system: {}", os.os_type);
+        println!("  root filesystem: {} on {root}", os.root_fs.name());
         if let Some(l) = &os.linux {
-            println!("  distro: {} {} ({})", l.distro, l.version, l.name);
+            let name = if l.name.is_empty() {
+                &l.distro
+            } else {
+                &l.name
+            };
+            println!("  distribution: {name} {} ({})", l.version, l.distro);
+            let arch = l.arch.as_deref().unwrap_or("unknown architecture");
+            match l.bits {
+                Some(b) => println!("  architecture: {arch} ({b}-bit)"),
+                None => println!("  architecture: {arch}"),
+            }
+            if l.kernels.is_empty() {
+                println!("  kernels: none found");
+            } else {
+                println!("  kernels: {}", l.kernels.join(", "));
+            }
             println!(
-                "  arch: {} {}-bit",
-                l.arch.as_deref().unwrap_or("?"),
-                l.bits.unwrap_or(0)
+                "  virtio drivers: block {}, network {}",
+                yes_no(l.virtio_blk),
+                yes_no(l.virtio_net)
             );
-            println!("  kernels: {}", l.kernels.join(", "));
-            println!("  virtio: blk={} net={}", l.virtio_blk, l.virtio_net);
-            println!("  fstab root: {}", l.fstab_root.as_deref().unwrap_or("?"));
-            println!("  hostname: {}", l.hostname.as_deref().unwrap_or("?"));
-            println!("  cloud-init: {}", l.cloud_init);
-            println!("  nics: {} ipv6: {}", l.nics.join(","), l.ipv6);
+            if let Some(r) = &l.fstab_root {
+                println!("  fstab root: {r}");
+            }
+            if let Some(h) = &l.hostname {
+                println!("  hostname: {h}");
+            }
+            println!("  cloud-init: {}", yes_no(l.cloud_init));
+            if l.nics.is_empty() {
+                println!("  network interfaces: none configured");
+            } else {
+                println!("  network interfaces: {}", l.nics.join(", "));
+            }
+            println!("  IPv6: {}", if l.ipv6 { "enabled" } else { "not enabled" });
+        }
+        if let Some(w) = &os.windows {
+            println!(
+                "  product: {} (version {}, build {})",
+                w.product_name, w.version, w.build
+            );
+            println!("  edition: {}", if w.server { "server" } else { "client" });
+            let arch = w.arch.as_deref().unwrap_or("unknown architecture");
+            match w.bits {
+                Some(b) => println!("  architecture: {arch} ({b}-bit)"),
+                None => println!("  architecture: {arch}"),
+            }
+            println!(
+                "  virtio drivers: storage {}, network {}",
+                yes_no(w.virtio_storage),
+                yes_no(w.virtio_net)
+            );
+            if let Some(h) = &w.hostname {
+                println!("  hostname: {h}");
+            }
         }
     }
     for p in &ins.problems {
