@@ -27,7 +27,7 @@ fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes;
     let mut unit = 0;
-    while unit + 1 < UNITS.len() && v >= 1024 && v % 1024 == 0 {
+    while unit + 1 < UNITS.len() && v >= 1024 && v & 1023 == 0 {
         v /= 1024;
         unit += 1;
     }
