@@ -215,6 +215,9 @@ class ImportSdk(ServerTestCase):
                 self.assertEqual(img.ImageState, "IMPORTFAILED")
                 self.assertIn("[external-reference]", img.ImageDescription)
                 self.assertIn("Force never skips safety rules", img.ImageDescription)
+                # The reason names the file the user gave, never the server's spool.
+                self.assertNotIn("spool", img.ImageDescription)
+                self.assertNotIn(self.srv.dir, img.ImageDescription)
 
     def test_ssrf_guard(self):
         for bad in ("http://169.254.169.254/latest/meta-data/", "http://127.0.0.2:%d/debian.qcow2" % PORT,

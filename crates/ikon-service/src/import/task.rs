@@ -127,6 +127,23 @@ fn fetch_error(e: FetchError) -> TaskError {
     }
 }
 
+/// How a failure reason names the imported file: the last path component of the URL the
+/// user gave (without a query), or the upload's id.
+fn shown_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let rest = path.split_once("://").map_or(path, |(_, r)| r);
+    // `upload://ID` names the upload; other URLs name a host, then a path.
+    let name = if url.starts_with("upload://") {
+        rest
+    } else {
+        rest.split_once('/').map_or("", |(_, p)| p)
+    };
+    match name.rsplit('/').find(|s| !s.is_empty()) {
+        Some(n) => n.to_string(),
+        None => url.to_string(),
+    }
+}
+
 fn download_error(e: DownloadError) -> TaskError {
     match e {
         DownloadError::Fetch(e) => fetch_error(e),
@@ -339,6 +356,13 @@ impl ImportHandler {
         })
         .await
         .map_err(|e| TaskError::transient(format!("inspection worker: {e}")))?;
+        // Reasons name what the user gave, never the server's spool path.
+        let mut checked = checked;
+        let shown = shown_name(&p.url);
+        let spool = dest.to_string_lossy().into_owned();
+        for r in checked.safety.iter_mut().chain(checked.rules.iter_mut()) {
+            r.message = r.message.replace(&spool, &shown);
+        }
         let inspect_ms = started.elapsed().as_millis() - download_ms;
         let failed: Vec<&Rule> = checked
             .rules
@@ -507,5 +531,18 @@ impl TaskHandler<crate::Service> for ImportHandler {
         progress: &'a Progress,
     ) -> BoxFuture<'a, std::result::Result<String, TaskError>> {
         Box::pin(Self::run_import(svc, task, progress))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_name;
+
+    #[test]
+    fn reasons_name_the_users_file() {
+        assert_eq!(shown_name("http://h:8080/d/disk.qcow2?sig=1"), "disk.qcow2");
+        assert_eq!(shown_name("s3://bucket/images/win.vhdx"), "win.vhdx");
+        assert_eq!(shown_name("upload://upl-abcd1234"), "upl-abcd1234");
+        assert_eq!(shown_name("http://h/"), "http://h/");
     }
 }
