@@ -400,3 +400,26 @@ fn progress_is_shown_on_request_even_without_a_terminal() {
     assert!(o.status.success());
     assert!(o.stderr.is_empty(), "progress without -p: {:?}", o.stderr);
 }
+
+#[test]
+fn convert_errors_name_the_destination_not_the_temporary_file() {
+    let dir = TempDir::new("errname");
+    let src = dir.path("src.raw");
+    pattern_disk(&src, PATTERN_SIZE);
+    let dest = dir.path("out.qcow2");
+    let o = ikon(&[
+        "img",
+        "convert",
+        "-O",
+        "qcow2",
+        "-o",
+        "cluster_size=3072",
+        s(&src),
+        s(&dest),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(s(&dest)), "{err}");
+    assert!(!err.contains(".ikon-"), "{err}");
+    assert!(!dest.exists(), "a failed conversion leaves no file");
+}

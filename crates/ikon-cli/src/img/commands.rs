@@ -180,7 +180,15 @@ pub fn convert(a: &ConvertArgs<'_>) -> Result<u8> {
         Ok(_) => Ok(EXIT_OK),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            Err(e)
+            // The temporary file is ours; the user knows the destination they typed.
+            let text =
+                format!("{e:#}").replace(&tmp.display().to_string(), &a.dest.display().to_string());
+            let dest = a.dest.display().to_string();
+            if text.contains(&dest) {
+                Err(anyhow::anyhow!("{text}"))
+            } else {
+                Err(anyhow::anyhow!("{dest}: {text}"))
+            }
         }
     }
 }
