@@ -343,6 +343,11 @@ class Export(h.ServerTestCase):
         p = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", qemu_fmt, self.raw, local],
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn("size mismatch", (p.stdout + p.stderr).lower())
+        # The export keeps the image's exact virtual size in every format.
+        info = json.loads(subprocess.run(["qemu-img", "info", "-f", qemu_fmt, "--output", "json", local],
+                                         check=True, capture_output=True, text=True).stdout)
+        self.assertEqual(info["virtual-size"], os.path.getsize(self.raw), qemu_fmt)
 
     def test_platform_bound_images_are_not_exported(self):
         """Windows and Red Hat guests stay on the platform (the cloud documents' codes)."""

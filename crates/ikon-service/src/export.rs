@@ -239,6 +239,9 @@ impl Service {
                 let mut handle =
                     tokio::task::spawn_blocking(move || -> std::result::Result<u64, String> {
                         let mut opts = ikon_disk::CreateOptions::new(format, size);
+                        // An export keeps the image's exact size in every format (a VHD gets
+                        // the exact-size footer rather than a CHS-rounded size).
+                        opts.force_size = format == ikon_disk::Format::Vhd;
                         opts.name_hint = Some(key);
                         opts.threads = 2;
                         let w = ikon_disk::create(&tmp, &opts).map_err(|e| e.to_string())?;
