@@ -253,7 +253,12 @@ impl Service {
     /// only when it will act (not on a dry run).
     pub(crate) async fn count_limited(&self, caller: &Caller, operation: Operation) -> Result<()> {
         let l = &self.config().limits;
-        if !self.config().daily_limited().contains(&operation) {
+        // The names were checked to be operations when the policy was read.
+        if !l
+            .daily_limited_actions
+            .iter()
+            .any(|a| a == operation.name())
+        {
             return Ok(());
         }
         let day = ids::utc_date(ids::now());

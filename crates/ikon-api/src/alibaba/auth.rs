@@ -245,17 +245,6 @@ pub fn v3_verify(
         .map_err(|_| AuthError::Mismatch(sts))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Parses `YYYY-MM-DDThh:mm:ssZ` (UTC) into unix seconds.
 pub fn parse_timestamp(s: &str) -> Result<i64, AuthError> {
     let bad = || {
@@ -286,7 +275,7 @@ pub fn parse_timestamp(s: &str) -> Result<i64, AuthError> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return Err(bad());
     }
-    Ok(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+    Ok(ikon_service::ids::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
 }
 
 /// Checks a request timestamp against the server clock.
