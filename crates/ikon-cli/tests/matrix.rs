@@ -423,3 +423,36 @@ fn convert_errors_name_the_destination_not_the_temporary_file() {
     assert!(!err.contains(".ikon-"), "{err}");
     assert!(!dest.exists(), "a failed conversion leaves no file");
 }
+
+#[test]
+fn errors_found_after_opening_name_the_source() {
+    let dir = TempDir::new("srcname");
+    let raw = dir.path("src.raw");
+    pattern_disk(&raw, PATTERN_SIZE);
+    let full = dir.path("full.qcow2");
+    qemu_img(&["convert", "-f", "raw", "-O", "qcow2", s(&raw), s(&full)]);
+    // Keep the header and the L1 table, cut the L2 tables and data: opening succeeds, the
+    // first map or read fails.
+    let cut = dir.path("cut.qcow2");
+    let bytes = std::fs::read(&full).unwrap();
+    std::fs::write(&cut, &bytes[..3 * 65536 + 4096]).unwrap();
+    let dest = dir.path("out.raw");
+    for args in [
+        vec!["img", "info", s(&cut)],
+        vec!["img", "map", s(&cut)],
+        vec!["img", "compare", s(&cut), s(&raw)],
+        vec!["img", "convert", "-O", "raw", s(&cut), s(&dest)],
+    ] {
+        let o = ikon(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("{}: qcow2", s(&cut))),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains(s(&dest)),
+            "{args:?} blames the destination: {err}"
+        );
+    }
+}

@@ -11,8 +11,19 @@ use crate::Format;
 pub const QCOW_MAGIC: &[u8; 4] = b"QFI\xfb";
 /// VMDK hosted sparse extent magic `KDMV` at offset 0 (VMware Virtual Disk Format 1.1, §4).
 pub const VMDK_SPARSE_MAGIC: &[u8; 4] = b"KDMV";
-/// VMDK ESX sparse (COWD) magic (VMware Virtual Disk Format 1.1, §5).
+/// VMDK ESX sparse (COWD) magic (VMware Virtual Disk Format 1.1, §5): the extent format of
+/// `vmfsSparse` snapshot deltas.
 pub const VMDK_COWD_MAGIC: &[u8; 4] = b"COWD";
+/// VMware ESXi seSparse extent: constant-header magic 0xcafebabe as a little-endian u64 at
+/// offset 0, followed by the version 0x200000001 as a little-endian u64 (the layout QEMU's
+/// block/vmdk.c reads; VMware does not publish it). seSparse extents are snapshot deltas.
+pub const VMDK_SESPARSE_MAGIC: [u8; 16] = [
+    0xbe, 0xba, 0xfe, 0xca, 0, 0, 0, 0, 0x01, 0, 0, 0, 0x02, 0, 0, 0,
+];
+/// What every refusal of a VMware delta disk tells the user.
+pub const VMDK_DELTA_ADVICE: &str = "it holds only the blocks written since a snapshot and \
+     cannot be read without its parent disk; consolidate the snapshots in VMware (or export \
+     the whole disk as OVF/OVA) and import the result";
 /// VHDX file type identifier `vhdxfile` at offset 0 (MS-VHDX §2.2.1).
 pub const VHDX_MAGIC: &[u8; 8] = b"vhdxfile";
 /// VHD footer cookie `conectix` (Virtual Hard Disk Image Format Specification, footer).
@@ -73,9 +84,14 @@ fn signature(head: &[u8], tail: Option<&[u8; 512]>) -> Result<Format> {
         return Ok(Format::Vmdk);
     }
     if starts(VMDK_COWD_MAGIC) {
-        return Err(Error::unsupported(
-            "VMDK ESX sparse (COWD) extents are not supported",
-        ));
+        return Err(Error::unsupported(format!(
+            "VMware COWD (vmfsSparse) delta disk: {VMDK_DELTA_ADVICE}"
+        )));
+    }
+    if starts(&VMDK_SESPARSE_MAGIC) {
+        return Err(Error::unsupported(format!(
+            "VMware ESXi seSparse delta disk: {VMDK_DELTA_ADVICE}"
+        )));
     }
     if starts(VHDX_MAGIC) {
         return Ok(Format::Vhdx);

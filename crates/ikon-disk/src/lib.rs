@@ -10,6 +10,7 @@
 pub mod bochs;
 pub mod bytes;
 pub mod cloop;
+pub mod compressible;
 pub mod convert;
 pub mod detect;
 pub mod device;

@@ -213,35 +213,3 @@ where
     }
     Ok(out)
 }
-
-/// Bytes in each of the three samples [`incompressible`] tries.
-const SAMPLE: usize = 1024;
-
-/// A cheap guess whether `data` would not shrink under deflate: three 1 KiB samples (start,
-/// middle, end) are deflated at the fastest level; when together they save less than 3 %,
-/// the whole unit is treated as incompressible (random, encrypted or already compressed
-/// data), sparing the full compression that would be thrown away.
-pub fn incompressible(data: &[u8]) -> bool {
-    if data.len() < 4 * SAMPLE {
-        return false;
-    }
-    let mid = data.len() / 2 - SAMPLE / 2;
-    let mut input = 0usize;
-    let mut output = 0u64;
-    for at in [0, mid, data.len() - SAMPLE] {
-        let mut z = flate2::Compress::new(flate2::Compression::fast(), false);
-        let mut out = Vec::with_capacity(SAMPLE + 64);
-        if z.compress_vec(
-            &data[at..at + SAMPLE],
-            &mut out,
-            flate2::FlushCompress::Finish,
-        )
-        .is_err()
-        {
-            return false;
-        }
-        input += SAMPLE;
-        output += z.total_out();
-    }
-    output * 100 >= input as u64 * 97
-}

@@ -123,3 +123,70 @@ fn hostile_headers_are_refused() {
         ErrorKind::Unsafe
     );
 }
+
+/// Opens `bytes` (written as `name` in a fresh directory) and returns the error's kind and text.
+fn refusal(name: &str, bytes: &[u8]) -> (ikon_disk::ErrorKind, String) {
+    let d = tmpdir(name);
+    let f = d.join(name);
+    std::fs::write(&f, bytes).expect("write");
+    let err = match open(&f, &OpenOptions::default()) {
+        Ok(_) => panic!("{name}: a delta disk was opened"),
+        Err(e) => e,
+    };
+    let _ = std::fs::remove_dir_all(&d);
+    (err.kind(), err.to_string())
+}
+
+#[test]
+fn vmware_delta_disks_are_refused_by_name() {
+    use ikon_disk::ErrorKind;
+    // ESX sparse (COWD) extent header: magic, version 1, flags 3, 20480 sectors, grain 1.
+    let mut cowd = vec![0u8; 64 * 1024];
+    cowd[..4].copy_from_slice(b"COWD");
+    cowd[4..8].copy_from_slice(&1u32.to_le_bytes());
+    cowd[8..12].copy_from_slice(&3u32.to_le_bytes());
+    cowd[12..16].copy_from_slice(&20480u32.to_le_bytes());
+    cowd[16..20].copy_from_slice(&1u32.to_le_bytes());
+    let (kind, msg) = refusal("disk-delta.vmdk", &cowd);
+    assert_eq!(kind, ErrorKind::Unsupported, "{msg}");
+    assert!(msg.contains("COWD") && msg.contains("parent"), "{msg}");
+
+    // seSparse constant header: magic 0xcafebabe, version 0x200000001 (little-endian u64s).
+    let mut se = vec![0u8; 64 * 1024];
+    se[..8].copy_from_slice(&0xcafe_babeu64.to_le_bytes());
+    se[8..16].copy_from_slice(&0x2_0000_0001u64.to_le_bytes());
+    let (kind, msg) = refusal("disk-sesparse.vmdk", &se);
+    assert_eq!(kind, ErrorKind::Unsupported, "{msg}");
+    assert!(msg.contains("seSparse") && msg.contains("parent"), "{msg}");
+
+    // Descriptors of delta disks name the extent format before any extent is opened.
+    for (create, extent, word) in [
+        ("vmfsSparse", "VMFSSPARSE", "COWD"),
+        ("seSparse", "SESPARSE", "seSparse"),
+    ] {
+        let text = format!(
+            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n\
+             createType=\"{create}\"\n\nRW 20480 {extent} \"disk-delta.vmdk\"\n"
+        );
+        let (kind, msg) = refusal("disk.vmdk", text.as_bytes());
+        assert_eq!(kind, ErrorKind::Unsupported, "{msg}");
+        assert!(msg.contains(word) && msg.contains("parent"), "{msg}");
+    }
+
+    // A random disk that merely starts with the seSparse magic but not its version is raw.
+    let mut not_se = vec![0u8; 4096];
+    not_se[..8].copy_from_slice(&0xcafe_babeu64.to_le_bytes());
+    assert!(open_bytes_is_raw(&not_se));
+}
+
+fn open_bytes_is_raw(bytes: &[u8]) -> bool {
+    let d = tmpdir("not-sesparse");
+    let f = d.join("disk.img");
+    std::fs::write(&f, bytes).expect("write");
+    let ok = matches!(
+        ikon_disk::detect::detect(&ikon_disk::FileStorage::open(&f, false).expect("open")),
+        Ok(ikon_disk::Format::Raw)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+    ok
+}

@@ -1,5 +1,6 @@
 //! Implementations of the `ikon img` commands.
 
+use super::named::Named;
 use super::{progress, OutputFormat, SourceArgs, EXIT_ERROR, EXIT_LEAKS, EXIT_NO, EXIT_OK};
 use anyhow::{anyhow, Context, Result};
 use ikon_disk::convert::{self, Comparison, CopyOptions};
@@ -19,9 +20,10 @@ fn open_options(format: Option<&str>, allow: Option<&Path>) -> Result<OpenOption
     Ok(o)
 }
 
-fn open_src(path: &Path, src: &SourceArgs) -> Result<Box<dyn DiskImage>> {
+/// Open a source image; its errors, now and later, name `path`.
+pub(super) fn open_src(path: &Path, src: &SourceArgs) -> Result<Box<dyn DiskImage>> {
     let o = open_options(src.format.as_deref(), src.allow_external.as_deref())?;
-    Ok(ikon_disk::open(path, &o)?)
+    Ok(Named::wrap(ikon_disk::open(path, &o)?, path))
 }
 
 fn human_size(n: u64) -> String {
@@ -180,11 +182,12 @@ pub fn convert(a: &ConvertArgs<'_>) -> Result<u8> {
         Ok(_) => Ok(EXIT_OK),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            // The temporary file is ours; the user knows the destination they typed.
+            // The temporary file is ours; the user knows the destination they typed. Errors
+            // reading the source name the source already; the rest are about the destination.
             let text =
                 format!("{e:#}").replace(&tmp.display().to_string(), &a.dest.display().to_string());
             let dest = a.dest.display().to_string();
-            if text.contains(&dest) {
+            if text.contains(&dest) || text.contains(&a.source.display().to_string()) {
                 Err(anyhow::anyhow!("{text}"))
             } else {
                 Err(anyhow::anyhow!("{dest}: {text}"))
@@ -254,8 +257,14 @@ pub fn compare(
     allow: Option<PathBuf>,
     quiet: bool,
 ) -> Result<u8> {
-    let ia = ikon_disk::open(a, &open_options(fa.as_deref(), allow.as_deref())?)?;
-    let ib = ikon_disk::open(b, &open_options(fb.as_deref(), allow.as_deref())?)?;
+    let ia = Named::wrap(
+        ikon_disk::open(a, &open_options(fa.as_deref(), allow.as_deref())?)?,
+        a,
+    );
+    let ib = Named::wrap(
+        ikon_disk::open(b, &open_options(fb.as_deref(), allow.as_deref())?)?,
+        b,
+    );
     let r = convert::compare(ia.as_ref(), ib.as_ref(), strict, CopyOptions::default())?;
     let (code, msg) = match r {
         Comparison::Identical => (EXIT_OK, "Images are identical.".to_string()),

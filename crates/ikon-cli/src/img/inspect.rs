@@ -3,21 +3,13 @@
 
 use super::{OutputFormat, SourceArgs, EXIT_NO, EXIT_OK};
 use anyhow::Result;
-use ikon_disk::{ExternalPolicy, Format, OpenOptions};
 use ikon_guest::rules::{self, Verdict};
 use ikon_guest::Inspection;
 use serde_json::json;
 use std::path::Path;
 
 fn load(path: &Path, src: &SourceArgs) -> Result<Inspection> {
-    let mut o = OpenOptions::default();
-    if let Some(f) = &src.format {
-        o.format = Some(Format::parse(f)?);
-    }
-    if let Some(dir) = &src.allow_external {
-        o.policy = ExternalPolicy::allow_dir(dir)?;
-    }
-    let img = ikon_disk::open(path, &o)?;
+    let img = super::commands::open_src(path, src)?;
     let fmt = img.info().format.name();
     Ok(ikon_guest::inspect(img.as_ref(), fmt)?)
 }

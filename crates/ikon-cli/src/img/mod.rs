@@ -2,6 +2,7 @@
 
 mod commands;
 mod inspect;
+mod named;
 mod progress;
 
 use clap::{Args, Subcommand, ValueEnum};

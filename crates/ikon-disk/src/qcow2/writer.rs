@@ -386,7 +386,7 @@ fn compress_cluster(c: &[u8], unit: usize, algo: Compression) -> Result<Option<V
     } else {
         c
     };
-    if crate::writer::incompressible(input) {
+    if crate::compressible::incompressible(input) {
         return Ok(None);
     }
     let out = match algo {

@@ -83,6 +83,14 @@ pub fn parse(text: &str) -> Result<Descriptor> {
     Ok(d)
 }
 
+/// The refusal of a delta disk's extent, naming its format.
+pub fn delta(format: &str) -> Error {
+    Error::unsupported(format!(
+        "{format} delta disk: {}",
+        crate::detect::VMDK_DELTA_ADVICE
+    ))
+}
+
 fn parse_extent(line: &str) -> Result<ExtentLine> {
     let bad = || Error::corrupt(format!("vmdk descriptor extent line {line:?} is malformed"));
     let (head, rest) = match line.find('"') {
@@ -94,8 +102,10 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
     let sectors: u64 = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
     let kind = match words.next().ok_or_else(bad)? {
         "FLAT" | "VMFS" => ExtentType::Flat,
-        "SPARSE" | "VMFSSPARSE" => ExtentType::Sparse,
+        "SPARSE" => ExtentType::Sparse,
         "ZERO" => ExtentType::Zero,
+        "VMFSSPARSE" => return Err(delta("VMware COWD (vmfsSparse)")),
+        "SESPARSE" => return Err(delta("VMware ESXi seSparse")),
         other => return Err(Error::unsupported(format!("vmdk extent type {other}"))),
     };
     let (file, after) = match rest.find('"') {

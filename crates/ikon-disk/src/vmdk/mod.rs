@@ -153,9 +153,7 @@ fn open_descriptor(
     if let Some(p) = &desc.parent {
         // Delta disks: the parent must be allowed like any other external file.
         let _ = ctx.open_image(p, "vmdk parent disk", None)?;
-        return Err(Error::unsupported(
-            "vmdk delta disks (parentFileNameHint) are not supported",
-        ));
+        return Err(descriptor::delta(&format!("VMware (parent {p:?})")));
     }
     let mut pieces = Vec::with_capacity(desc.extents.len());
     let mut files = Vec::new();

@@ -305,7 +305,7 @@ impl StreamWriter {
 /// padded to whole sectors.
 fn grain_record(lba: u64, data: &[u8], grain: usize) -> Result<Vec<u8>> {
     // Incompressible grains still have to be deflate streams: store them (level 0).
-    let level = if crate::writer::incompressible(data) {
+    let level = if crate::compressible::incompressible(data) {
         flate2::Compression::none()
     } else {
         flate2::Compression::default()
