@@ -4,7 +4,7 @@
 Builds a realistic disk (default 4 GiB: about half data — real files from /usr, compressible
 like an OS disk — and half zeros, partly holes and partly written zeros) and a dense random
 disk (default 2 GiB). For every pair among raw, qcow2, vhd, vmdk monolithicSparse and vmdk
-streamOptimized (plus compressed qcow2 output) it writes the source with qemu-img, then times
+streamOptimized (plus compressed qcow2 output, zlib and zstd) it writes the source with qemu-img, then times
 `ikon img convert` and `qemu-img convert` on it, each followed by an fsync of the output,
 and records peak memory (each tool runs --repeat times, alternating which goes first after a
 sync; the fastest run counts). Prints a markdown table with the ratio qemu-img time / Ikon time
@@ -18,13 +18,21 @@ compression on the cores). With --cold, the source is dropped from the page cach
 (posix_fadvise DONTNEED) before every timed run of cat, Ikon and qemu-img, so the read limit
 is the disk's, as for an image that was not just written.
 
+Compressed outputs are also measured on data of one kind each (default 256 MiB a disk, raw
+source): hex text, base64 text, log lines, binaries (real executables and libraries), already
+compressed data, and a mixed disk laid out like a file system (runs of 4 KiB blocks of every
+kind, random bytes and zeros, so clusters hold more than one kind). For compressed outputs the
+table gives "size ikon/qemu": the goal is at most 1.02 on every kind.
+
 Usage: bench-convert.py [--dir DIR] [--real-gib 4] [--random-gib 2] [--only REGEX]
+                        [--kinds LIST] [--kind-mib 256]
                         [--repeat N] [--compressed-repeat N] [--clean] [--cold] [--ikon PATH]
 
 A disk none of whose pairs match --only is not built. --clean deletes a disk's source files
 once its pairs are done (the two disks with all their sources take about 20 GiB).
 """
 import argparse
+import base64
 import mmap
 import os
 import re
@@ -33,6 +41,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import zlib
 
 FORMATS = {
     # name: (qemu-img -O args, ikon -O args, qemu format name)
@@ -45,6 +54,9 @@ FORMATS = {
 }
 OUTPUTS = dict(FORMATS)
 OUTPUTS["qcow2-c"] = (["-O", "qcow2", "-c"], ["-O", "qcow2", "-c"], "qcow2")
+OUTPUTS["qcow2-zstd"] = (["-O", "qcow2", "-c", "-o", "compression_type=zstd"],
+                         ["-O", "qcow2", "-c", "-o", "compression_type=zstd"], "qcow2")
+COMPRESSED = ("vmdk-stream", "qcow2-c", "qcow2-zstd")
 MIB = 1 << 20
 
 
@@ -110,30 +122,38 @@ def write_limit(directory, nbytes):
     return best
 
 
-def make_realistic(path, gib):
-    """Half data (real /usr files, a tar stream repeated), half zeros (holes and written)."""
-    size = gib << 30
-    chunk = 64 * MIB
+def usr_seed(path, roots=("/usr/lib", "/usr/share", "/usr/bin"), want=None, limit=512 * MIB):
+    """Up to `limit` bytes of real files under `roots` as one tar stream (those `want`
+    accepts)."""
     tarpath = path + ".seed.tar"
     with tarfile.open(tarpath, "w") as tf:
         total = 0
-        for root in ("/usr/lib", "/usr/share", "/usr/bin"):
+        for root in roots:
             for dp, _, files in os.walk(root):
                 for f in files:
                     fp = os.path.join(dp, f)
                     try:
                         if os.path.islink(fp) or not os.path.isfile(fp):
                             continue
+                        if want and not want(fp):
+                            continue
                         tf.add(fp)
                         total += os.path.getsize(fp)
                     except (OSError, tarfile.TarError):
                         continue
-                    if total > 512 * MIB:
+                    if total > limit:
                         break
-                if total > 512 * MIB:
+                if total > limit:
                     break
     seed = open(tarpath, "rb").read()
     os.unlink(tarpath)
+    return seed
+
+
+def make_realistic(path, size):
+    """Half data (real /usr files, a tar stream repeated), half zeros (holes and written)."""
+    chunk = 64 * MIB
+    seed = usr_seed(path)
     with open(path, "wb") as f:
         f.truncate(size)
         pos = 0
@@ -158,10 +178,102 @@ def make_realistic(path, gib):
             i += 1
 
 
-def make_random(path, gib):
+def make_random(path, size):
     with open(path, "wb") as f:
-        for _ in range(gib * 16):
+        for _ in range(size // (64 * MIB)):
             f.write(os.urandom(64 * MIB))
+
+
+def is_elf(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+LOG_LEVELS = (b"INFO", b"INFO", b"INFO", b"DEBUG", b"WARN", b"ERROR")
+LOG_PARTS = (b"api", b"scheduler", b"store", b"nbd", b"auth", b"import", b"gc")
+
+
+def log_lines(n, rng_bytes):
+    """About `n` bytes of JSON log lines: a clock, levels, components, request ids, figures."""
+    out = bytearray()
+    t = 1_700_000_000_000
+    i = 0
+    while len(out) < n:
+        at = (i * 8) % (len(rng_bytes) - 8)
+        r = rng_bytes[at:at + 8]
+        t += r[0] * 7
+        out += (b'{"ts":%d,"level":"%s","component":"%s","request_id":"%s","latency_ms":%d,'
+                b'"bytes":%d,"msg":"request served"}\n'
+                % (t, LOG_LEVELS[r[1] % len(LOG_LEVELS)], LOG_PARTS[r[2] % len(LOG_PARTS)],
+                   r[3:8].hex().encode(), r[1] * 3 + r[2] % 17, int.from_bytes(r[4:8], "little")))
+        i += 1
+    return bytes(out[:n])
+
+
+POOLS = {}
+
+
+def kind_pools(path, unit):
+    """`unit` bytes (at least) of each kind of data, for the one-kind and mixed disks (made
+    once per run)."""
+    if unit in POOLS:
+        return POOLS[unit]
+    rnd = os.urandom(unit)
+    binary = usr_seed(path, ("/usr/bin", "/usr/lib", "/usr/libexec"), is_elf, unit)
+    while len(binary) < unit:
+        binary += binary
+    packed = bytearray()
+    for at in range(0, len(binary), 4 * MIB):
+        packed += zlib.compress(binary[at:at + 4 * MIB], 6)
+        if len(packed) >= unit:
+            break
+    while len(packed) < unit:
+        packed = packed + packed
+    b64 = base64.encodebytes(os.urandom(unit * 3 // 4 + 64))
+    POOLS[unit] = {
+        "hex": os.urandom(unit // 2 + 1).hex().encode()[:unit],
+        "base64": b64[:unit],
+        "logs": log_lines(unit, rnd),
+        "binary": bytes(binary[:unit]),
+        "compressed": bytes(packed[:unit]),
+        "random": rnd,
+    }
+    return POOLS[unit]
+
+
+def make_kind(kind):
+    """A maker for a disk filled with one kind of data, or with all of them mixed."""
+    def make(path, size):
+        unit = min(size, 64 * MIB)
+        pools = kind_pools(path, unit)
+        with open(path, "wb") as f:
+            if kind != "mixed":
+                for at in range(0, size, unit):
+                    f.write(pools[kind][:min(unit, size - at)])
+                return
+            # Runs of 1-32 blocks of 4 KiB, each run of one kind (zeros among them), the way
+            # a file system lays files out: most clusters hold parts of two or more kinds.
+            names = sorted(pools) + ["zeros"]
+            state = int.from_bytes(os.urandom(8), "little")
+            at = 0
+            while at < size:
+                state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+                kind_of = names[(state >> 33) % len(names)]
+                n = min((1 + (state >> 40) % 32) * 4096, size - at)
+                if kind_of == "zeros":
+                    f.write(bytes(n))
+                else:
+                    pool = pools[kind_of]
+                    start = (state >> 20) % (len(pool) - n) if len(pool) > n else 0
+                    f.write(pool[start:start + n])
+                at += n
+    return make
+
+
+KINDS = ("hex", "base64", "logs", "binary", "compressed", "mixed")
 
 
 def main():
@@ -169,6 +281,11 @@ def main():
     ap.add_argument("--dir", default="/tmp/ikon-bench")
     ap.add_argument("--real-gib", type=int, default=4)
     ap.add_argument("--random-gib", type=int, default=2)
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help="disks of one kind of data each, for compressed outputs (comma "
+                    f"separated; any of {', '.join(KINDS)}; empty for none)")
+    ap.add_argument("--kind-mib", type=int, default=256,
+                    help="size of each one-kind disk in MiB (a multiple of 64)")
     ap.add_argument("--only", default="",
                     help="regular expression; only pairs whose 'disk source -> output' matches "
                     "(e.g. 'raw -> qcow2$')")
@@ -196,7 +313,14 @@ def main():
     if not os.path.exists(ikon):
         subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "ikon-cli"], check=True)
     os.makedirs(a.dir, exist_ok=True)
-    sources = [("realistic", a.real_gib, make_realistic), ("random", a.random_gib, make_random)]
+    # (name, size label, bytes, maker, source formats, outputs)
+    sources = [("realistic", f"{a.real_gib} GiB", a.real_gib << 30, make_realistic, FORMATS, OUTPUTS),
+               ("random", f"{a.random_gib} GiB", a.random_gib << 30, make_random, FORMATS, OUTPUTS)]
+    for kind in filter(None, a.kinds.split(",")):
+        if kind not in KINDS:
+            sys.exit(f"unknown kind {kind!r}; the kinds are {', '.join(KINDS)}")
+        sources.append((kind, f"{a.kind_mib} MiB", a.kind_mib * MIB, make_kind(kind),
+                        {"raw": FORMATS["raw"]}, {o: OUTPUTS[o] for o in COMPRESSED}))
     print(f"ikon {subprocess.run([ikon, '--version'], capture_output=True, text=True).stdout.strip()}, "
           f"{subprocess.run(['qemu-img', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
           f"{os.cpu_count()} CPUs")
@@ -204,17 +328,19 @@ def main():
     print(f"source in the page cache: {'no (--cold)' if a.cold else 'yes'}")
     print()
     print("| disk | source -> output | qemu-img s | ikon s | speed-up (qemu/ikon) | ikon vs cat | "
-          "write limit s | ikon vs I/O | ikon MiB out | qemu MiB out | ikon peak MiB | qemu peak MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "write limit s | ikon vs I/O | ikon MiB out | qemu MiB out | size ikon/qemu | "
+          "ikon peak MiB | qemu peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     worst = None
-    for name, gib, make in sources:
-        if not any(wanted(f"{name} {s} -> {o}") for s in FORMATS for o in OUTPUTS):
+    largest = None
+    for name, size_label, size, make, formats, outputs in sources:
+        if not any(wanted(f"{name} {s} -> {o}") for s in formats for o in outputs):
             continue
         raw = os.path.join(a.dir, f"{name}.raw")
-        if not os.path.exists(raw) or os.path.getsize(raw) != gib << 30:
-            make(raw, gib)
-        for sname, (qargs, _, qfmt) in FORMATS.items():
-            if not any(wanted(f"{name} {sname} -> {o}") for o in OUTPUTS):
+        if not os.path.exists(raw) or os.path.getsize(raw) != size:
+            make(raw, size)
+        for sname, (qargs, _, qfmt) in formats.items():
+            if not any(wanted(f"{name} {sname} -> {o}") for o in outputs):
                 continue
             src = raw if sname == "raw" else os.path.join(a.dir, f"{name}.src.{sname}")
             if sname != "raw" and not os.path.exists(src):
@@ -223,7 +349,7 @@ def main():
             if a.cold:
                 evict(src)
             cat_s, _ = timed(["cat", src], None, a.dir)
-            for oname, (oq, oi, ofmt) in OUTPUTS.items():
+            for oname, (oq, oi, ofmt) in outputs.items():
                 label = f"{sname} -> {oname}"
                 if not wanted(f"{name} {label}"):
                     continue
@@ -236,7 +362,7 @@ def main():
                 # Alternate which tool runs first (page cache, writeback of the previous
                 # output) and keep each tool's fastest run.
                 repeat = a.repeat
-                if a.compressed_repeat is not None and oname in ("vmdk-stream", "qcow2-c"):
+                if a.compressed_repeat is not None and oname in COMPRESSED:
                     repeat = a.compressed_repeat
                 for r in range(max(1, repeat)):
                     order = [("q", qcmd, qout), ("i", icmd, iout)]
@@ -257,17 +383,23 @@ def main():
                 vs_cat = f"{is_ / cat_s:.2f}x" if {sname, oname} <= {"raw", "qcow2"} else ""
                 # Compressed outputs are bound by compression on the cores, not by I/O.
                 io_cells = "| "
-                if oname not in ("vmdk-stream", "qcow2-c"):
+                size_cell = ""
+                isize, qsize = os.path.getsize(iout), os.path.getsize(qout)
+                if oname in COMPRESSED:
+                    size_cell = f"{isize / qsize:.3f}"
+                    if largest is None or isize / qsize > largest[0]:
+                        largest = (isize / qsize, f"{name} {label}")
+                else:
                     wl = write_limit(a.dir, os.stat(iout).st_blocks * 512)
                     io_cells = f"{wl:.2f} | {is_ / max(cat_s, wl):.2f}x"
-                print(f"| {name} {gib} GiB | {label} | {qs:.2f} | {is_:.2f} | {ratio:.2f} | {vs_cat} | "
-                      f"{io_cells} | {os.path.getsize(iout) / MIB:.0f} | {os.path.getsize(qout) / MIB:.0f} | "
+                print(f"| {name} {size_label} | {label} | {qs:.2f} | {is_:.2f} | {ratio:.2f} | {vs_cat} | "
+                      f"{io_cells} | {isize / MIB:.0f} | {qsize / MIB:.0f} | {size_cell} | "
                       f"{irss:.0f} | {qrss:.0f} |", flush=True)
                 if worst is None or ratio < worst[0]:
                     worst = (ratio, f"{name} {label}")
                 os.unlink(qout)
                 os.unlink(iout)
-            print(f"| {name} {gib} GiB | cat {sname} > /dev/null | | {cat_s:.2f} | | | | | | | | |",
+            print(f"| {name} {size_label} | cat {sname} > /dev/null | | {cat_s:.2f} | | | | | | | | | |",
                   flush=True)
             if a.clean and sname != "raw":
                 os.unlink(src)
@@ -275,6 +407,8 @@ def main():
             os.unlink(raw)
     if worst:
         print(f"\nslowest pair relative to qemu-img: {worst[1]} at {worst[0]:.2f}x")
+    if largest:
+        print(f"largest compressed output relative to qemu-img's: {largest[1]} at {largest[0]:.3f}x")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-//! The `ikon` binary: `ikon img …` is the offline image toolbox (the service commands join
-//! it as they land). Exit codes: 0 success; 1 a negative answer (images differ, corruption
+//! The `ikon` binary: `ikon img …` is the offline image toolbox; `ikon serve` runs the
+//! service, `ikon admin …` administers it, `ikon image import` and `ikon nbd-url` are its
+//! clients. Exit codes: 0 success; 1 a negative answer (images differ, corruption
 //! found); 2 an error (unreadable, unsupported or unsafe image, bad arguments, I/O); 3 check
 //! found only leaked clusters.
 

@@ -1,5 +1,5 @@
 //! `ikon admin image …`: publish a disk image file as a platform (public) image, or as a
-//! custom image of an account (subject to its quota); list images.
+//! custom image of an account (subject to its quota).
 
 use crate::output::Output;
 use anyhow::Result;

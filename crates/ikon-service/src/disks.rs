@@ -1,6 +1,6 @@
 //! Instance disks as writable copy-on-write devices, and who may attach them over NBD.
 //!
-//! One open handle per disk per process ([`Service::open_disk`]) is shared by every NBD
+//! One open handle per disk per process ([`Instances::open_disk`](crate::facets::Instances::open_disk)) is shared by every NBD
 //! connection and by the operations that need the disk's current content (snapshots,
 //! images from instances, re-install), so they all see the same writes. A handle commits
 //! new content by writing a manifest under the disk's id and moving the disk row to it.

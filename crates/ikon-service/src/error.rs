@@ -1,6 +1,6 @@
 //! Domain errors: what went wrong in the service's own words. The API dialects map each
-//! kind to their code strings (`InvalidImageId.NotFound`, `InvalidImageId.NotFound` in
-//! Alibaba's spelling, ...); the service never speaks a dialect.
+//! kind to their code strings (Tencent's `InvalidImageId.NotFound`, Alibaba's
+//! `InvalidImageId.NotFound` with HTTP 404, ...); the service never speaks a dialect.
 
 /// Kinds of domain errors.
 #[derive(Debug, Clone, PartialEq, Eq)]

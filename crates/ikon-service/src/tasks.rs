@@ -1,7 +1,7 @@
 //! The service's tasks: the runner (`ikon_transfer::runner`, over this service) and what
 //! the domain says about tasks.
-//! Accounts see their own tasks ([`Service::list_tasks`], [`Service::own_task`]) and may
-//! cancel unfinished ones of the kinds in [`CANCELLABLE`] ([`Service::cancel_task`]).
+//! Accounts see their own tasks ([`Transfers::list_tasks`](crate::facets::Transfers::list_tasks), [`Transfers::own_task`](crate::facets::Transfers::own_task)) and may
+//! cancel unfinished ones of the kinds in [`CANCELLABLE`] ([`Transfers::cancel_task`](crate::facets::Transfers::cancel_task)).
 
 use crate::{ids, state, Caller, Error, ErrorKind, Result, Service};
 use ikon_catalog::{NewTask, Task, TaskQuery, TaskState};

@@ -1,6 +1,6 @@
 //! Images leaving their place: SyncImages (copy to other regions, reference §2.8) and
 //! ExportImages (files in a bucket, §2.12). Parsing and shaping only; the rules are the
-//! service's (`Service::sync_images`, `Service::export_images`).
+//! service's (`svc.transfers().sync_images`, `svc.transfers().export_images`).
 
 use super::params::{missing, Params};
 use super::{errors, ApiError, Call};
