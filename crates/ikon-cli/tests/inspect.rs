@@ -65,6 +65,7 @@ fn precheck_exit_codes_and_json() {
     assert_eq!(c, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["operating_systems"][0]["linux"]["distro"], "ubuntu");
+    assert_eq!(v["operating_systems"][0]["osinfo"], "ubuntu22.04");
     assert_eq!(v["partition_table"]["kind"], "mbr");
     let (c, _) = ikon(&["img", "precheck", "--rules", "alibaba", &ok]);
     assert_eq!(c, 0);
@@ -116,6 +117,7 @@ fn inspect_reads_like_a_report_for_people() {
         "partition table: MBR (512-byte sectors)",
         "  partition 1: ext4,",
         "operating system: linux",
+        "  osinfo: ubuntu22.04",
         "virtio drivers: block yes, network yes",
         "network interfaces: eth0",
     ] {

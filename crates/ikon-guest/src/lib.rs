@@ -9,6 +9,7 @@ pub mod ext4;
 pub mod fsid;
 pub mod linux;
 pub mod ntfsfs;
+pub mod osinfo;
 pub mod partition;
 pub mod regf;
 pub mod rules;
@@ -46,6 +47,9 @@ pub struct OsInfo {
     pub root_partition: u32,
     /// Root filesystem type.
     pub root_fs: FsType,
+    /// libosinfo short id ("debian12", "win2k12r2"), as virt-inspector's `<osinfo>`; None
+    /// where libguestfs would say "unknown" (see the `osinfo` module).
+    pub osinfo: Option<String>,
     /// Linux details.
     pub linux: Option<LinuxInfo>,
     /// Windows details.
@@ -111,6 +115,7 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
                             os_type: "linux".into(),
                             root_partition: f.partition,
                             root_fs: f.info.fs_type,
+                            osinfo: None,
                             linux: Some(linux::detect(&fs)),
                             windows: None,
                         });
@@ -133,6 +138,7 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
                     os_type: "windows".into(),
                     root_partition: f.partition,
                     root_fs: FsType::Ntfs,
+                    osinfo: None,
                     linux: None,
                     windows: Some(w),
                 });
@@ -155,6 +161,7 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
                 os_type: "linux".into(),
                 root_partition: f.partition,
                 root_fs: f.info.fs_type,
+                osinfo: None,
                 linux: None,
                 windows: None,
             });
@@ -164,6 +171,9 @@ pub fn inspect(dev: &dyn BlockDevice, format: &str) -> Result<Inspection> {
                 f.info.fs_type.name()
             ));
         }
+    }
+    for os in &mut oses {
+        os.osinfo = osinfo::short_id(os);
     }
     let partial = !problems.is_empty();
     Ok(Inspection {

@@ -1,7 +1,7 @@
 //! Windows detection over an NTFS `GuestFs`: SOFTWARE hive CurrentVersion values, PE header
 //! of ntoskrnl.exe for the architecture, virtio drivers (files and service keys).
 
-use crate::regf::Hive;
+use crate::regf::{Hive, Value};
 use crate::vfs::GuestFs;
 use ikon_disk::bytes::{le16, le32};
 use serde::Serialize;
@@ -14,7 +14,9 @@ const HIVE_LIMIT: u64 = 200 << 20;
 pub struct WindowsInfo {
     /// ProductName.
     pub product_name: String,
-    /// CurrentVersion ("6.3").
+    /// NT version ("6.3", "10.0"): CurrentMajorVersionNumber.CurrentMinorVersionNumber when
+    /// both are there (Windows 10 and later, whose CurrentVersion still says "6.3"), else
+    /// CurrentVersion; the same choice as libguestfs.
     pub version: String,
     /// CurrentBuildNumber / CurrentBuild.
     pub build: String,
@@ -59,7 +61,20 @@ pub fn detect<F: GuestFs>(fs: &F) -> (WindowsInfo, Vec<String>) {
         Ok(Some(Ok(h))) => {
             let cv = "Microsoft\\Windows NT\\CurrentVersion";
             w.product_name = sval(&h, cv, "ProductName").unwrap_or_default();
-            w.version = sval(&h, cv, "CurrentVersion").unwrap_or_default();
+            let dword = |name: &str| match h.open_key(cv).ok().flatten() {
+                Some(k) => match h.value(k, name) {
+                    Ok(Some(Value::Dword(d))) => Some(d),
+                    _ => None,
+                },
+                None => None,
+            };
+            w.version = match (
+                dword("CurrentMajorVersionNumber"),
+                dword("CurrentMinorVersionNumber"),
+            ) {
+                (Some(major), Some(minor)) => format!("{major}.{minor}"),
+                _ => sval(&h, cv, "CurrentVersion").unwrap_or_default(),
+            };
             w.build = sval(&h, cv, "CurrentBuildNumber")
                 .or_else(|| sval(&h, cv, "CurrentBuild"))
                 .unwrap_or_default();

@@ -107,6 +107,8 @@ struct Expect<'a> {
     version: &'a str,
     kernel_prefix: &'a str,
     hostname: &'a str,
+    /// libosinfo short id, as libguestfs would give it.
+    osinfo: &'a str,
 }
 
 fn check_linux(ins: &Inspection, e: &Expect) -> ikon_guest::LinuxInfo {
@@ -118,6 +120,7 @@ fn check_linux(ins: &Inspection, e: &Expect) -> ikon_guest::LinuxInfo {
         .unwrap_or_else(|| panic!("no OS found: {ins:?}"));
     assert_eq!(os.os_type, "linux");
     assert_eq!(os.root_partition, 1);
+    assert_eq!(os.osinfo.as_deref(), Some(e.osinfo));
     let l = os.linux.clone().unwrap_or_else(|| panic!("no linux info"));
     assert_eq!(l.distro, e.distro);
     assert_eq!(l.version, e.version);
@@ -168,6 +171,7 @@ fn ubuntu2204_passes() {
             version: "22.04",
             kernel_prefix: "5.15.0-91",
             hostname: "ubuntu2204-test",
+            osinfo: "ubuntu22.04",
         },
     );
     assert!(l.cloud_init);
@@ -183,6 +187,7 @@ fn centos7_passes() {
             version: "7",
             kernel_prefix: "3.10.0",
             hostname: "centos7-test",
+            osinfo: "centos7.0",
         },
     );
     assert!(!l.byol_required);
@@ -198,6 +203,7 @@ fn debian12_passes() {
             version: "12",
             kernel_prefix: "6.1.0",
             hostname: "debian12-test",
+            osinfo: "debian12",
         },
     );
 }
@@ -212,6 +218,7 @@ fn opensuse_passes() {
             version: "15.5",
             kernel_prefix: "5.14.21",
             hostname: "opensuse-test",
+            osinfo: "opensuse15.5",
         },
     );
 }
@@ -226,6 +233,7 @@ fn sles15_os_release_symlink_passes() {
             version: "15.5",
             kernel_prefix: "5.14.21",
             hostname: "sles-test",
+            osinfo: "sle15sp5",
         },
     );
 }
@@ -240,6 +248,7 @@ fn fedora_coreos_passes() {
             version: "39",
             kernel_prefix: "6.5.6",
             hostname: "fcos-test",
+            osinfo: "fedora39",
         },
     );
 }
@@ -255,6 +264,7 @@ fn sles11_suse_release_fallback() {
             version: "11.4",
             kernel_prefix: "3.0.101",
             hostname: "sles11-test",
+            osinfo: "sles11sp4",
         },
     );
     assert!(l.virtio_blk);
@@ -271,6 +281,7 @@ fn rhel8_needs_byol_warning() {
             version: "8.9",
             kernel_prefix: "4.18.0",
             hostname: "rhel8-test",
+            osinfo: "rhel8.9",
         },
     );
     assert!(l.byol_required);
@@ -304,6 +315,11 @@ fn xfs_root_fails() {
     assert_eq!(
         ins.filesystems.first().map(|f| f.info.fs_type),
         Some(FsType::Xfs)
+    );
+    // Ikon does not read xfs: no distro, so no libosinfo id.
+    assert_eq!(
+        ins.operating_systems.first().map(|o| o.osinfo.clone()),
+        Some(None)
     );
     let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert_eq!(verdict(&r, "root-fs"), Verdict::Fail);
@@ -403,6 +419,7 @@ fn debootstrapped_debian12_with_real_kernel_passes() {
             version: "12",
             kernel_prefix: "6.",
             hostname: "debian-bookworm-real",
+            osinfo: "debian12",
         },
     );
     assert!(l.virtio_blk && l.virtio_net, "real virtio modules: {l:?}");

@@ -1,5 +1,6 @@
 //! Oracle: libguestfs' virt-inspector (under TCG, ~30 s per image) and Ikon must agree on
-//! OS type, distro, major/minor version and architecture for a few fixtures. Deliberate
+//! OS type, distro, major/minor version, architecture and libosinfo id (`<osinfo>`) for a
+//! few fixtures. Deliberate
 //! differences: libguestfs reports Windows' distro as "windows" and Ikon as the product name
 //! (compared through major/minor version instead). CentOS/RHEL fixtures have no rpm database,
 //! which virt-inspector requires, so they are not in the oracle set. virt-inspector missing = FAIL (install
@@ -81,7 +82,17 @@ fn split_version(v: &str) -> (String, String) {
     )
 }
 
-fn check_linux(distro: &str, name: &str) {
+/// virt-inspector's `<osinfo>` is `want`, and so is Ikon's.
+fn check_osinfo(xml: &str, ins: &ikon_guest::Inspection, want: &str) {
+    assert_eq!(tag(xml, "osinfo"), want, "virt-inspector's osinfo");
+    assert_eq!(
+        ins.operating_systems[0].osinfo.as_deref(),
+        Some(want),
+        "Ikon's osinfo"
+    );
+}
+
+fn check_linux(distro: &str, name: &str, osinfo: &str) {
     let (xml, ins) = oracle("make-linux.sh", &[distro], &[], name);
     let l = ins.operating_systems[0]
         .linux
@@ -97,21 +108,22 @@ fn check_linux(distro: &str, name: &str) {
         assert_eq!(tag(&xml, "minor_version"), mi);
     }
     assert_eq!(tag(&xml, "arch"), l.arch.unwrap_or_default());
+    check_osinfo(&xml, &ins, osinfo);
 }
 
 #[test]
 fn oracle_ubuntu2204() {
-    check_linux("ubuntu2204", "u");
+    check_linux("ubuntu2204", "u", "ubuntu22.04");
 }
 
 #[test]
 fn oracle_debian12() {
-    check_linux("debian12", "d");
+    // libguestfs reads 12.5 from /etc/debian_version, Ikon 12 from os-release: both debian12.
+    check_linux("debian12", "d", "debian12");
 }
 
-#[test]
-fn oracle_windows_2012r2() {
-    let (xml, ins) = oracle("make-windows.sh", &[], &[], "w");
+fn check_windows(env: &[(&str, &str)], name: &str, osinfo: &str) {
+    let (xml, ins) = oracle("make-windows.sh", &[], env, name);
     let w = ins.operating_systems[0]
         .windows
         .clone()
@@ -122,4 +134,25 @@ fn oracle_windows_2012r2() {
     assert_eq!(tag(&xml, "major_version"), ma);
     assert_eq!(tag(&xml, "minor_version"), mi);
     assert_eq!(tag(&xml, "arch"), w.arch.unwrap_or_default());
+    check_osinfo(&xml, &ins, osinfo);
+}
+
+#[test]
+fn oracle_windows_2012r2() {
+    check_windows(&[], "w", "win2k12r2");
+}
+
+/// NT 10.0 comes from the CurrentMajor/MinorVersionNumber DWORDs (CurrentVersion says 6.3);
+/// the client variant and a build below 22000 make it win10.
+#[test]
+fn oracle_windows_10() {
+    let env = [
+        ("PRODUCT", "Windows 10 Pro"),
+        ("CURVER", "6.3"),
+        ("NTVER", "10.0"),
+        ("BUILD", "19045"),
+        ("INSTTYPE", "Client"),
+        ("EDITION", "Professional"),
+    ];
+    check_windows(&env, "w10", "win10");
 }

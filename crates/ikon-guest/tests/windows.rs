@@ -82,6 +82,12 @@ fn verdict(r: &[rules::Rule], id: &str) -> Verdict {
         .verdict
 }
 
+fn osinfo(ins: &Inspection) -> Option<&str> {
+    ins.operating_systems
+        .first()
+        .and_then(|o| o.osinfo.as_deref())
+}
+
 fn windows(ins: &Inspection) -> ikon_guest::windows::WindowsInfo {
     assert_eq!(ins.partition_table.kind, TableKind::Mbr);
     let os = ins
@@ -110,6 +116,7 @@ fn server_2012r2_passes() {
     assert_eq!(w.system_root, "C:\\Windows");
     assert!(w.virtio_storage && w.virtio_net);
     assert_eq!(w.hostname.as_deref(), Some("WIN2012R2-TEST"));
+    assert_eq!(osinfo(&ins), Some("win2k12r2"));
     let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert!(rules::importable(&r), "{r:?}");
 }
@@ -127,22 +134,28 @@ fn server_2008r2_passes() {
     let w = windows(&ins);
     assert_eq!(w.version, "6.1");
     assert_eq!(w.build, "7601");
+    assert_eq!(osinfo(&ins), Some("win2k8r2"));
     let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert!(rules::importable(&r), "{r:?}");
 }
 
 #[test]
 fn client_edition_fails() {
+    // Windows 10 keeps CurrentVersion at 6.3; the version comes from the DWORDs.
     let env = [
         ("PRODUCT", "Windows 10 Pro"),
         ("CURVER", "6.3"),
+        ("NTVER", "10.0"),
         ("BUILD", "19045"),
         ("INSTTYPE", "Client"),
         ("EDITION", "Professional"),
     ];
     let (d, raw) = build("client", &env);
     let ins = inspect_all(&d, &raw);
-    assert!(!windows(&ins).server);
+    let w = windows(&ins);
+    assert!(!w.server);
+    assert_eq!(w.version, "10.0");
+    assert_eq!(osinfo(&ins), Some("win10"));
     let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert_eq!(verdict(&r, "os"), Verdict::Fail);
     assert!(!rules::importable(&r));
@@ -161,10 +174,29 @@ fn windows_32bit_fails() {
     let w = windows(&ins);
     assert_eq!(w.bits, Some(32));
     assert_eq!(w.arch.as_deref(), Some("i386"));
+    assert_eq!(osinfo(&ins), Some("win2k8"));
     let r = rules::evaluate(&ins, &rules_like("tencent", false));
     assert_eq!(verdict(&r, "os"), Verdict::Pass);
     assert_eq!(verdict(&r, "arch"), Verdict::Fail);
     assert!(!rules::importable(&r));
+}
+
+/// Server 2016, 2019 and 2022 are all NT 10.0: the product name tells them apart.
+#[test]
+fn server_2019_is_win2k19() {
+    let env = [
+        ("PRODUCT", "Windows Server 2019 Datacenter"),
+        ("CURVER", "6.3"),
+        ("NTVER", "10.0"),
+        ("BUILD", "17763"),
+        ("EDITION", "ServerDatacenter"),
+    ];
+    let (d, raw) = build("2019", &env);
+    let ins = inspect_all(&d, &raw);
+    let w = windows(&ins);
+    assert_eq!(w.version, "10.0");
+    assert!(w.server);
+    assert_eq!(osinfo(&ins), Some("win2k19"));
 }
 
 #[test]

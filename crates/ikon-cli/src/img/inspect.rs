@@ -99,6 +99,8 @@ fn print_human(ins: &Inspection) {
         };
         println!("operating system: {}", os.os_type);
         println!("  root filesystem: {} on {root}", os.root_fs.name());
+        // libosinfo's id, as virt-inspector's <osinfo> ("unknown" when it has none).
+        let osinfo = format!("  osinfo: {}", os.osinfo.as_deref().unwrap_or("unknown"));
         if let Some(l) = &os.linux {
             let name = if l.name.is_empty() {
                 &l.distro
@@ -106,6 +108,7 @@ fn print_human(ins: &Inspection) {
                 &l.name
             };
             println!("  distribution: {name} {} ({})", l.version, l.distro);
+            println!("{osinfo}");
             let arch = l.arch.as_deref().unwrap_or("unknown architecture");
             match l.bits {
                 Some(b) => println!("  architecture: {arch} ({b}-bit)"),
@@ -140,6 +143,7 @@ fn print_human(ins: &Inspection) {
                 "  product: {} (version {}, build {})",
                 w.product_name, w.version, w.build
             );
+            println!("{osinfo}");
             println!("  edition: {}", if w.server { "server" } else { "client" });
             let arch = w.arch.as_deref().unwrap_or("unknown architecture");
             match w.bits {
