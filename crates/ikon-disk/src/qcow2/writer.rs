@@ -4,14 +4,23 @@
 //! refcount block placed inline at the first cluster of every range it covers (written when
 //! the allocation cursor leaves the range). Memory holds one L2 table, one refcount block,
 //! the L1 table and the refcount table, whatever the image size. Compressed clusters are
-//! compressed on every core and packed back to back.
+//! compressed by a pool of workers on every core (while the source is still being read) and
+//! packed back to back in guest order.
 
 use super::header::{self, CompressionType};
 use super::io::{L2_COMPRESSED, L2_COPIED};
+use crate::deflate::{self, Framing};
 use crate::error::{Error, Result};
+use crate::pool::OrderedPool;
 use crate::storage::Storage;
-use crate::writer::{par_map_units, Compression, CreateOptions, ImageWriter};
+use crate::writer::{Compression, CreateOptions, ImageWriter};
+use std::cell::RefCell;
 use std::sync::Arc;
+
+/// A compression job: guest cluster and its bytes.
+type Job = (u64, Vec<u8>);
+/// Its result: guest cluster, its bytes, and their compressed form when that saves space.
+type Packed = (u64, Vec<u8>, Option<Vec<u8>>);
 
 /// Refcount width Ikon writes (refcount_order 4, as qemu's default).
 const REFCOUNT_BITS: u64 = 16;
@@ -27,11 +36,52 @@ struct Alloc {
     table: Vec<u64>,
     /// Index and contents of the block in memory.
     cur: Option<(u64, Vec<u16>)>,
+    /// Unused tails of host clusters that hold compressed data, left behind when a plain
+    /// cluster or a table needed a whole cluster: later compressed clusters that fit go there
+    /// (as qemu keeps filling its partly used compressed cluster).
+    holes: Vec<(u64, u64)>,
 }
+
+/// Most cluster tails [`Alloc`] remembers for compressed data; the smallest is forgotten.
+const MAX_HOLES: usize = 16;
 
 impl Alloc {
     fn align(&mut self) {
-        self.cursor = self.cursor.div_ceil(self.cs) * self.cs;
+        let end = self.cursor.div_ceil(self.cs) * self.cs;
+        if end > self.cursor {
+            self.holes.push((self.cursor, end));
+            if self.holes.len() > MAX_HOLES {
+                if let Some(i) = (0..self.holes.len()).min_by_key(|&i| {
+                    let (s, e) = self.holes[i];
+                    e - s
+                }) {
+                    self.holes.swap_remove(i);
+                }
+            }
+        }
+        self.cursor = end;
+    }
+
+    /// `len` bytes from a remembered cluster tail whose refcount block is the one in memory
+    /// (the cluster gets one more reference), if one has room.
+    fn take_hole(&mut self, len: u64) -> Result<Option<u64>> {
+        let loaded = self.cur.as_ref().map(|(i, _)| *i);
+        let cs = self.cs;
+        let per_block = self.per_block;
+        let found = self
+            .holes
+            .iter()
+            .position(|&(s, e)| e - s >= len && loaded == Some(s / cs / per_block));
+        let Some(i) = found else {
+            return Ok(None);
+        };
+        let start = self.holes[i].0;
+        self.holes[i].0 += len;
+        if self.holes[i].1 - self.holes[i].0 < 512 {
+            self.holes.swap_remove(i);
+        }
+        self.count(start / cs)?;
+        Ok(Some(start))
     }
 
     fn block_of(&self, cluster: u64) -> u64 {
@@ -113,6 +163,9 @@ impl Alloc {
     /// Allocate `len` contiguous bytes for a compressed cluster; every host cluster it
     /// touches gets one reference.
     fn bytes(&mut self, len: u64) -> Result<u64> {
+        if let Some(at) = self.take_hole(len)? {
+            return Ok(at);
+        }
         loop {
             let start = self.cursor;
             let end = start + len;
@@ -155,6 +208,8 @@ pub struct Qcow2Writer {
     ext: bool,
     compress: Option<Compression>,
     threads: usize,
+    /// Compression workers, started at the first compressed cluster.
+    pool: Option<OrderedPool<Job, Packed>>,
     l1: Vec<u64>,
     l1_off: u64,
     /// Current L2 table: L1 index, host offset, entries (two words each with extended L2).
@@ -206,6 +261,7 @@ impl Qcow2Writer {
             cursor: 0,
             per_block: cs * 8 / REFCOUNT_BITS,
             table: Vec::new(),
+            holes: Vec::new(),
             cur: None,
         };
         // Header cluster and L1 table first; the first refcount block follows them.
@@ -230,6 +286,7 @@ impl Qcow2Writer {
             ext,
             compress: o.compress.then_some(o.compression),
             threads: o.threads.max(1),
+            pool: None,
             l1: vec![0; usize::try_from(l1_size).unwrap_or(0)],
             l1_off: cs,
             l2: None,
@@ -317,17 +374,43 @@ impl Qcow2Writer {
         Ok(())
     }
 
+    /// Queue every cluster of `data` for compression; clusters whose compression is done are
+    /// stored now, the rest at a later call or in [`Self::drain_compressed`].
     fn write_compressed(&mut self, gc0: u64, data: &[u8]) -> Result<()> {
-        let cs = self.cs();
-        let algo = self.compress.unwrap_or(Compression::Zlib);
-        let unit = usize::try_from(cs).unwrap_or(usize::MAX);
-        let packed = par_map_units(data, unit, self.threads, |c| {
-            compress_cluster(c, unit, algo)
-        })?;
-        for (i, p) in packed.into_iter().enumerate() {
-            let gc = gc0 + i as u64;
+        let unit = usize::try_from(self.cs()).unwrap_or(usize::MAX);
+        if self.pool.is_none() {
+            let algo = self.compress.unwrap_or(Compression::Zlib);
+            self.pool = Some(OrderedPool::new(self.threads, move |(gc, c): Job| {
+                let z = compress_cluster(&c, unit, algo)?;
+                Ok((gc, c, z))
+            })?);
+        }
+        for (i, c) in data.chunks(unit).enumerate() {
+            let job = (gc0 + i as u64, c.to_vec());
+            let ready = match self.pool.as_mut() {
+                Some(pool) => pool.submit(job)?,
+                None => Vec::new(),
+            };
+            self.store_packed(ready)?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the compression workers and store what they still hold.
+    fn drain_compressed(&mut self) -> Result<()> {
+        if let Some(mut pool) = self.pool.take() {
+            let rest = pool.drain()?;
+            self.store_packed(rest)?;
+        }
+        Ok(())
+    }
+
+    /// Store compressed clusters (packed back to back) or, where compression saved nothing,
+    /// the plain cluster.
+    fn store_packed(&mut self, packed: Vec<Packed>) -> Result<()> {
+        for (gc, plain, z) in packed {
             self.l2_for(gc)?;
-            match p {
+            match z {
                 Some(z) => {
                     let host = self.alloc.bytes(z.len() as u64)?;
                     self.alloc.storage.write_all_at(&z, host)?;
@@ -335,11 +418,7 @@ impl Qcow2Writer {
                     let sectors = (host + z.len() as u64 - 1) / 512 - host / 512;
                     self.set_entry(gc, L2_COMPRESSED | (sectors << x) | host, 0);
                 }
-                None => {
-                    let s = i * unit;
-                    let e = (s + unit).min(data.len());
-                    self.write_plain(gc, &data[s..e])?;
-                }
+                None => self.write_plain(gc, &plain)?,
             }
         }
         Ok(())
@@ -374,6 +453,11 @@ impl Qcow2Writer {
     }
 }
 
+thread_local! {
+    /// Each compression worker's zstd context (default level), reused between clusters.
+    static ZSTD: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+}
+
 /// Compress one cluster; None when compression does not save space (stored plainly).
 fn compress_cluster(c: &[u8], unit: usize, algo: Compression) -> Result<Option<Vec<u8>>> {
     // The last cluster of an odd-sized disk is compressed as a full, zero-padded cluster.
@@ -391,17 +475,22 @@ fn compress_cluster(c: &[u8], unit: usize, algo: Compression) -> Result<Option<V
     }
     let out = match algo {
         Compression::Zlib => {
-            let mut z =
-                flate2::Compress::new_with_window_bits(flate2::Compression::default(), false, 12);
-            let mut out = Vec::with_capacity(unit);
-            match z.compress_vec(input, &mut out, flate2::FlushCompress::Finish) {
-                Ok(flate2::Status::StreamEnd) => out,
-                _ => return Ok(None),
+            match deflate::compress(input, Framing::Qcow2, deflate::QCOW2_LEVEL, unit) {
+                Some(out) => out,
+                None => return Ok(None),
             }
         }
-        Compression::Zstd => {
-            zstd::bulk::compress(input, 0).map_err(|e| Error::io(e, "zstd compression"))?
-        }
+        Compression::Zstd => ZSTD.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let z = match slot.as_mut() {
+                Some(z) => z,
+                None => slot.insert(
+                    zstd::bulk::Compressor::new(0).map_err(|e| Error::io(e, "zstd compression"))?,
+                ),
+            };
+            z.compress(input)
+                .map_err(|e| Error::io(e, "zstd compression"))
+        })?,
     };
     Ok((out.len() < unit - 512).then_some(out))
 }
@@ -432,6 +521,7 @@ impl ImageWriter for Qcow2Writer {
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
+        self.drain_compressed()?;
         self.flush_l2()?;
         let cs = self.cs();
         // L1 table (reserved at creation).

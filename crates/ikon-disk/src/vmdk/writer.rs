@@ -9,11 +9,15 @@ use super::sparse::{
     FLAG_COMPRESSED, FLAG_MARKERS, FLAG_NEWLINE_TEST, FLAG_REDUNDANT_GT, GD_AT_END, GTES_PER_GT,
     MAGIC, SECTOR,
 };
+use crate::deflate::{self, Framing};
 use crate::error::{Error, Result};
+use crate::pool::OrderedPool;
 use crate::storage::Storage;
-use crate::writer::{par_map, CreateOptions, ImageWriter};
-use std::io::Write;
+use crate::writer::{CreateOptions, ImageWriter};
 use std::sync::Arc;
+
+/// A grain to compress (grain number, bytes) and its finished record (grain number, bytes).
+type Grain = (u64, Vec<u8>);
 
 /// Sectors reserved for the embedded descriptor (as qemu).
 const DESC_SECTORS: u64 = 20;
@@ -169,6 +173,7 @@ pub fn create(storage: Arc<dyn Storage>, o: &CreateOptions) -> Result<Box<dyn Im
                 size: o.size,
                 grain,
                 threads: o.threads.max(1),
+                pool: None,
                 cursor: overhead,
                 gd: vec![0; usize::try_from(gts).unwrap_or(0)],
                 cur: None,
@@ -269,6 +274,8 @@ struct StreamWriter {
     size: u64,
     grain: u64,
     threads: usize,
+    /// Compression workers, started at the first grain.
+    pool: Option<OrderedPool<Grain, Grain>>,
     cursor: u64,
     gd: Vec<u32>,
     cur: OpenGt,
@@ -304,20 +311,23 @@ impl StreamWriter {
 /// Compress one grain as a zlib stream (padded to a full grain) behind its grain marker,
 /// padded to whole sectors.
 fn grain_record(lba: u64, data: &[u8], grain: usize) -> Result<Vec<u8>> {
-    // Incompressible grains still have to be deflate streams: store them (level 0).
-    let level = if crate::compressible::incompressible(data) {
-        flate2::Compression::none()
+    let padded;
+    let input = if data.len() < grain {
+        let mut v = data.to_vec();
+        v.resize(grain, 0);
+        padded = v;
+        &padded[..]
     } else {
-        flate2::Compression::default()
+        data
     };
-    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(grain / 2 + 64), level);
-    z.write_all(data)
-        .map_err(|e| Error::io(e, "vmdk compression"))?;
-    if data.len() < grain {
-        z.write_all(&vec![0u8; grain - data.len()])
-            .map_err(|e| Error::io(e, "vmdk compression"))?;
-    }
-    let body = z.finish().map_err(|e| Error::io(e, "vmdk compression"))?;
+    // Incompressible grains still have to be zlib streams: store them (level 0).
+    let level = if crate::compressible::incompressible(input) {
+        0
+    } else {
+        deflate::VMDK_LEVEL
+    };
+    let body = deflate::compress(input, Framing::Zlib, level, grain + grain / 64 + 64)
+        .ok_or_else(|| Error::invalid("vmdk compression did not finish"))?;
     let mut rec = Vec::with_capacity(body.len() + 512);
     rec.extend_from_slice(&lba.to_le_bytes());
     rec.extend_from_slice(
@@ -328,6 +338,38 @@ fn grain_record(lba: u64, data: &[u8], grain: usize) -> Result<Vec<u8>> {
     rec.extend_from_slice(&body);
     rec.resize(rec.len().div_ceil(512) * 512, 0);
     Ok(rec)
+}
+
+impl StreamWriter {
+    /// Append finished grain records (one write for the lot) and enter them in their grain
+    /// tables.
+    fn store_records(&mut self, records: Vec<Grain>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(records.iter().map(|r| r.1.len()).sum());
+        let start = self.cursor;
+        let mut entries = Vec::with_capacity(records.len());
+        for (g, r) in &records {
+            entries.push((*g, start + (buf.len() as u64) / SECTOR));
+            buf.extend_from_slice(r);
+        }
+        self.storage.write_all_at(&buf, start * SECTOR)?;
+        self.cursor += buf.len() as u64 / SECTOR;
+        for (g, sector) in entries {
+            let i = g / GTES_PER_GT;
+            if self.cur.as_ref().map(|c| c.0) != Some(i) {
+                // Grain tables go after the grains they describe; the GT of a finished range
+                // is written here, behind the grains just stored.
+                self.flush_gt()?;
+                self.cur = Some((i, vec![0; 512]));
+            }
+            if let Some((_, gt)) = self.cur.as_mut() {
+                gt[usize::try_from(g % GTES_PER_GT).unwrap_or(0)] = sector_u32(sector)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ImageWriter for StreamWriter {
@@ -342,41 +384,27 @@ impl ImageWriter for StreamWriter {
         }
         let unit = usize::try_from(self.grain).unwrap_or(usize::MAX);
         let gs = self.grain / SECTOR;
-        let first = offset / self.grain;
-        let chunks: Vec<(u64, &[u8])> = data
-            .chunks(unit)
-            .enumerate()
-            .map(|(k, c)| (first + k as u64, c))
-            .collect();
-        let records = par_map(&chunks, self.threads, |(g, chunk)| {
-            grain_record(g * gs, chunk, unit)
-        })?;
-        // Write the records with as few calls as possible: one buffer per run.
-        let mut buf = Vec::with_capacity(records.iter().map(Vec::len).sum());
-        let start = self.cursor;
-        let mut entries = Vec::with_capacity(records.len());
-        for r in &records {
-            entries.push(start + (buf.len() as u64) / SECTOR);
-            buf.extend_from_slice(r);
+        if self.pool.is_none() {
+            self.pool = Some(OrderedPool::new(self.threads, move |(g, chunk): Grain| {
+                Ok((g, grain_record(g * gs, &chunk, unit)?))
+            })?);
         }
-        self.storage.write_all_at(&buf, start * SECTOR)?;
-        self.cursor += buf.len() as u64 / SECTOR;
-        for (k, sector) in entries.into_iter().enumerate() {
-            let g = first + k as u64;
-            let i = g / GTES_PER_GT;
-            if self.cur.as_ref().map(|c| c.0) != Some(i) {
-                // Grain tables go after the grains they describe; the GT of a finished range
-                // is written here, behind the grains just stored.
-                self.flush_gt()?;
-                self.cur = Some((i, vec![0; 512]));
-            }
-            if let Some((_, gt)) = self.cur.as_mut() {
-                gt[usize::try_from(g % GTES_PER_GT).unwrap_or(0)] = sector_u32(sector)?;
-            }
+        let first = offset / self.grain;
+        for (k, chunk) in data.chunks(unit).enumerate() {
+            let job = (first + k as u64, chunk.to_vec());
+            let ready = match self.pool.as_mut() {
+                Some(pool) => pool.submit(job)?,
+                None => Vec::new(),
+            };
+            self.store_records(ready)?;
         }
         Ok(())
     }
     fn finish(mut self: Box<Self>) -> Result<()> {
+        if let Some(mut pool) = self.pool.take() {
+            let rest = pool.drain()?;
+            self.store_records(rest)?;
+        }
         self.flush_gt()?;
         let gd_sectors = (self.gd.len() as u64 * 4).div_ceil(SECTOR);
         self.storage
