@@ -4,6 +4,11 @@
 //! disk twice. When the follower punched the spool, the file exists only in the store: the
 //! result then carries it as a disk of the store and the spool is dropped (it can never be
 //! resumed; a retry downloads again, without rewriting chunks the store already has).
+//!
+//! A process that dies while following leaves a spool whose punched ranges read as zeros.
+//! A marker file beside the spool says it is being followed (removed when a follow ends
+//! without punching); an attempt that finds it starts the download over instead of resuming
+//! onto the holes.
 
 use crate::fetch::{FetchError, Fetched, UNWRITTEN_MAX};
 use crate::source::Source;
@@ -43,7 +48,14 @@ pub async fn download_following(
     dest: &Path,
     report: &(dyn Fn(u64, Option<u64>) + Send + Sync),
 ) -> Result<Downloaded, DownloadError> {
-    let follower = follower(session, dest).await;
+    let marker = marker_path(dest);
+    if tokio::fs::try_exists(&marker).await.unwrap_or(true) {
+        // An earlier process followed this spool and died: never resume onto its holes.
+        drop_spool(dest).await;
+    }
+    // Without the marker on disk the spool is not punched (a crash could not be told apart).
+    let punch = tokio::fs::write(&marker, b"").await.is_ok();
+    let follower = follower(session, dest, punch).await;
     let progress = |n: u64, total: Option<u64>| {
         report(n, total);
         if let Some(f) = &follower {
@@ -56,11 +68,15 @@ pub async fn download_following(
         None => Some(ikon_store::Followed::default()),
     };
     match followed {
-        Some(f) if !f.punched => Ok(Downloaded {
-            fetched: fetched?,
-            known: f.known,
-            stored: None,
-        }),
+        Some(f) if !f.punched => {
+            // Nothing was punched: the spool is whole and a later attempt may resume it.
+            let _ = tokio::fs::remove_file(&marker).await;
+            Ok(Downloaded {
+                fetched: fetched?,
+                known: f.known,
+                stored: None,
+            })
+        }
         punched => {
             // The spool lacks the punched ranges: it is never resumed, whatever happens next.
             let built = stored_file(session, dest, punched, fetched).await;
@@ -98,17 +114,29 @@ async fn stored_file(
     })
 }
 
-/// Removes a spool file and its resume validator.
+/// Removes a spool file, its resume validator and its follow marker.
 pub async fn drop_spool(dest: &Path) {
     let _ = tokio::fs::remove_file(dest).await;
     let mut v = dest.as_os_str().to_owned();
     v.push(".validator");
     let _ = tokio::fs::remove_file(PathBuf::from(v)).await;
+    let _ = tokio::fs::remove_file(marker_path(dest)).await;
+}
+
+/// The marker saying a follower may have punched `dest` (see the module header).
+fn marker_path(dest: &Path) -> PathBuf {
+    let mut m = dest.as_os_str().to_owned();
+    m.push(".following");
+    PathBuf::from(m)
 }
 
 /// Starts storing the spool's chunks as they arrive (see `ikon_store::Follower`); `None`
 /// if the spool cannot be opened (the chunks are then stored after the download).
-async fn follower(session: &ikon_store::WriteSession, dest: &Path) -> Option<ikon_store::Follower> {
+async fn follower(
+    session: &ikon_store::WriteSession,
+    dest: &Path,
+    punch: bool,
+) -> Option<ikon_store::Follower> {
     tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -121,5 +149,5 @@ async fn follower(session: &ikon_store::WriteSession, dest: &Path) -> Option<iko
         .map(usize::from)
         .unwrap_or(2)
         .min(8);
-    session.follow(dest.to_path_buf(), threads, true).ok()
+    session.follow(dest.to_path_buf(), threads, punch).ok()
 }

@@ -357,3 +357,60 @@ async fn s3_source_streams_and_resumes() {
     ));
     let _ = std::fs::remove_file(&d);
 }
+
+/// A process killed while its follower punched the spool leaves holes that read as zeros,
+/// the validator and the follow marker. The next attempt must not resume onto the holes.
+#[tokio::test]
+async fn a_spool_left_by_a_dead_follower_is_not_resumed() {
+    use ikon_transfer::download::download_following;
+    use ikon_transfer::source::HttpSource;
+    let srv = server().await;
+    let d = dest("dead-follower");
+    let store_dir = std::env::temp_dir().join(format!("ikon-fetch-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let store = ikon_store::Store::open_local(&store_dir, 1 << 20)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = store.begin_write().await.unwrap_or_else(|e| panic!("{e}"));
+    // What the dead process left: the first 2 MiB punched (zeros), the validator it saved
+    // and its marker.
+    let mut partial = payload();
+    partial.truncate(2 << 20);
+    partial[..1 << 20].fill(0);
+    std::fs::write(&d, &partial).unwrap_or_else(|e| panic!("{e}"));
+    let mut v = d.as_os_str().to_owned();
+    v.push(".validator");
+    std::fs::write(&v, "\"v1\"").unwrap_or_else(|e| panic!("{e}"));
+    let mut m = d.as_os_str().to_owned();
+    m.push(".following");
+    std::fs::write(&m, "").unwrap_or_else(|e| panic!("{e}"));
+
+    let source = HttpSource {
+        url: format!("http://127.0.0.1:{}/file", srv.port),
+        options: opts(&["127.0.0.1"], 1 << 30),
+    };
+    let got = download_following(&session, &source, &d, &noop)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut file = vec![0u8; 3 << 20];
+    match &got.stored {
+        Some(disk) => {
+            use ikon_disk::BlockDevice;
+            disk.read_exact_at(&mut file, 0)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        None => file = std::fs::read(&d).unwrap_or_default(),
+    }
+    assert!(
+        file == payload(),
+        "the download resumed onto the dead follower's holes"
+    );
+    let hits = srv.hits.lock().map(|h| h.clone()).unwrap_or_default();
+    assert_eq!(hits[0].1, None, "the first request starts over: {hits:?}");
+    ikon_transfer::download::drop_spool(&d).await;
+    assert!(
+        !std::path::Path::new(&m).exists(),
+        "the marker goes with the spool"
+    );
+    let _ = std::fs::remove_dir_all(&store_dir);
+}
