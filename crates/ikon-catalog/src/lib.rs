@@ -22,7 +22,9 @@ pub use accounts::{Account, ApiKey};
 pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageOs, ImageQuery, NewImage, Share};
 pub use instances::{Disk, Instance, ResourceQuery, Snapshot};
 pub use market::{Listing, Usage};
-pub use tasks::{ImageChange, NewTask, Task, TaskOutcome, TaskQuery, TaskState};
+pub use tasks::{
+    ImageChange, Inserted, NewTask, Task, TaskOutcome, TaskQuery, TaskStart, TaskState,
+};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

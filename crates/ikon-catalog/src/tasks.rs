@@ -3,6 +3,7 @@
 //! after `max_attempts` claims it fails terminally with a reason. Every transition is a
 //! conditional update on (`state`, `lease_owner`), so two workers can never both own a task.
 
+use crate::images::NewImage;
 use crate::sql::Sql;
 use crate::{Catalog, Error, Result};
 use sqlx::any::AnyRow;
@@ -180,29 +181,75 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
     })
 }
 
+/// How a task starts when it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStart<'a> {
+    /// PENDING: the runner claims it.
+    Pending,
+    /// RUNNING, already claimed by `worker` (who runs it in-process, e.g. an admin command):
+    /// no other worker can take it while the lease is renewed, and if the worker dies the
+    /// lease runs out and recovery fails it.
+    Claimed {
+        /// The claiming worker.
+        worker: &'a str,
+        /// Seconds the first lease lasts.
+        lease_secs: i64,
+    },
+}
+
+/// What [`Catalog::insert_images_with_task`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Every image and the task are stored.
+    All,
+    /// Image `i` found its owner's quota used up: nothing is stored.
+    QuotaFull(usize),
+    /// Image `i`'s name is taken in its owner's region: nothing is stored.
+    NameTaken(usize),
+}
+
+/// Stores `t` inside `tx`.
+async fn insert_task_tx(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    t: &NewTask,
+    start: TaskStart<'_>,
+    now: i64,
+) -> Result<()> {
+    let (state, attempts, owner, until) = match start {
+        TaskStart::Pending => ("PENDING", 0i64, "", 0i64),
+        TaskStart::Claimed { worker, lease_secs } => ("RUNNING", 1, worker, now + lease_secs),
+    };
+    sqlx::query(
+        "INSERT INTO tasks (task_id, kind, account_id, region, resource_id, payload, state,
+         attempts, max_attempts, lease_owner, lease_until, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(&t.task_id)
+    .bind(&t.kind)
+    .bind(&t.account_id)
+    .bind(&t.region)
+    .bind(&t.resource_id)
+    .bind(&t.payload)
+    .bind(state)
+    .bind(attempts)
+    .bind(t.max_attempts)
+    .bind(owner)
+    .bind(until)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Catalog {
     /// Enqueues a task.
     pub async fn enqueue_task(&self, t: &NewTask, now: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tasks (task_id, kind, account_id, region, resource_id, payload, state,
-             max_attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, $8, $8)",
-        )
-        .bind(&t.task_id)
-        .bind(&t.kind)
-        .bind(&t.account_id)
-        .bind(&t.region)
-        .bind(&t.resource_id)
-        .bind(&t.payload)
-        .bind(t.max_attempts)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.insert_images_with_task(&[], t, TaskStart::Pending, now)
+            .await
+            .map(|_| ())
     }
 
-    /// Enqueues a task already claimed by `worker` (who runs it in-process, e.g. an admin
-    /// command): no other worker can take it while the lease is renewed, and if the worker
-    /// dies the lease runs out and recovery fails it.
+    /// Enqueues a task already claimed by `worker` (see [`TaskStart::Claimed`]).
     pub async fn enqueue_claimed_task(
         &self,
         t: &NewTask,
@@ -210,24 +257,38 @@ impl Catalog {
         lease_secs: i64,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tasks (task_id, kind, account_id, region, resource_id, payload, state,
-             attempts, max_attempts, lease_owner, lease_until, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', 1, $7, $8, $9, $10, $10)",
-        )
-        .bind(&t.task_id)
-        .bind(&t.kind)
-        .bind(&t.account_id)
-        .bind(&t.region)
-        .bind(&t.resource_id)
-        .bind(&t.payload)
-        .bind(t.max_attempts)
-        .bind(worker)
-        .bind(now + lease_secs)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let start = TaskStart::Claimed { worker, lease_secs };
+        self.insert_images_with_task(&[], t, start, now)
+            .await
+            .map(|_| ())
+    }
+
+    /// Stores new images (each reserving a unit of its owner's quota when given one, as
+    /// [`Catalog::insert_image`]) and the task that will finish them, in one transaction:
+    /// a crash never leaves an image waiting for a task that does not exist. When an image
+    /// cannot be stored, nothing is.
+    pub async fn insert_images_with_task(
+        &self,
+        images: &[(&NewImage, Option<i64>)],
+        task: &NewTask,
+        start: TaskStart<'_>,
+        now: i64,
+    ) -> Result<Inserted> {
+        let mut tx = self.begin().await?;
+        for (i, (img, quota)) in images.iter().enumerate() {
+            match crate::images::insert_image_tx(&mut tx, img, *quota).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Inserted::QuotaFull(i)),
+                Err(Error::Conflict(_)) => return Ok(Inserted::NameTaken(i)),
+                Err(e) => return Err(e),
+            }
+        }
+        insert_task_tx(&mut tx, task, start, now).await?;
+        if !images.is_empty() {
+            crate::images::bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Inserted::All)
     }
 
     /// One task by id.

@@ -586,6 +586,105 @@ async fn task_leases(c: Catalog) {
 }
 both!(task_leases_on_both_engines, task_leases);
 
+/// Images and the task that finishes them are stored together or not at all.
+async fn images_and_their_task_are_one_write(c: Catalog) {
+    use ikon_catalog::{Inserted, TaskStart};
+    let mut a = image("img-atom0001", "PRIVATE", "gina", "ap-guangzhou", "a", 1);
+    a.state = "IMPORTING".into();
+    let mut b = image("img-atom0002", "PRIVATE", "gina", "ap-guangzhou", "b", 1);
+    b.state = "IMPORTING".into();
+    // The second image is over quota (one unit left): neither image nor the task is stored,
+    // and the first image's unit is not kept.
+    assert!(c
+        .insert_image(
+            &image("img-atom0000", "PRIVATE", "gina", "ap-guangzhou", "z", 1),
+            Some(2)
+        )
+        .await
+        .unwrap_or(false));
+    let got = c
+        .insert_images_with_task(
+            &[(&a, Some(2)), (&b, Some(2))],
+            &task("task-atom0001", "img-atom0001"),
+            TaskStart::Pending,
+            100,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, Inserted::QuotaFull(1));
+    assert!(c
+        .image("img-atom0001")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    assert!(c
+        .task("task-atom0001")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    assert_eq!(c.quota_used("gina", "ap-guangzhou").await.unwrap_or(-1), 1);
+    // A taken name: the same.
+    b.name = "z".into();
+    let got = c
+        .insert_images_with_task(
+            &[(&a, None), (&b, None)],
+            &task("task-atom0002", "img-atom0001"),
+            TaskStart::Pending,
+            100,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, Inserted::NameTaken(1));
+    assert!(c
+        .image("img-atom0001")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    assert!(c
+        .task("task-atom0002")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    // Both fit: both images and the claimed task are stored.
+    b.name = "b".into();
+    let got = c
+        .insert_images_with_task(
+            &[(&a, Some(3)), (&b, None)],
+            &task("task-atom0003", "img-atom0001"),
+            TaskStart::Claimed {
+                worker: "admin-1",
+                lease_secs: 30,
+            },
+            100,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, Inserted::All);
+    assert!(c
+        .image("img-atom0002")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_some());
+    let t = c
+        .task("task-atom0003")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no task"));
+    assert_eq!(t.state, ikon_catalog::TaskState::Running);
+    assert_eq!(t.lease_owner, "admin-1");
+    // Claimed: no other worker can take it while its lease runs.
+    assert!(c
+        .claim_task("w9", &["import"], 10, 101)
+        .await
+        .unwrap_or(None)
+        .is_none());
+    assert_eq!(c.quota_used("gina", "ap-guangzhou").await.unwrap_or(-1), 2);
+}
+both!(
+    images_and_their_task_are_one_write_on_both_engines,
+    images_and_their_task_are_one_write
+);
+
 async fn accounts_and_schema(c: Catalog) {
     let a = ikon_catalog::Account {
         account_id: "100000000001".into(),

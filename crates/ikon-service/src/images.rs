@@ -681,9 +681,9 @@ impl crate::facets::Images<'_> {
         }))
     }
 
-    /// Stores a new image record. Custom images count against the owner's quota in the
-    /// image's region (refused when it is used up); names are unique per owner and region.
-    pub async fn add_image(&self, img: &NewImage) -> Result<()> {
+    /// Checks a new image's stored fields against the policy; returns the quota it counts
+    /// against (custom images only).
+    fn admit_new(&self, img: &NewImage) -> Result<Option<i64>> {
         self.check_name(&img.name)?;
         // A stored description may have come from elsewhere (a copied or published image):
         // only its length is held to the policy here; changes are checked in full.
@@ -695,23 +695,54 @@ impl crate::facets::Images<'_> {
             ));
         }
         self.check_region(&img.region)?;
-        let quota = (crate::ImageKind::of(&img.kind) == crate::ImageKind::Private)
-            .then_some(self.config().limits.custom_images_per_region);
+        Ok(
+            (crate::ImageKind::of(&img.kind) == crate::ImageKind::Private)
+                .then_some(self.config().limits.custom_images_per_region),
+        )
+    }
+
+    fn quota_full(&self, img: &NewImage) -> Error {
+        Error::new(
+            ErrorKind::ImageQuotaExceeded,
+            format!(
+                "custom image quota reached: at most {} custom images per account in region {}",
+                self.config().limits.custom_images_per_region,
+                img.region
+            ),
+        )
+    }
+
+    /// Stores a new image, reserving a unit of its owner's quota when it is a custom image.
+    pub async fn add_image(&self, img: &NewImage) -> Result<()> {
+        let quota = self.admit_new(img)?;
         match self.catalog().insert_image(img, quota).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::new(
-                ErrorKind::ImageQuotaExceeded,
-                format!(
-                    "custom image quota reached: at most {} custom images per account in region {}",
-                    self.config().limits.custom_images_per_region,
-                    img.region
-                ),
-            )),
-            Err(ikon_catalog::Error::Conflict(_)) => Err(Error::new(
-                ErrorKind::NameDuplicate,
-                format!("an image named {:?} already exists", img.name),
-            )),
+            Ok(false) => Err(self.quota_full(img)),
+            Err(ikon_catalog::Error::Conflict(_)) => Err(name_taken(img)),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores new images and the task that will finish them in one write (see
+    /// `Catalog::insert_images_with_task`): all of them, or none with the first refusal.
+    pub(crate) async fn add_images_with_task(
+        &self,
+        imgs: &[NewImage],
+        task: &ikon_catalog::NewTask,
+        start: ikon_catalog::TaskStart<'_>,
+    ) -> Result<()> {
+        let mut rows = Vec::with_capacity(imgs.len());
+        for img in imgs {
+            rows.push((img, self.admit_new(img)?));
+        }
+        let done = self
+            .catalog()
+            .insert_images_with_task(&rows, task, start, ids::now())
+            .await?;
+        match done {
+            ikon_catalog::Inserted::All => Ok(()),
+            ikon_catalog::Inserted::QuotaFull(i) => Err(self.quota_full(&imgs[i])),
+            ikon_catalog::Inserted::NameTaken(i) => Err(name_taken(&imgs[i])),
         }
     }
 
@@ -738,4 +769,12 @@ impl crate::facets::Images<'_> {
             ))
         }
     }
+}
+
+/// The refusal of a new image whose name is taken in its owner's region.
+fn name_taken(img: &NewImage) -> Error {
+    Error::new(
+        ErrorKind::NameDuplicate,
+        format!("an image named {:?} already exists", img.name),
+    )
 }

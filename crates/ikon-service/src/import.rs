@@ -24,7 +24,7 @@ pub use task::ImportHandler;
 
 use crate::images::state;
 use crate::{ids, Caller, Error, ErrorKind, Result, Service};
-use ikon_catalog::Image;
+use ikon_catalog::{Image, TaskStart};
 use ikon_guest::rules::RulesConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -397,7 +397,6 @@ impl crate::facets::Transfers<'_> {
             version: 1,
             tags: req.tags.clone(),
         };
-        self.images().add_image(&img).await?;
         let payload = serde_json::to_value(Payload {
             url: req.url.trim().to_string(),
             data_urls: req
@@ -411,20 +410,19 @@ impl crate::facets::Transfers<'_> {
             license_type: license,
         })
         .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?;
-        if let Err(e) = self
-            .submit_task(
-                caller,
-                IMPORT_KIND,
-                &img.image_id,
-                &payload,
-                IMPORT_ATTEMPTS,
-            )
-            .await
-        {
-            self.fail_import(std::slice::from_ref(&img.image_id), &e.message)
-                .await;
-            return Err(e);
-        }
+        // The image and its task in one write: a crash never leaves an IMPORTING image that
+        // no task will finish.
+        let task = crate::tasks::new_task(
+            caller,
+            IMPORT_KIND,
+            &img.image_id,
+            &payload,
+            IMPORT_ATTEMPTS,
+        );
+        self.images()
+            .add_images_with_task(std::slice::from_ref(&img), &task, TaskStart::Pending)
+            .await?;
+        self.wake_runner();
         Ok(Some(img.image_id))
     }
 

@@ -286,9 +286,11 @@ impl crate::facets::Admin<'_> {
                 .map(|i| format!("{}-{i:05}", req.name))
                 .collect()
         };
-        // Rows first, IMPORTING: the quota is reserved and a crash leaves a visible,
-        // deletable record instead of a NORMAL image without data.
-        let mut image_ids = Vec::with_capacity(names.len());
+        // Rows first, IMPORTING, stored with their claimed task in one write: the quota is
+        // reserved, and if this process dies the task's lease runs out and the server's task
+        // runner marks them IMPORTFAILED (see `PublishHandler`), never leaving a NORMAL image
+        // without data nor an IMPORTING one that nothing will finish.
+        let mut images = Vec::with_capacity(names.len());
         for name in &names {
             let img = Image {
                 image_id: ids::new_id("img"),
@@ -334,11 +336,9 @@ impl crate::facets::Admin<'_> {
                 version: 1,
                 tags: vec![],
             };
-            self.images().add_image(&img).await?;
-            image_ids.push(img.image_id);
+            images.push(img);
         }
-        // A durable task owned by this process: if it dies, its lease runs out and the
-        // server's task runner marks these images IMPORTFAILED (see `PublishHandler`).
+        let image_ids: Vec<String> = images.iter().map(|i| i.image_id.clone()).collect();
         let worker = format!("publish-{}", ids::uuid4());
         let task_id = ids::new_id("task");
         let task = ikon_catalog::NewTask {
@@ -352,8 +352,12 @@ impl crate::facets::Admin<'_> {
                     .to_string(),
             max_attempts: 1,
         };
-        self.catalog()
-            .enqueue_claimed_task(&task, &worker, PUBLISH_LEASE, ids::now())
+        let start = ikon_catalog::TaskStart::Claimed {
+            worker: &worker,
+            lease_secs: PUBLISH_LEASE,
+        };
+        self.images()
+            .add_images_with_task(&images, &task, start)
             .await?;
         let beat = {
             let (svc, task_id, worker) = ((**self).clone(), task_id.clone(), worker.clone());

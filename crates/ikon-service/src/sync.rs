@@ -120,8 +120,8 @@ impl Service {
         Ok(())
     }
 
-    /// Marks `src` SYNCING, creates its copies (CREATING) and enqueues the task; undoes
-    /// everything if a copy cannot be created (quota, name).
+    /// Marks `src` SYNCING, then stores its copies (CREATING) with their task in one write;
+    /// puts `src` back to NORMAL if a copy cannot be created (quota, name).
     async fn start_sync(
         &self,
         caller: &Caller,
@@ -147,7 +147,8 @@ impl Service {
             ));
         }
         let now = ids::now();
-        let mut targets: Vec<SyncTarget> = Vec::new();
+        let mut copies = Vec::with_capacity(regions.len());
+        let mut targets: Vec<SyncTarget> = Vec::with_capacity(regions.len());
         for region in regions {
             let copy = crate::Image {
                 image_id: ids::new_id("img"),
@@ -163,40 +164,41 @@ impl Service {
                 version: 1,
                 ..src.clone()
             };
-            if let Err(e) = self.images().add_image(&copy).await {
-                for t in &targets {
-                    let _ = self
-                        .catalog()
-                        .delete_image(&t.image_id, &[state::CREATING])
-                        .await;
-                }
-                let _ = self
-                    .catalog()
-                    .transition_image(
-                        &src.image_id,
-                        &[state::SYNCING],
-                        state::NORMAL,
-                        "",
-                        None,
-                        ids::now(),
-                    )
-                    .await;
-                return Err(e);
-            }
             targets.push(SyncTarget {
                 source: src.image_id.clone(),
                 region: region.clone(),
-                image_id: copy.image_id,
+                image_id: copy.image_id.clone(),
             });
+            copies.push(copy);
         }
         let payload = serde_json::to_value(Payload {
             targets: targets.clone(),
         })
         .map_err(|e| Error::caused_by(ErrorKind::Internal, "internal failure", e))?;
-        let task_id = self
-            .transfers()
-            .submit_task(caller, SYNC_KIND, &src.image_id, &payload, SYNC_ATTEMPTS)
-            .await?;
+        // The copies and their task in one write: all of them or none, and never a copy
+        // that no task will fill.
+        let task =
+            crate::tasks::new_task(caller, SYNC_KIND, &src.image_id, &payload, SYNC_ATTEMPTS);
+        let task_id = task.task_id.clone();
+        if let Err(e) = self
+            .images()
+            .add_images_with_task(&copies, &task, ikon_catalog::TaskStart::Pending)
+            .await
+        {
+            let _ = self
+                .catalog()
+                .transition_image(
+                    &src.image_id,
+                    &[state::SYNCING],
+                    state::NORMAL,
+                    "",
+                    None,
+                    ids::now(),
+                )
+                .await;
+            return Err(e);
+        }
+        self.transfers().wake_runner();
         Ok((task_id, targets))
     }
 

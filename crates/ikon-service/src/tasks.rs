@@ -87,23 +87,15 @@ impl crate::facets::Transfers<'_> {
         payload: &serde_json::Value,
         max_attempts: i64,
     ) -> Result<String> {
-        let task_id = ids::new_id("task");
-        self.catalog()
-            .enqueue_task(
-                &NewTask {
-                    task_id: task_id.clone(),
-                    kind: kind.to_string(),
-                    account_id: caller.account_id.clone(),
-                    region: caller.region.clone(),
-                    resource_id: resource_id.to_string(),
-                    payload: payload.to_string(),
-                    max_attempts,
-                },
-                ids::now(),
-            )
-            .await?;
+        let task = new_task(caller, kind, resource_id, payload, max_attempts);
+        self.catalog().enqueue_task(&task, ids::now()).await?;
+        self.wake_runner();
+        Ok(task.task_id)
+    }
+
+    /// Tells this process's task runner that a task is waiting.
+    pub(crate) fn wake_runner(&self) {
         self.inner.task_wake.notify_one();
-        Ok(task_id)
     }
 
     /// A task by id.
@@ -188,5 +180,24 @@ impl crate::facets::Transfers<'_> {
             return Err(finished());
         }
         self.own_task(caller, task_id).await
+    }
+}
+
+/// A new task (with a fresh id) of `kind` working for `caller` on `resource_id`.
+pub(crate) fn new_task(
+    caller: &Caller,
+    kind: &str,
+    resource_id: &str,
+    payload: &serde_json::Value,
+    max_attempts: i64,
+) -> NewTask {
+    NewTask {
+        task_id: ids::new_id("task"),
+        kind: kind.to_string(),
+        account_id: caller.account_id.clone(),
+        region: caller.region.clone(),
+        resource_id: resource_id.to_string(),
+        payload: payload.to_string(),
+        max_attempts,
     }
 }
