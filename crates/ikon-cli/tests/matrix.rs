@@ -456,3 +456,31 @@ fn errors_found_after_opening_name_the_source() {
         );
     }
 }
+
+#[test]
+fn progress_counts_the_data_not_the_virtual_size() {
+    // 1 MiB of data at the start of a 1 GiB sparse disk: the bar's total is the data.
+    let dir = TempDir::new("progress-data");
+    let src = dir.path("sparse.raw");
+    let mut data = vec![0u8; 1 << 20];
+    Rng::new(7).fill(&mut data);
+    std::fs::write(&src, &data).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let out = dir.path("out.qcow2");
+    let o = ikon(&["img", "convert", "-p", "-O", "qcow2", s(&src), s(&out)]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("/1.00 MiB"),
+        "the bar's total is not the data: {err:?}"
+    );
+    assert!(
+        !err.contains("/1.00 GiB"),
+        "the bar counts the virtual size: {err:?}"
+    );
+}

@@ -169,9 +169,17 @@ pub fn convert(a: &ConvertArgs<'_>) -> Result<u8> {
     let tmp = temp_path(a.dest);
     let result = (|| -> Result<convert::CopyStats> {
         let writer = ikon_disk::create(&tmp, &co)?;
-        let bar = progress::bar(src.len(), a.show_progress);
+        // The bar counts the source's data, the part of the copy that takes time.
+        let data = a
+            .show_progress
+            .then(|| progress::DataProgress::of(src.as_ref()))
+            .flatten();
+        let bar = progress::bar(
+            data.as_ref().map_or(src.len(), |d| d.total),
+            a.show_progress,
+        );
         let stats = convert::convert(src.as_ref(), writer, copy, &mut |done, _| {
-            bar.set_position(done)
+            bar.set_position(data.as_ref().map_or(done, |d| d.at(done)))
         })?;
         bar.finish_and_clear();
         std::fs::rename(&tmp, a.dest)
