@@ -207,6 +207,79 @@ fn publish_quota_and_gc() {
         (g["LiveChunks"].as_u64(), g["DeletedChunks"].as_u64()),
         (Some(3), Some(0))
     );
+    fsck_finds_damage(&data, &runv(with(&["fsck", "--output", "json"])), &|| {
+        runv(with(&["fsck", "--output", "json"]))
+    });
+}
+
+/// `ikon admin fsck` on the store `publish_quota_and_gc` left: clean; then a damaged chunk,
+/// a missing chunk and an orphan are each reported, with exit 1.
+fn fsck_finds_damage(data: &Path, clean: &Output, fsck: &dyn Fn() -> Output) {
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    let f = json(clean);
+    assert_eq!(f["Clean"], true, "{f}");
+    assert_eq!(f["Chunks"].as_u64(), Some(3), "{f}");
+    assert!(f["Manifests"].as_u64().is_some_and(|n| n >= 3), "{f}");
+    assert_eq!(f["OrphanChunks"].as_u64(), Some(0), "{f}");
+    // The chunk files: data/…/chunks/ab/cd/<hash>.
+    let mut chunks = Vec::new();
+    let mut dirs = vec![data.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+        {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.components().any(|c| c.as_os_str() == "chunks")
+                && p.file_name().is_some_and(|n| n.len() == 64)
+            {
+                chunks.push(p);
+            }
+        }
+    }
+    chunks.sort();
+    assert_eq!(chunks.len(), 3, "{chunks:?}");
+    // One flipped byte, one chunk gone, one stray chunk beside them.
+    let mut bytes = std::fs::read(&chunks[0]).unwrap_or_else(|e| panic!("{e}"));
+    bytes[100] ^= 0xff;
+    std::fs::write(&chunks[0], &bytes).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&chunks[1]).unwrap_or_else(|e| panic!("{e}"));
+    let name = chunks[2]
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let last = if name.ends_with('0') { '1' } else { '0' };
+    let stray = chunks[2].with_file_name(format!("{}{last}", &name[..63]));
+    std::fs::copy(&chunks[2], &stray).unwrap_or_else(|e| panic!("{e}"));
+    let o = fsck();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(f["Clean"], false, "{f}");
+    let named = |key: &str, p: &Path| {
+        let h = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        f[key]
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0] == h.as_str())
+    };
+    assert!(named("CorruptChunks", &chunks[0]), "{f}");
+    assert!(named("MissingChunks", &chunks[1]), "{f}");
+    assert_eq!(f["OrphanChunks"].as_u64(), Some(1), "{f}");
 }
 
 #[test]

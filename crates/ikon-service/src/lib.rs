@@ -29,7 +29,7 @@ pub use export::{ExportHandler, ExportRequest, ExportStarted, EXPORT_KIND};
 pub use facets::{Accounts, Admin, Images, Instances, Market, Transfers};
 pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
-pub use ikon_store::Store;
+pub use ikon_store::{ChunkHash, FsckReport, ManifestRef, Store};
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, ShareUpdate, Visibility,
 };
@@ -318,6 +318,38 @@ impl crate::facets::Admin<'_> {
             }
         }
         Ok((held, referenced))
+    }
+
+    /// `ikon admin fsck`: every manifest an image, disk or snapshot uses is present in a
+    /// store and every chunk it names is there and matches its hash; stored chunks nothing
+    /// names are counted as orphans (see `ikon_store::Store::fsck`). Reads every chunk.
+    pub async fn fsck(&self) -> Result<ikon_store::FsckReport> {
+        let live = self.live_manifests().await?;
+        let stores = self.distinct_stores();
+        let mut total = ikon_store::FsckReport::default();
+        if let [only] = stores.as_slice() {
+            total.add(only.fsck(&live).await.map_err(storage_err)?);
+            return Ok(total);
+        }
+        // Several stores: each is checked for the manifests it holds; a manifest no store
+        // holds is missing.
+        let mut held = vec![false; live.len()];
+        for store in &stores {
+            let mut here = Vec::new();
+            for (i, r) in live.iter().enumerate() {
+                if store.has_manifest(r).await.map_err(storage_err)? {
+                    here.push(r.clone());
+                    held[i] = true;
+                }
+            }
+            total.add(store.fsck(&here).await.map_err(storage_err)?);
+        }
+        for (r, h) in live.iter().zip(held) {
+            if !h {
+                total.missing_manifests.push(r.clone());
+            }
+        }
+        Ok(total)
     }
 
     /// `ikon admin usage`: chunks and bytes held by the default store, data bytes
