@@ -2,7 +2,8 @@
 # Run every test: installs the oracles and fixture tools (idempotently), fetches the real
 # sample images, starts a throwaway PostgreSQL server (the catalog suite runs on SQLite and
 # PostgreSQL) and a real S3 engine (Ceph RGW: the chunk store suite runs on a directory and
-# on S3; exports and cross-region copies use it), checks formatting and lints, runs the
+# on S3; exports and cross-region copies use it), checks formatting, the dependencies'
+# licences and sources (scripts/check-deps.py) and lints, runs the
 # whole workspace test suite, then the end-to-end tests that drive `ikon serve` with
 # Tencent's own Python SDK and tccli, then with Alibaba Cloud's two Python SDKs (Tea and
 # legacy).
@@ -32,6 +33,8 @@ trap 'bash scripts/stop-postgres.sh >/dev/null 2>&1 || true; bash scripts/stop-s
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "dependencies: licences and sources"
+python3 scripts/check-deps.py
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
