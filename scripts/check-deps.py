@@ -15,8 +15,8 @@ from collections import defaultdict
 # GPL/AGPL/LGPL and other copyleft licences are acceptable only as the unchosen side of an OR).
 ALLOWED = {
     "MIT", "MIT-0", "Apache-2.0", "Apache-2.0 WITH LLVM-exception", "BSD-2-Clause",
-    "BSD-3-Clause", "0BSD", "ISC", "Zlib", "Unicode-3.0", "Unicode-DFS-2016", "CC0-1.0",
-    "Unlicense", "BSL-1.0", "CDLA-Permissive-2.0",
+    "BSD-3-Clause", "ISC", "Zlib", "Unicode-3.0", "CC0-1.0", "Unlicense", "BSL-1.0",
+    "CDLA-Permissive-2.0",
 }
 
 
