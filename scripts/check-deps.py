@@ -6,18 +6,18 @@ other registries), and crates present in more than one version are listed. Exits
 licence or source problem. `scripts/cargo-deny.sh` runs the fuller cargo-deny check.
 """
 import json
+import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections import defaultdict
 
-# Licences compatible with distributing Ikon under MIT OR Apache-2.0 (permissive ones only;
+# Licences compatible with distributing Ikon under MIT OR Apache-2.0: the `[licenses] allow`
+# list of deny.toml, which scripts/cargo-deny.sh checks too (permissive licences only;
 # GPL/AGPL/LGPL and other copyleft licences are acceptable only as the unchosen side of an OR).
-ALLOWED = {
-    "MIT", "MIT-0", "Apache-2.0", "Apache-2.0 WITH LLVM-exception", "BSD-2-Clause",
-    "BSD-3-Clause", "ISC", "Zlib", "Unicode-3.0", "CC0-1.0", "Unlicense", "BSL-1.0",
-    "CDLA-Permissive-2.0",
-}
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deny.toml"), "rb") as f:
+    ALLOWED = set(tomllib.load(f)["licenses"]["allow"])
 
 
 def tokens(expr):
@@ -71,7 +71,19 @@ def acceptable(expr):
     return v
 
 
+# The evaluator's own check, run first: expressions seen in the wild and their verdicts.
+KNOWN = {
+    "MIT": True, "GPL-3.0": False, "MIT OR GPL-3.0": True, "MIT AND GPL-3.0": False,
+    "(MIT OR Apache-2.0) AND Unicode-3.0": True, "MIT/Apache-2.0": True,
+    "Apache-2.0 WITH LLVM-exception OR MIT": True, "LGPL-2.1-or-later": False,
+    "AGPL-3.0-only OR SSPL-1.0": False, "MIT OR Apache-2.0 OR LGPL-2.1-or-later": True,
+}
+
+
 def main():
+    for expr, want in KNOWN.items():
+        if acceptable(expr) != want:
+            sys.exit(f"check-deps: the licence evaluator judges {expr!r} wrongly")
     meta = json.loads(subprocess.run(
         ["cargo", "metadata", "--format-version", "1", "--locked"],
         check=True, capture_output=True, text=True).stdout)

@@ -89,6 +89,15 @@ impl<J: Send + 'static, T: Send + 'static> OrderedPool<J, T> {
         Ok(ready)
     }
 
+    /// Queues every job of `jobs` in order; returns the results ready by the end, in order.
+    pub fn submit_all(&mut self, jobs: impl IntoIterator<Item = J>) -> Result<Vec<T>> {
+        let mut ready = Vec::new();
+        for job in jobs {
+            ready.extend(self.submit(job)?);
+        }
+        Ok(ready)
+    }
+
     /// Wait for every queued job; returns the remaining results in order.
     pub fn drain(&mut self) -> Result<Vec<T>> {
         let mut ready = Vec::new();

@@ -210,6 +210,15 @@ impl Service {
     /// manifest present in it — whichever code path wrote it there.
     async fn live_in(&self, store: &ikon_store::Store) -> Result<Vec<ikon_store::ManifestRef>> {
         let live = self.live_manifests().await?;
+        self.held_in(store, live).await
+    }
+
+    /// Which of `live` `store` holds (all of them when there is only one store).
+    async fn held_in(
+        &self,
+        store: &ikon_store::Store,
+        live: Vec<ikon_store::ManifestRef>,
+    ) -> Result<Vec<ikon_store::ManifestRef>> {
         if self.region_stores().is_empty() {
             return Ok(live);
         }
@@ -325,30 +334,18 @@ impl crate::facets::Admin<'_> {
     /// names are counted as orphans (see `ikon_store::Store::fsck`). Reads every chunk.
     pub async fn fsck(&self) -> Result<ikon_store::FsckReport> {
         let live = self.live_manifests().await?;
-        let stores = self.distinct_stores();
         let mut total = ikon_store::FsckReport::default();
-        if let [only] = stores.as_slice() {
-            total.add(only.fsck(&live).await.map_err(storage_err)?);
-            return Ok(total);
-        }
-        // Several stores: each is checked for the manifests it holds; a manifest no store
-        // holds is missing.
-        let mut held = vec![false; live.len()];
-        for store in &stores {
-            let mut here = Vec::new();
-            for (i, r) in live.iter().enumerate() {
-                if store.has_manifest(r).await.map_err(storage_err)? {
-                    here.push(r.clone());
-                    held[i] = true;
-                }
-            }
+        let mut held = std::collections::HashSet::new();
+        for store in self.distinct_stores() {
+            let here = self.held_in(&store, live.clone()).await?;
+            held.extend(here.iter().cloned());
             total.add(store.fsck(&here).await.map_err(storage_err)?);
         }
-        for (r, h) in live.iter().zip(held) {
-            if !h {
-                total.missing_manifests.push(r.clone());
-            }
-        }
+        // With several stores, a manifest none of them holds is missing (with one, the
+        // store's own check reports it).
+        total
+            .missing_manifests
+            .extend(live.into_iter().filter(|r| !held.contains(r)));
         Ok(total)
     }
 

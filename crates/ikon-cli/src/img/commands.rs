@@ -4,7 +4,9 @@ use super::named::Named;
 use super::{progress, OutputFormat, SourceArgs, EXIT_ERROR, EXIT_LEAKS, EXIT_NO, EXIT_OK};
 use anyhow::{anyhow, Context, Result};
 use ikon_disk::convert::{self, Comparison, CopyOptions};
-use ikon_disk::{CreateOptions, DiskImage, ExtentKind, ExternalPolicy, Format, OpenOptions};
+use ikon_disk::{
+    BlockDevice, CreateOptions, DiskImage, Extent, ExtentKind, ExternalPolicy, Format, OpenOptions,
+};
 use serde_json::{json, Value};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -41,22 +43,35 @@ fn human_size(n: u64) -> String {
     }
 }
 
-/// Guest bytes by extent kind: (data, zero, unallocated).
-fn allocation(img: &dyn DiskImage) -> Result<(u64, u64, u64)> {
-    let (mut d, mut z, mut u) = (0, 0, 0);
+/// Guest bytes one map query covers: images are mapped in windows so that a huge sparse
+/// disk's extent list is never built whole.
+const MAP_WINDOW: u64 = 1 << 34;
+
+/// Calls `f` on every extent of `img`, in guest order.
+pub(super) fn each_extent(
+    img: &dyn BlockDevice,
+    mut f: impl FnMut(&Extent),
+) -> ikon_disk::Result<()> {
     let mut pos = 0;
     let len = img.len();
     while pos < len {
-        let win = (len - pos).min(1 << 34);
+        let win = (len - pos).min(MAP_WINDOW);
         for e in img.map(pos, win)? {
-            match e.kind {
-                ExtentKind::Data => d += e.len,
-                ExtentKind::Zero => z += e.len,
-                ExtentKind::Unallocated => u += e.len,
-            }
+            f(&e);
         }
         pos += win;
     }
+    Ok(())
+}
+
+/// Guest bytes by extent kind: (data, zero, unallocated).
+fn allocation(img: &dyn DiskImage) -> Result<(u64, u64, u64)> {
+    let (mut d, mut z, mut u) = (0, 0, 0);
+    each_extent(img, |e| match e.kind {
+        ExtentKind::Data => d += e.len,
+        ExtentKind::Zero => z += e.len,
+        ExtentKind::Unallocated => u += e.len,
+    })?;
     Ok((d, z, u))
 }
 
@@ -291,45 +306,37 @@ pub fn compare(
 /// `ikon img map`.
 pub fn map(path: &Path, src: &SourceArgs, output: OutputFormat) -> Result<u8> {
     let img = open_src(path, src)?;
-    let len = img.len();
-    let mut pos = 0u64;
     let mut first = true;
     if output == OutputFormat::Json {
         println!("[");
     } else {
         println!("{:<20}{:<20}{:<12}Compressed", "Offset", "Length", "Kind");
     }
-    while pos < len {
-        let win = (len - pos).min(1 << 34);
-        for e in img.map(pos, win)? {
-            match output {
-                OutputFormat::Json => {
-                    let doc = json!({
-                        "start": e.offset,
-                        "length": e.len,
-                        "present": e.kind != ExtentKind::Unallocated,
-                        "zero": e.kind != ExtentKind::Data,
-                        "data": e.kind == ExtentKind::Data,
-                        "compressed": e.compressed,
-                    });
-                    println!("{}{}", if first { "" } else { "," }, doc);
-                    first = false;
-                }
-                OutputFormat::Human => {
-                    let kind = match e.kind {
-                        ExtentKind::Data => "data",
-                        ExtentKind::Zero => "zero",
-                        ExtentKind::Unallocated => "unallocated",
-                    };
-                    println!(
-                        "{:<#20x}{:<#20x}{:<12}{}",
-                        e.offset, e.len, kind, e.compressed
-                    );
-                }
-            }
+    each_extent(img.as_ref(), |e| match output {
+        OutputFormat::Json => {
+            let doc = json!({
+                "start": e.offset,
+                "length": e.len,
+                "present": e.kind != ExtentKind::Unallocated,
+                "zero": e.kind != ExtentKind::Data,
+                "data": e.kind == ExtentKind::Data,
+                "compressed": e.compressed,
+            });
+            println!("{}{}", if first { "" } else { "," }, doc);
+            first = false;
         }
-        pos += win;
-    }
+        OutputFormat::Human => {
+            let kind = match e.kind {
+                ExtentKind::Data => "data",
+                ExtentKind::Zero => "zero",
+                ExtentKind::Unallocated => "unallocated",
+            };
+            println!(
+                "{:<#20x}{:<#20x}{:<12}{}",
+                e.offset, e.len, kind, e.compressed
+            );
+        }
+    })?;
     if output == OutputFormat::Json {
         println!("]");
     }

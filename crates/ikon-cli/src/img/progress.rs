@@ -84,17 +84,12 @@ impl DataProgress {
     /// guest offsets).
     pub fn of(src: &dyn ikon_disk::BlockDevice) -> Option<DataProgress> {
         let mut extents = Vec::new();
-        let mut pos = 0u64;
-        let len = src.len();
-        while pos < len {
-            let win = (len - pos).min(1 << 34);
-            for e in src.map(pos, win).ok()? {
-                if e.kind == ikon_disk::ExtentKind::Data {
-                    extents.push((e.offset, e.offset.saturating_add(e.len)));
-                }
+        super::commands::each_extent(src, |e| {
+            if e.kind == ikon_disk::ExtentKind::Data {
+                extents.push((e.offset, e.offset.saturating_add(e.len)));
             }
-            pos += win;
-        }
+        })
+        .ok()?;
         let mut before = Vec::with_capacity(extents.len());
         let mut total = 0u64;
         for (s, e) in &extents {

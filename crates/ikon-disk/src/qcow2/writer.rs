@@ -207,8 +207,7 @@ pub struct Qcow2Writer {
     cluster_bits: u32,
     ext: bool,
     compress: Option<Compression>,
-    threads: usize,
-    /// Compression workers, started at the first compressed cluster.
+    /// Compression workers, when the image is compressed.
     pool: Option<OrderedPool<Job, Packed>>,
     l1: Vec<u64>,
     l1_off: u64,
@@ -278,6 +277,15 @@ impl Qcow2Writer {
         alloc.table[0] = first_block;
         alloc.cursor += cs;
         alloc.count(first_block / cs)?;
+        let pool = if o.compress {
+            let (algo, unit) = (o.compression, usize::try_from(cs).unwrap_or(usize::MAX));
+            Some(OrderedPool::new(o.threads, move |(gc, c): Job| {
+                let z = compress_cluster(&c, unit, algo)?;
+                Ok((gc, c, z))
+            })?)
+        } else {
+            None
+        };
         let w = Qcow2Writer {
             alloc,
             size: o.size,
@@ -285,8 +293,7 @@ impl Qcow2Writer {
             cluster_bits,
             ext,
             compress: o.compress.then_some(o.compression),
-            threads: o.threads.max(1),
-            pool: None,
+            pool,
             l1: vec![0; usize::try_from(l1_size).unwrap_or(0)],
             l1_off: cs,
             l2: None,
@@ -378,22 +385,14 @@ impl Qcow2Writer {
     /// stored now, the rest at a later call or in [`Self::drain_compressed`].
     fn write_compressed(&mut self, gc0: u64, data: &[u8]) -> Result<()> {
         let unit = usize::try_from(self.cs()).unwrap_or(usize::MAX);
-        if self.pool.is_none() {
-            let algo = self.compress.unwrap_or(Compression::Zlib);
-            self.pool = Some(OrderedPool::new(self.threads, move |(gc, c): Job| {
-                let z = compress_cluster(&c, unit, algo)?;
-                Ok((gc, c, z))
-            })?);
-        }
-        for (i, c) in data.chunks(unit).enumerate() {
-            let job = (gc0 + i as u64, c.to_vec());
-            let ready = match self.pool.as_mut() {
-                Some(pool) => pool.submit(job)?,
-                None => Vec::new(),
-            };
-            self.store_packed(ready)?;
-        }
-        Ok(())
+        let jobs = (gc0..)
+            .zip(data.chunks(unit))
+            .map(|(gc, c)| (gc, c.to_vec()));
+        let ready = match self.pool.as_mut() {
+            Some(pool) => pool.submit_all(jobs)?,
+            None => return Err(Error::invalid("qcow2 writer: compression was not enabled")),
+        };
+        self.store_packed(ready)
     }
 
     /// Wait for the compression workers and store what they still hold.

@@ -168,12 +168,14 @@ pub fn create(storage: Arc<dyn Storage>, o: &CreateOptions) -> Result<Box<dyn Im
             );
             storage.write_all_at(&h, 0)?;
             storage.write_all_at(desc.as_bytes(), SECTOR)?;
+            let unit = usize::try_from(grain).unwrap_or(usize::MAX);
             Ok(Box::new(StreamWriter {
                 storage,
                 size: o.size,
                 grain,
-                threads: o.threads.max(1),
-                pool: None,
+                pool: OrderedPool::new(o.threads, move |(g, chunk): Grain| {
+                    Ok((g, grain_record(g * gs, &chunk, unit)?))
+                })?,
                 cursor: overhead,
                 gd: vec![0; usize::try_from(gts).unwrap_or(0)],
                 cur: None,
@@ -273,9 +275,8 @@ struct StreamWriter {
     storage: Arc<dyn Storage>,
     size: u64,
     grain: u64,
-    threads: usize,
-    /// Compression workers, started at the first grain.
-    pool: Option<OrderedPool<Grain, Grain>>,
+    /// Compression workers.
+    pool: OrderedPool<Grain, Grain>,
     cursor: u64,
     gd: Vec<u32>,
     cur: OpenGt,
@@ -383,28 +384,16 @@ impl ImageWriter for StreamWriter {
             ));
         }
         let unit = usize::try_from(self.grain).unwrap_or(usize::MAX);
-        let gs = self.grain / SECTOR;
-        if self.pool.is_none() {
-            self.pool = Some(OrderedPool::new(self.threads, move |(g, chunk): Grain| {
-                Ok((g, grain_record(g * gs, &chunk, unit)?))
-            })?);
-        }
         let first = offset / self.grain;
-        for (k, chunk) in data.chunks(unit).enumerate() {
-            let job = (first + k as u64, chunk.to_vec());
-            let ready = match self.pool.as_mut() {
-                Some(pool) => pool.submit(job)?,
-                None => Vec::new(),
-            };
-            self.store_records(ready)?;
-        }
-        Ok(())
+        let jobs = (first..)
+            .zip(data.chunks(unit))
+            .map(|(g, c)| (g, c.to_vec()));
+        let ready = self.pool.submit_all(jobs)?;
+        self.store_records(ready)
     }
     fn finish(mut self: Box<Self>) -> Result<()> {
-        if let Some(mut pool) = self.pool.take() {
-            let rest = pool.drain()?;
-            self.store_records(rest)?;
-        }
+        let rest = self.pool.drain()?;
+        self.store_records(rest)?;
         self.flush_gt()?;
         let gd_sectors = (self.gd.len() as u64 * 4).div_ceil(SECTOR);
         self.storage
