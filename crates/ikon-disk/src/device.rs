@@ -248,3 +248,48 @@ pub fn is_zero(buf: &[u8]) -> bool {
     let (head, mid, tail) = unsafe { buf.align_to::<u128>() };
     head.iter().all(|&b| b == 0) && mid.iter().all(|&w| w == 0) && tail.iter().all(|&b| b == 0)
 }
+
+/// A device that counts what is read through it (bytes and calls), for figures such as
+/// "the scan read 3 MiB of a 50 GiB disk".
+pub struct CountingDevice<'a> {
+    inner: &'a dyn BlockDevice,
+    bytes: std::sync::atomic::AtomicU64,
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> CountingDevice<'a> {
+    /// Counts reads of `inner`.
+    pub fn new(inner: &'a dyn BlockDevice) -> Self {
+        CountingDevice {
+            inner,
+            bytes: 0.into(),
+            reads: 0.into(),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Read calls so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl BlockDevice for CountingDevice<'_> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.reads.fetch_add(1, Relaxed);
+        self.bytes
+            .fetch_add(u64::try_from(buf.len()).unwrap_or(u64::MAX), Relaxed);
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        self.inner.map(offset, len)
+    }
+}

@@ -31,7 +31,7 @@ pub mod vmdk;
 pub mod writer;
 
 pub use device::{
-    BlockDevice, CheckReport, DiskImage, Extent, ExtentKind, ImageInfo, WritableDevice,
+    BlockDevice, CheckReport, CountingDevice, DiskImage, Extent, ExtentKind, ImageInfo, WritableDevice,
     WritableImage,
 };
 pub use error::{Error, ErrorKind, Result};

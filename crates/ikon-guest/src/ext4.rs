@@ -366,4 +366,7 @@ impl GuestFs for Ext4<'_> {
             .map(|(name, _)| DirEntry { name })
             .collect())
     }
+    fn size(&self, n: &u32) -> Result<u64> {
+        Ok(self.inode(*n)?.size)
+    }
 }

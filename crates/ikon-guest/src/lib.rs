@@ -1,5 +1,5 @@
 //! Guest inspection without booting or mounting: partition table, filesystems, operating
-//! system (Linux; Windows partly), and cloud import rules.
+//! system (Linux; Windows partly), cloud import rules, and the hygiene scan (`scan`).
 //!
 //! Everything reads through `&dyn ikon_disk::BlockDevice`, so every image format Ikon
 //! opens is inspected the same way. Synchronous, bounded, never panics on hostile input:
@@ -13,6 +13,7 @@ pub mod osinfo;
 pub mod partition;
 pub mod regf;
 pub mod rules;
+pub mod scan;
 pub mod vfs;
 pub mod windows;
 

@@ -179,4 +179,17 @@ impl GuestFs for NtfsFs<'_> {
             Ok(out)
         })
     }
+    fn size(&self, n: &u64) -> Result<u64> {
+        self.with(|ntfs, r| {
+            let f = ntfs.file(r, *n).map_err(err)?;
+            match f.data(r, "") {
+                None => Ok(0),
+                Some(item) => Ok(item
+                    .map_err(err)?
+                    .to_attribute()
+                    .map_err(err)?
+                    .value_length()),
+            }
+        })
+    }
 }

@@ -45,6 +45,8 @@ pub trait GuestFs {
     fn read_node(&self, n: &Self::Node, limit: u64) -> Result<Vec<u8>>;
     /// Entries of a directory (at most `max`).
     fn list_node(&self, n: &Self::Node, max: usize) -> Result<Vec<DirEntry>>;
+    /// Size in bytes of a file's data (0 for a file without data).
+    fn size(&self, n: &Self::Node) -> Result<u64>;
 
     /// Resolve `path` (absolute in the guest), following symlinks (also in the last
     /// component when `follow_last`). `Ok(None)` when it does not exist.

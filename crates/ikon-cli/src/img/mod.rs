@@ -4,6 +4,7 @@ mod commands;
 mod inspect;
 mod named;
 mod progress;
+mod scan;
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -154,6 +155,24 @@ pub enum ImgCommand {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Look for what the image's maker left behind: login secrets, keys, histories,
+    /// credentials (exit 0 clean or `info` only, 1 a `warn` or `block` finding, 2 unreadable).
+    Scan {
+        /// Severities preset: tencent or alibaba (the policy `ikon serve --preset NAME` runs;
+        /// default: the configuration file's preset, else tencent).
+        #[arg(long = "rules")]
+        rules: Option<String>,
+        /// Policy file (TOML) merged onto the preset, as `ikon serve --config FILE` reads it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Image file.
+        image: PathBuf,
+        #[command(flatten)]
+        src: SourceArgs,
+        /// Output style.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
     /// Create an empty image.
     Create {
         /// Format: raw, qcow2, vhd (alias vpc), vmdk.
@@ -217,6 +236,13 @@ pub fn run(cmd: ImgCommand) -> anyhow::Result<u8> {
             src,
             output,
         } => inspect::precheck(&image, &src, rules.as_deref(), config.as_deref(), output),
+        ImgCommand::Scan {
+            rules,
+            config,
+            image,
+            src,
+            output,
+        } => scan::scan(&image, &src, rules.as_deref(), config.as_deref(), output),
         ImgCommand::Create {
             format,
             options,

@@ -12,7 +12,7 @@ mod sections;
 pub use operation::Operation;
 pub use sections::{
     Api, Export, Guest, ImportConfig, InstanceType, Instances, Limits, LinuxOs, Names, Os, Pricing,
-    Region, TextProblem, TextRule, Zone,
+    Region, ScanPolicy, TextProblem, TextRule, Zone,
 };
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,9 @@ pub struct Config {
     /// ExportImages destinations.
     #[serde(default)]
     pub export: Export,
+    /// Severities of the hygiene scan's findings.
+    #[serde(default)]
+    pub scan: ScanPolicy,
 }
 
 impl Default for Config {
@@ -171,8 +174,11 @@ impl Config {
             None => {}
             Some(toml::Value::String(r)) if *r == name => {}
             Some(toml::Value::String(r)) => {
-                if let Some(g) = preset_table(r)?.remove("guest") {
-                    merged.insert("guest".into(), g);
+                let mut rules = preset_table(r)?;
+                for section in ["guest", "scan"] {
+                    if let Some(g) = rules.remove(section) {
+                        merged.insert(section.into(), g);
+                    }
                 }
             }
             Some(_) => return Err("rules must be a string".into()),
@@ -222,6 +228,14 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(id) = self
+            .scan
+            .severities
+            .keys()
+            .find(|id| ikon_guest::scan::check(id).is_none())
+        {
+            return Err(format!("scan: unknown finding id {id:?}"));
         }
         let l = &self.limits;
         if l.custom_images_per_region < 0 || l.share_accounts_max < 0 || l.daily_operations < 0 {
@@ -355,6 +369,14 @@ impl Config {
             byol_distros: g.byol_distros.clone(),
             max_nics: g.max_nics,
             warn_ipv6: g.warn_ipv6,
+        }
+    }
+
+    /// The hygiene scan's configuration under this policy.
+    pub fn scan_rules(&self) -> ikon_guest::scan::ScanConfig {
+        ikon_guest::scan::ScanConfig {
+            name: self.rules.clone(),
+            severities: self.scan.severities.clone(),
         }
     }
 

@@ -372,3 +372,14 @@ pub struct Pricing {
     /// Seconds between storage samples taken by `ikon serve`.
     pub storage_sample_secs: u64,
 }
+
+/// The hygiene scan: the severity of each finding id (`ikon img scan`, marketplace
+/// submissions). `block` refuses a marketplace listing; `warn` is shown to the reviewer and
+/// the image's owner; `info` is only reported. Ids not named keep the scan's default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScanPolicy {
+    /// Severity per finding id (see `ikon_guest::scan::CHECKS`).
+    #[serde(default)]
+    pub severities: std::collections::BTreeMap<String, ikon_guest::scan::Severity>,
+}
