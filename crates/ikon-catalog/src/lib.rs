@@ -10,6 +10,7 @@
 //! service layer, which passes them in.
 
 mod accounts;
+mod facts;
 pub mod ids;
 mod images;
 mod instances;
@@ -19,6 +20,7 @@ mod sql;
 mod tasks;
 
 pub use accounts::{Account, ApiKey};
+pub use facts::{fstate, Facts, FactsWanted};
 pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageOs, ImageQuery, NewImage, Share};
 pub use instances::{Disk, Instance, ResourceQuery, Snapshot};
 pub use market::{Listing, Usage};

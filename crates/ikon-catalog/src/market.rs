@@ -28,6 +28,9 @@ pub struct Listing {
     pub state: String,
     /// Why it was rejected or withdrawn.
     pub reason: String,
+    /// The hygiene scan's findings it was submitted with (JSON array; `""` for listings
+    /// from before scans).
+    pub findings: String,
     /// Submitted (unix seconds).
     pub created_at: i64,
     /// Last change.
@@ -56,7 +59,7 @@ pub struct Usage {
 }
 
 const LISTING_COLUMNS: &str = "listing_id, source_image_id, image_id, provider, region, \
-     price_micros, state, reason, created_at, updated_at";
+     price_micros, state, reason, created_at, updated_at, findings";
 const USAGE_COLUMNS: &str = "instance_id, account_id, region, image_id, billed_image_id, \
      price_micros, started_at, ended_at";
 
@@ -70,6 +73,7 @@ fn listing_from_row(r: &AnyRow) -> Result<Listing> {
         price_micros: r.try_get("price_micros")?,
         state: r.try_get("state")?,
         reason: r.try_get("reason")?,
+        findings: r.try_get("findings")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -132,7 +136,7 @@ impl Catalog {
     /// Stores a new (PENDING) listing.
     pub async fn insert_listing(&self, l: &Listing) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO market_listings ({LISTING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO market_listings ({LISTING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&l.listing_id)
         .bind(&l.source_image_id)
@@ -144,6 +148,7 @@ impl Catalog {
         .bind(&l.reason)
         .bind(l.created_at)
         .bind(l.updated_at)
+        .bind(&l.findings)
         .execute(self.pool())
         .await?;
         Ok(())

@@ -197,4 +197,24 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
 &[
     "ALTER TABLE images ADD COLUMN quota_unit BIGINT NOT NULL DEFAULT 0",
     "UPDATE images SET quota_unit = 1 WHERE kind = 'PRIVATE'",
+],
+// 3: an image's facts (inspection and hygiene scan) are kept once per manifest, the system
+// disk's (disk id + version): copies, shares and marketplace images with the same content
+// reuse them. `facts_requested` marks the images whose facts have been asked for, so the
+// service finds the NORMAL images still waiting with one indexed query. A marketplace
+// listing keeps the findings it was reviewed with.
+&[
+    "CREATE TABLE IF NOT EXISTS manifest_facts (
+        disk_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        inspection TEXT NOT NULL DEFAULT '',
+        scan TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (disk_id, version))",
+    "ALTER TABLE images ADD COLUMN facts_requested BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX IF NOT EXISTS images_facts ON images(facts_requested, state)",
+    "ALTER TABLE market_listings ADD COLUMN findings TEXT NOT NULL DEFAULT ''",
 ]];

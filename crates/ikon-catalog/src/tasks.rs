@@ -209,7 +209,7 @@ pub enum Inserted {
 }
 
 /// Stores `t` inside `tx`.
-async fn insert_task_tx(
+pub(crate) async fn insert_task_tx(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     t: &NewTask,
     start: TaskStart<'_>,

@@ -17,13 +17,14 @@ use std::time::Duration;
 pub enum ImageCommand {
     /// Upload a local disk image and import it as a custom image (ImportImage).
     Import(ImportArgs),
+    /// Show the hygiene scan's findings on one of your images (DescribeImageScan; exit 0
+    /// clean or `info` only, 1 a `warn` or `block` finding, 2 not scanned or failed).
+    Scan(ScanArgs),
 }
 
-/// `ikon image import` options.
+/// Where the service is and who calls it.
 #[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// Disk image file (raw, qcow2, vhd, vmdk, …; the format is detected by the server).
-    pub file: PathBuf,
+pub struct ConnArgs {
     /// Service endpoint.
     #[arg(long, default_value = "http://127.0.0.1:8780")]
     pub endpoint: String,
@@ -36,6 +37,15 @@ pub struct ImportArgs {
     /// Region.
     #[arg(long, default_value = "ap-guangzhou")]
     pub region: String,
+}
+
+/// `ikon image import` options.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Disk image file (raw, qcow2, vhd, vmdk, …; the format is detected by the server).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Image name.
     #[arg(long)]
     pub name: String,
@@ -62,8 +72,23 @@ pub struct ImportArgs {
     pub output: crate::output::Output,
 }
 
+/// `ikon image scan` options.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Image id.
+    pub image_id: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Wait while the scan is pending (it runs after the image turns NORMAL).
+    #[arg(long)]
+    pub wait: bool,
+    /// Output format: text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: crate::output::Output,
+}
+
 /// A signing client for one endpoint.
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: reqwest::Url,
     host: String,
@@ -116,7 +141,7 @@ impl Client {
     }
 
     /// One API call; the `Response` object, or the API error as an error.
-    async fn call(&self, action: &str, params: &Value) -> Result<Value> {
+    pub(crate) async fn call(&self, action: &str, params: &Value) -> Result<Value> {
         let body = serde_json::to_vec(params)?;
         let ts = ikon_service::ids::now();
         let ct = "application/json";
@@ -190,114 +215,130 @@ async fn response(resp: reqwest::Response, action: &str) -> Result<Value> {
     Ok(r)
 }
 
-/// Runs `ikon image …`; exit 0 on success, 1 when a waited-for import failed.
+/// Runs `ikon image …`: `import` exits 0 on success, 1 when a waited-for import failed;
+/// `scan` exits as `ikon img scan` does.
 pub fn run(cmd: ImageCommand) -> Result<u8> {
-    let ImageCommand::Import(a) = cmd;
     // A server that closes an upload early must surface as an error, not kill the client.
     // SAFETY: changing a signal disposition before the runtime's threads start.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let secret_id = a
-        .secret_id
-        .clone()
-        .or_else(|| std::env::var("IKON_SECRET_ID").ok())
-        .context("--secret-id or IKON_SECRET_ID is required")?;
-    let secret_key = a
-        .secret_key
-        .clone()
-        .or_else(|| std::env::var("IKON_SECRET_KEY").ok())
-        .context("--secret-key or IKON_SECRET_KEY is required")?;
-    let base =
-        reqwest::Url::parse(&a.endpoint).with_context(|| format!("--endpoint {:?}", a.endpoint))?;
-    let h = base.host_str().context("--endpoint has no host")?;
-    let host = match base.port() {
-        Some(p) => format!("{h}:{p}"),
-        None => h.to_string(),
-    };
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(30))
-        .build()?;
-    let client = Client {
-        http,
-        base,
-        host,
-        secret_id,
-        secret_key,
-        region: a.region.clone(),
-    };
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(async move {
-            // Credentials and endpoint first: a refused upload would otherwise be noticed
-            // only after the server closed the connection in mid-stream.
-            client.call("DescribeImportImageOs", &json!({})).await?;
-            let up = client.upload(&a.file).await?;
-            let upload_id = up["UploadId"]
-                .as_str()
-                .context("no UploadId in the answer")?;
-            let mut params = json!({
-                "ImageUrl": format!("upload://{upload_id}"),
-                "ImageName": a.name,
-                "OsType": a.os_type,
-                "OsVersion": a.os_version,
-                "Architecture": a.arch,
-                "Force": a.force,
-            });
-            if let Some(d) = &a.description {
-                params["ImageDescription"] = json!(d);
-            }
-            let r = client.call("ImportImage", &params).await?;
-            let image_id = r["ImageId"]
-                .as_str()
-                .context("no ImageId in the answer")?
-                .to_string();
-            let mut out = json!({ "ImageId": image_id, "UploadId": upload_id, "Size": up["Size"] });
-            let mut code = 0;
-            if a.wait {
-                let img = loop {
-                    let r = client
-                        .call("DescribeImages", &json!({ "ImageIds": [image_id] }))
-                        .await?;
-                    let img = r["ImageSet"][0].clone();
-                    if img["ImageState"] != "IMPORTING" {
-                        break img;
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                };
-                out["ImageState"] = img["ImageState"].clone();
-                out["OsName"] = img["OsName"].clone();
-                out["Platform"] = img["Platform"].clone();
-                out["Architecture"] = img["Architecture"].clone();
-                if img["ImageState"] != "NORMAL" {
-                    out["Reason"] = img["ImageDescription"].clone();
-                    code = 1;
-                }
-            }
-            match a.output {
-                crate::output::Output::Json => println!("{}", serde_json::to_string_pretty(&out)?),
-                crate::output::Output::Text => {
-                    println!(
-                        "uploaded {} bytes as {upload_id}; image {image_id}",
-                        up["Size"]
-                    );
-                    if a.wait {
-                        println!(
-                            "{} {} ({}, {}){}",
-                            out["ImageState"].as_str().unwrap_or(""),
-                            out["OsName"].as_str().unwrap_or(""),
-                            out["Platform"].as_str().unwrap_or(""),
-                            out["Architecture"].as_str().unwrap_or(""),
-                            out["Reason"]
-                                .as_str()
-                                .map(|r| format!("\n{r}"))
-                                .unwrap_or_default()
-                        );
-                    }
-                }
-            }
-            Ok(code)
+        .build()?;
+    match cmd {
+        ImageCommand::Import(a) => {
+            let client = Client::new(&a.conn)?;
+            rt.block_on(import(client, a))
+        }
+        ImageCommand::Scan(a) => {
+            let client = Client::new(&a.conn)?;
+            rt.block_on(crate::client_scan::scan(&client, &a))
+        }
+    }
+}
+
+impl Client {
+    fn new(c: &ConnArgs) -> Result<Client> {
+        let secret_id = c
+            .secret_id
+            .clone()
+            .or_else(|| std::env::var("IKON_SECRET_ID").ok())
+            .context("--secret-id or IKON_SECRET_ID is required")?;
+        let secret_key = c
+            .secret_key
+            .clone()
+            .or_else(|| std::env::var("IKON_SECRET_KEY").ok())
+            .context("--secret-key or IKON_SECRET_KEY is required")?;
+        let base = reqwest::Url::parse(&c.endpoint)
+            .with_context(|| format!("--endpoint {:?}", c.endpoint))?;
+        let h = base.host_str().context("--endpoint has no host")?;
+        let host = match base.port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_string(),
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Client {
+            http,
+            base,
+            host,
+            secret_id,
+            secret_key,
+            region: c.region.clone(),
         })
+    }
+}
+
+async fn import(client: Client, a: ImportArgs) -> Result<u8> {
+    // Credentials and endpoint first: a refused upload would otherwise be noticed
+    // only after the server closed the connection in mid-stream.
+    client.call("DescribeImportImageOs", &json!({})).await?;
+    let up = client.upload(&a.file).await?;
+    let upload_id = up["UploadId"]
+        .as_str()
+        .context("no UploadId in the answer")?;
+    let mut params = json!({
+        "ImageUrl": format!("upload://{upload_id}"),
+        "ImageName": a.name,
+        "OsType": a.os_type,
+        "OsVersion": a.os_version,
+        "Architecture": a.arch,
+        "Force": a.force,
+    });
+    if let Some(d) = &a.description {
+        params["ImageDescription"] = json!(d);
+    }
+    let r = client.call("ImportImage", &params).await?;
+    let image_id = r["ImageId"]
+        .as_str()
+        .context("no ImageId in the answer")?
+        .to_string();
+    let mut out = json!({ "ImageId": image_id, "UploadId": upload_id, "Size": up["Size"] });
+    let mut code = 0;
+    if a.wait {
+        let img = loop {
+            let r = client
+                .call("DescribeImages", &json!({ "ImageIds": [image_id] }))
+                .await?;
+            let img = r["ImageSet"][0].clone();
+            if img["ImageState"] != "IMPORTING" {
+                break img;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        };
+        out["ImageState"] = img["ImageState"].clone();
+        out["OsName"] = img["OsName"].clone();
+        out["Platform"] = img["Platform"].clone();
+        out["Architecture"] = img["Architecture"].clone();
+        if img["ImageState"] != "NORMAL" {
+            out["Reason"] = img["ImageDescription"].clone();
+            code = 1;
+        }
+    }
+    match a.output {
+        crate::output::Output::Json => println!("{}", serde_json::to_string_pretty(&out)?),
+        crate::output::Output::Text => {
+            println!(
+                "uploaded {} bytes as {upload_id}; image {image_id}",
+                up["Size"]
+            );
+            if a.wait {
+                println!(
+                    "{} {} ({}, {}){}",
+                    out["ImageState"].as_str().unwrap_or(""),
+                    out["OsName"].as_str().unwrap_or(""),
+                    out["Platform"].as_str().unwrap_or(""),
+                    out["Architecture"].as_str().unwrap_or(""),
+                    out["Reason"]
+                        .as_str()
+                        .map(|r| format!("\n{r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(code)
 }

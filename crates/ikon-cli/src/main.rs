@@ -5,6 +5,7 @@
 //! found only leaked clusters.
 
 mod client;
+mod client_scan;
 mod img;
 mod market;
 mod nbd;
@@ -25,7 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Offline image toolbox: info, convert, check, compare, map, inspect, precheck, create.
+    /// Offline image toolbox: info, convert, check, compare, map, inspect, precheck, scan,
+    /// create.
     #[command(subcommand)]
     Img(img::ImgCommand),
     /// Run the image service (the Tencent CVM and Alibaba ECS APIs on one HTTP endpoint,
@@ -34,7 +36,7 @@ enum Command {
     /// Administer accounts, keys, platform images, the marketplace, billing, storage and
     /// the policy (works beside a running server).
     Admin(server::AdminArgs),
-    /// Client commands against a running service: `image import FILE`.
+    /// Client commands against a running service: `image import FILE`, `image scan IMAGE_ID`.
     #[command(subcommand)]
     Image(client::ImageCommand),
     /// Print the NBD URL of an instance disk, made from its owner's key pair.

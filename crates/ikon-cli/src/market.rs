@@ -11,7 +11,8 @@ use ikon_service::{Listing, Service};
 /// `ikon admin market …`.
 #[derive(Debug, Subcommand)]
 pub enum MarketCommand {
-    /// List listings (all providers), optionally in one state.
+    /// List listings (all providers), optionally in one state, each with the hygiene scan's
+    /// findings it was submitted with (the reviewer's view).
     List {
         /// PENDING, APPROVED, REJECTED or WITHDRAWN.
         #[arg(long)]
@@ -81,8 +82,13 @@ fn refused(e: ikon_service::Error) -> Result<u8> {
     Ok(1)
 }
 
+/// The findings a listing was submitted with.
+fn findings(l: &Listing) -> Vec<ikon_service::Finding> {
+    serde_json::from_str(&l.findings).unwrap_or_default()
+}
+
 fn line(l: &Listing) -> String {
-    format!(
+    let mut s = format!(
         "{}  {:<9} image {} -> {}  provider {}  {} per hour  {}",
         l.listing_id,
         l.state,
@@ -95,7 +101,17 @@ fn line(l: &Listing) -> String {
         l.provider,
         units(l.price_micros),
         l.reason
-    )
+    );
+    for f in findings(l) {
+        s.push_str(&format!(
+            "\n    {:5} {} {}: {}",
+            f.severity.name(),
+            f.id,
+            f.path,
+            f.message
+        ));
+    }
+    s
 }
 
 fn json(l: &Listing) -> serde_json::Value {
@@ -103,6 +119,9 @@ fn json(l: &Listing) -> serde_json::Value {
         "ListingId": l.listing_id, "SourceImageId": l.source_image_id, "ImageId": l.image_id,
         "Provider": l.provider, "Region": l.region, "PricePerHour": units(l.price_micros),
         "State": l.state, "Reason": l.reason,
+        "Findings": findings(l).iter().map(|f| serde_json::json!({
+            "Id": f.id, "Severity": f.severity.name(), "Path": f.path, "Message": f.message,
+        })).collect::<Vec<_>>(),
     })
 }
 

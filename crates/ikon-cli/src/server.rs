@@ -237,6 +237,9 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Seconds between sweeps for NORMAL images whose facts were never asked for.
+const FACTS_SWEEP_SECS: u64 = 3;
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -265,6 +268,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         runner.register(std::sync::Arc::new(ikon_service::CreateImageHandler));
         runner.register(std::sync::Arc::new(ikon_service::ExportHandler));
         runner.register(std::sync::Arc::new(ikon_service::SyncHandler));
+        runner.register(std::sync::Arc::new(ikon_service::ScanHandler));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let nbd = crate::nbd::start(&svc, args.nbd_listen.as_deref(), stop_rx.clone()).await?;
         let worker = tokio::spawn(async move {
@@ -312,6 +316,17 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
                 tokio::time::sleep(std::time::Duration::from_secs(every)).await;
             }
         });
+        // Facts (inspection and hygiene scan) for every NORMAL image, however it was made:
+        // one sweep every few seconds asks for the missing ones, one task per manifest.
+        let fsvc = svc.clone();
+        let facts = tokio::spawn(async move {
+            loop {
+                if let Err(e) = fsvc.images().request_missing_facts().await {
+                    tracing::warn!("image facts: {e}");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(FACTS_SWEEP_SECS)).await;
+            }
+        });
         println!("ikon listening on http://{addr}");
         axum::serve(listener, ikon_api::app(state))
             .with_graceful_shutdown(shutdown_signal())
@@ -323,6 +338,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         }
         refresher.abort();
         sampler.abort();
+        facts.abort();
         Ok(0)
     })
 }

@@ -85,6 +85,8 @@ pub enum ErrorKind {
     InstanceQuotaExceeded,
     /// The snapshot quota is used up.
     SnapshotQuotaExceeded,
+    /// The hygiene scan found what the policy does not allow (a marketplace submission).
+    ScanBlocked,
     /// The image may not leave the platform as a file (see [`ExportBlock`]).
     ExportUnsupported(ExportBlock),
     /// The chunk store or the disk engine failed on data.

@@ -5,12 +5,15 @@
 //! withdraws it (the MARKET image disappears; instances made from it keep running and keep
 //! paying the price fixed when they started). Rules: only NORMAL custom images of one's own,
 //! not BYOL, not themselves made from a marketplace image (no resale), one open listing per
-//! image, price between 0 and `pricing.max_market_price_per_hour`.
+//! image, price between 0 and `pricing.max_market_price_per_hour`, and no hygiene scan
+//! finding the policy makes `block` (the listing keeps the other findings for its
+//! reviewer).
 
 use crate::images::{state, Visibility};
 use crate::pricing::{to_micros, units};
 use crate::{ids, Caller, Error, ErrorKind, Result};
 use ikon_catalog::{Image, Listing};
+use ikon_guest::scan::Severity;
 
 /// Listing states.
 pub mod lstate {
@@ -97,6 +100,7 @@ impl crate::facets::Market<'_> {
                 format!("image {image_id} already has an open marketplace listing"),
             ));
         }
+        let findings = self.scan_for_listing(img).await?;
         let now = ids::now();
         let l = Listing {
             listing_id: ids::new_id("mkt"),
@@ -109,9 +113,38 @@ impl crate::facets::Market<'_> {
             reason: String::new(),
             created_at: now,
             updated_at: now,
+            findings,
         };
         self.catalog().insert_listing(&l).await?;
         Ok(l)
+    }
+
+    /// The hygiene scan of a submitted image (computed now when its facts are not done):
+    /// refused with every `block` finding in the error; otherwise the findings (JSON) the
+    /// listing keeps for its reviewer and provider.
+    async fn scan_for_listing(&self, img: &Image) -> Result<String> {
+        let Some(scan) = self.facts_now(img).await? else {
+            return Ok("[]".into());
+        };
+        let blocking: Vec<String> = scan
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Block)
+            .map(|f| format!("{} at {}: {}", f.id, f.path, f.message))
+            .collect();
+        if !blocking.is_empty() {
+            return Err(Error::new(
+                ErrorKind::ScanBlocked,
+                format!(
+                    "image {} cannot be listed: the hygiene scan found {} blocking finding(s): {}",
+                    img.image_id,
+                    blocking.len(),
+                    blocking.join("; ")
+                ),
+            ));
+        }
+        serde_json::to_string(&scan.findings)
+            .map_err(|e| Error::caused_by(ErrorKind::Internal, "findings encoding", e))
     }
 
     /// Listings: the caller's own, or every one for an administrator (`provider` None).

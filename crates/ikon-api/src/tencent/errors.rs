@@ -79,6 +79,7 @@ pub fn map(action: &str, e: Error) -> ApiError {
         ErrorKind::ExportUnsupported(ExportBlock::Market) => {
             "UnsupportedOperation.MarketImageExportUnsupported"
         }
+        ErrorKind::ScanBlocked => "FailedOperation.ImageScanBlocked",
         ErrorKind::Storage | ErrorKind::Internal => return ApiError::internal(e.chain()),
     };
     ApiError::new(code, e.message)

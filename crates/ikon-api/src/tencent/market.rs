@@ -2,7 +2,10 @@
 //! the SDK's `Price`/`ItemPrice` shape) and Ikon's own marketplace actions for providers,
 //! callable with any Tencent client's generic call (`CommonClient.call_json`):
 //! SubmitMarketImage {ImageId, PricePerHour} → {ListingId, State},
-//! WithdrawMarketImage {ListingId}, DescribeMarketListings → {ListingSet}.
+//! WithdrawMarketImage {ListingId}, DescribeMarketListings → {ListingSet} (each with the
+//! hygiene scan's `Findings` it was submitted with), and DescribeImageScan {ImageId} →
+//! {ImageId, State, Findings, Scanned, Problems, Error, UpdatedTime} (owner and
+//! administrator only).
 
 use super::params::{missing, Params};
 use super::{ApiError, Call};
@@ -16,12 +19,26 @@ pub const ACTIONS: &[&str] = &[
     "SubmitMarketImage",
     "WithdrawMarketImage",
     "DescribeMarketListings",
+    "DescribeImageScan",
 ];
 
 type Map<'a> = &'a (dyn Fn(ikon_service::Error) -> ApiError + Sync);
 
-fn listing(l: &Listing) -> Value {
+/// A finding in Ikon's own response shape.
+fn finding(f: &ikon_service::Finding) -> Value {
     json!({
+        "Id": f.id,
+        "Severity": f.severity.name(),
+        "Path": f.path,
+        "Message": f.message,
+    })
+}
+
+fn listing(l: &Listing) -> Value {
+    let findings: Vec<ikon_service::Finding> =
+        serde_json::from_str(&l.findings).unwrap_or_default();
+    json!({
+        "Findings": findings.iter().map(finding).collect::<Vec<_>>(),
         "ListingId": l.listing_id,
         "SourceImageId": l.source_image_id,
         "ImageId": l.image_id,
@@ -144,6 +161,24 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
                 .map_err(map)?;
             let set: Vec<Value> = list.iter().map(listing).collect();
             Ok(json!({ "TotalCount": set.len(), "ListingSet": set }))
+        }
+        "DescribeImageScan" => {
+            let p = Params::new(&call.params, &["ImageId"])?;
+            let image = p.str_req("ImageId")?;
+            let s = svc
+                .images()
+                .image_scan(&call.caller, image)
+                .await
+                .map_err(map)?;
+            Ok(json!({
+                "ImageId": s.image_id,
+                "State": s.state,
+                "Findings": s.findings.iter().map(finding).collect::<Vec<_>>(),
+                "Scanned": s.scanned,
+                "Problems": s.problems,
+                "Error": s.error,
+                "UpdatedTime": if s.updated_at == 0 { String::new() } else { ids::iso8601(s.updated_at) },
+            }))
         }
         other => Err(ApiError::new(
             "InvalidAction",

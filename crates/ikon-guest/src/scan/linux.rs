@@ -259,14 +259,23 @@ pub fn is_private_key(data: &[u8]) -> bool {
     })
 }
 
-/// Walks a home (bounded) for files holding private keys.
+/// Walks a home (bounded) for files holding private keys. The home itself may be a symlink
+/// (it is followed, as a login would); below it, symlinks are never followed, so a link
+/// back up the tree cannot make the walk loop. Directories are walked by node, not by path,
+/// so no lookup restarts from the root.
 fn private_keys<F: GuestFs>(fs: &F, home: &str, out: &mut Vec<Hit>) {
+    let Ok(Some(start)) = fs.resolve(home, true) else {
+        return;
+    };
     let mut budget = WALK_FILES;
-    let mut stack = vec![(home.to_string(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        let Ok(Some(dn)) = fs.resolve(&dir, false) else {
+    let mut stack = vec![(start, home.to_string(), 0usize)];
+    while let Some((dn, dir, depth)) = stack.pop() {
+        if budget == 0 {
+            break;
+        }
+        if fs.kind(&dn).ok() != Some(FileKind::Dir) {
             continue;
-        };
+        }
         let Ok(entries) = fs.list_node(&dn, LIST_MAX) else {
             continue;
         };
@@ -280,7 +289,7 @@ fn private_keys<F: GuestFs>(fs: &F, home: &str, out: &mut Vec<Hit>) {
             };
             let path = format!("{dir}/{}", e.name);
             match fs.kind(&n) {
-                Ok(FileKind::Dir) if depth < WALK_DEPTH => stack.push((path, depth + 1)),
+                Ok(FileKind::Dir) if depth < WALK_DEPTH => stack.push((n, path, depth + 1)),
                 Ok(FileKind::File) => {
                     let size = fs.size(&n).unwrap_or(0);
                     if size == 0 || size > KEY_FILE_LIMIT {

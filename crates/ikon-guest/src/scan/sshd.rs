@@ -1,9 +1,11 @@
 //! The SSH daemon's effective global settings for root password login, read as sshd reads
 //! `/etc/ssh/sshd_config` (sshd_config(5)): keywords are case-insensitive, the first value
 //! obtained wins, `Include` is followed in place (relative paths are under /etc/ssh, globs
-//! in the last component expand in lexical order), and the global section ends at the first
-//! `Match`. Unset, `PasswordAuthentication` is yes and `PermitRootLogin` is
-//! prohibit-password (OpenSSH 7.0 and later).
+//! in the last component expand in lexical order), and the global section of a file ends at
+//! its first `Match` (a `Match` in an included file ends only that file's global section:
+//! sshd restores the including file's match state after an `Include`). Unset,
+//! `PasswordAuthentication` is yes and `PermitRootLogin` is prohibit-password (OpenSSH 7.0
+//! and later).
 
 use super::linux::small_file;
 use super::Hit;
@@ -68,7 +70,6 @@ impl Effective {
 struct Reader<'a, F: GuestFs> {
     fs: &'a F,
     files: usize,
-    done: bool,
     out: Effective,
 }
 
@@ -77,7 +78,6 @@ pub fn effective<F: GuestFs>(fs: &F) -> Result<Effective> {
     let mut r = Reader {
         fs,
         files: 0,
-        done: false,
         out: Effective::default(),
     };
     r.file(MAIN, 0)?;
@@ -158,15 +158,13 @@ impl<F: GuestFs> Reader<'_, F> {
         };
         self.out.found = true;
         for line in String::from_utf8_lossy(&text).lines() {
-            if self.done {
-                return Ok(());
-            }
             let Some((key, args)) = split(line) else {
                 continue;
             };
             let first = args.first().map(|a| a.to_ascii_lowercase());
             match key.as_str() {
-                "match" => self.done = true,
+                // The rest of this file is conditional; the including file goes on.
+                "match" => return Ok(()),
                 "include" => {
                     for a in &args {
                         for f in self.expand(a) {

@@ -24,7 +24,7 @@ const ANSWER_DIRS: &[&str] = &[
     "/",
     "/Windows/Panther",
     "/Windows/Panther/Unattend",
-    "/Windows/System32/sysprep",
+    "/Windows/System32/Sysprep",
     "/Windows/System32/Sysprep/Panther",
     "/sysprep",
 ];
