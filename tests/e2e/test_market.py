@@ -4,10 +4,17 @@ generic client), the platform administrator approves or rejects it (`ikon admin 
 everyone sees the approved image as MARKET_IMAGE with provider and price, its price flows
 into InquiryPriceRunInstances (also for a custom image made from it), public Windows images
 cost a licence fee only in North America, resale is refused, withdrawal removes it, and
-`ikon admin billing report` prints the metered instance-hours and storage."""
+`ikon admin billing report` prints the metered instance-hours and storage. The hygiene scan:
+a submission whose image holds what the policy blocks (a maker's authorized_keys, cloud
+credentials) is refused with the findings in the error; warnings reach the reviewer
+(`ikon admin market list`) and the provider; the owner sees the findings through Ikon's
+DescribeImageScan and `ikon image scan`, computed by a task after the image is NORMAL and
+reused by its copies; nobody else sees them."""
 
 import json
+import os
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -17,6 +24,8 @@ from harness import req, sdk_error
 S = None
 WORK = None
 DISK = None
+GUESTS = {}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ZONE = "ap-guangzhou-3"
 CONFIG = """[limits]
 daily_operations = 50
@@ -31,7 +40,51 @@ def setUpModule():
     h.require_tools()
     WORK = tempfile.mkdtemp(prefix="ikon-e2e-market-")
     DISK = h.make_disk(WORK, size_mib=16, data_mib=2)
+    make_guests()
     S = h.Server(CONFIG, "market")
+
+
+def run(cmd, **kw):
+    env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin", TMPDIR=WORK)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, **kw)
+    if p.returncode != 0:
+        raise AssertionError("%s failed:\n%s%s" % (" ".join(cmd), p.stdout, p.stderr))
+    return p
+
+
+def plant(base, name, files):
+    """A copy of `base` with `files` ({guest path: content}) written into its root ext4
+    (at 1 MiB, as make-linux.sh lays it out) by debugfs, parents created."""
+    out = os.path.join(WORK, name + ".raw")
+    run(["cp", "--sparse=always", base, out])
+    cmds, dirs = [], set()
+    for i, (path, content) in enumerate(sorted(files.items())):
+        parts = path.strip("/").split("/")[:-1]
+        for k in range(1, len(parts) + 1):
+            d = "/" + "/".join(parts[:k])
+            if d not in dirs:
+                dirs.add(d)
+                cmds.append("mkdir %s" % d)
+        local = os.path.join(WORK, "%s-%d" % (name, i))
+        with open(local, "w") as f:
+            f.write(content)
+        cmds += ["rm %s" % path, "write %s %s" % (local, path)]
+    script = os.path.join(WORK, name + ".debugfs")
+    with open(script, "w") as f:
+        f.write("\n".join(cmds) + "\n")
+    run(["debugfs", "-w", "-f", script, out + "?offset=1048576"])
+    return out
+
+
+def make_guests():
+    base = os.path.join(WORK, "guest.raw")
+    run(["bash", os.path.join(ROOT, "scripts/fixtures/make-linux.sh"), base, "debian12"])
+    GUESTS["clean"] = base
+    GUESTS["leaky"] = plant(base, "leaky", {
+        "/root/.ssh/authorized_keys": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMaker maker@laptop\n",
+        "/home/deploy/.aws/credentials": "[default]\naws_access_key_id = AKIAEXAMPLE\n",
+    })
+    GUESTS["warned"] = plant(base, "warned", {"/root/.bash_history": "ls\nmysql -u root -p\n"})
 
 
 def tearDownModule():
@@ -45,6 +98,19 @@ def tearDownModule():
 
 def admin_json(*args):
     return json.loads(S.admin(*(list(args) + ["--output", "json"])).stdout)
+
+
+def scan_of(c, image, wait=True):
+    for _ in range(600):
+        r = c.call_json("DescribeImageScan", {"ImageId": image})["Response"]
+        if not wait or r["State"] not in ("PENDING", "NONE"):
+            return r
+        time.sleep(0.1)
+    raise AssertionError("the scan of %s did not finish: %s" % (image, r))
+
+
+def r_findings(image, c):
+    return scan_of(c, image)["Findings"]
 
 
 class Market(h.ServerTestCase):
@@ -61,6 +127,90 @@ class Market(h.ServerTestCase):
     def market_ids(self, c):
         r = c.DescribeImages(req("DescribeImages", Filters=[("image-type", ["MARKET_IMAGE"])]))
         return {i.ImageId: i for i in r.ImageSet}
+
+    def test_scan_refuses_blocking_findings_and_reports_warnings(self):
+        provider = S.account("scanprov")
+        other = S.account("scanother")
+        pc = h.common(S, provider)
+        leaky = S.publish(GUESTS["leaky"], name="leaky", account=provider)["ImageId"]
+        warned = S.publish(GUESTS["warned"], name="warned", account=provider)["ImageId"]
+        clean = S.publish(GUESTS["clean"], name="clean", account=provider)["ImageId"]
+
+        # The facts come from a task after the image is NORMAL, without any submission.
+        r = scan_of(pc, clean)
+        self.assertEqual(r["State"], "DONE", r)
+        self.assertEqual(r["Scanned"], ["linux"])
+        self.assertEqual([f for f in r["Findings"] if f["Severity"] != "info"], [], r)
+
+        # Blocking findings refuse the listing, each named in the error; nothing is listed.
+        e = sdk_error(lambda: pc.call_json("SubmitMarketImage", {"ImageId": leaky, "PricePerHour": 0.1}))
+        self.assertEqual(e.code, "FailedOperation.ImageScanBlocked", e.message)
+        for part in ("authorized-keys", "/root/.ssh/authorized_keys", "cloud-credentials",
+                     "/home/deploy/.aws/credentials"):
+            self.assertIn(part, e.message)
+        self.assertNotIn("AKIAEXAMPLE", e.message)
+        self.assertNotIn("AAAAC3Nza", e.message)
+        mine = pc.call_json("DescribeMarketListings", {})["Response"]["ListingSet"]
+        self.assertEqual([x for x in mine if x["SourceImageId"] == leaky], [])
+
+        # Warnings: accepted, shown to the provider and to the reviewer.
+        out = pc.call_json("SubmitMarketImage", {"ImageId": warned, "PricePerHour": 0.1})["Response"]
+        self.assertEqual(out["State"], "PENDING")
+        mine = {x["ListingId"]: x for x in pc.call_json("DescribeMarketListings", {})["Response"]["ListingSet"]}
+        # (The Debian fixture has no cloud-init: an info finding rides along.)
+        got = [(f["Id"], f["Severity"], f["Path"]) for f in mine[out["ListingId"]]["Findings"]]
+        self.assertEqual(got, [("shell-history", "warn", "/root/.bash_history"),
+                               ("no-first-boot-agent", "info", "/etc/cloud/cloud.cfg")])
+        review = {x["ListingId"]: x for x in admin_json("market", "list", "--state", "PENDING")}
+        self.assertEqual([(f["Id"], f["Path"]) for f in review[out["ListingId"]]["Findings"]],
+                         [("shell-history", "/root/.bash_history"), ("no-first-boot-agent", "/etc/cloud/cloud.cfg")])
+        text = S.admin("market", "list", "--state", "PENDING").stdout
+        self.assertIn("warn  shell-history /root/.bash_history", text)
+        S.admin("market", "reject", out["ListingId"], "--reason", "empty the shell history")
+
+        # The owner sees the findings (Ikon's action and `ikon image scan`); the secret never.
+        r = scan_of(pc, leaky)
+        self.assertEqual(r["State"], "DONE")
+        got = {(f["Id"], f["Severity"], f["Path"]) for f in r["Findings"]}
+        self.assertEqual(got, {("authorized-keys", "block", "/root/.ssh/authorized_keys"),
+                               ("cloud-credentials", "block", "/home/deploy/.aws/credentials"),
+                               ("no-first-boot-agent", "info", "/etc/cloud/cloud.cfg")})
+        env = dict(os.environ, IKON_SECRET_ID=provider["SecretId"], IKON_SECRET_KEY=provider["SecretKey"])
+        p = subprocess.run([h.IKON, "image", "scan", leaky, "--endpoint", S.url, "--wait"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("block  authorized-keys", p.stdout)
+        p = subprocess.run([h.IKON, "image", "scan", clean, "--endpoint", S.url, "--output", "json"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+        # Sharing a blocked image is allowed; the recipient uses it but does not see findings;
+        # anyone else does not see the image at all.
+        sc = h.sdk(S, provider)
+        sc.ModifyImageSharePermission(req("ModifyImageSharePermission", ImageId=leaky,
+                                          AccountIds=[other["AccountId"]], Permission="SHARE"))
+        oc = h.common(S, other)
+        e = sdk_error(lambda: oc.call_json("DescribeImageScan", {"ImageId": leaky}))
+        self.assertEqual(e.code, "UnauthorizedOperation.ImageNotBelongToAccount")
+        stranger = S.account("scanstranger")
+        e = sdk_error(lambda: h.common(S, stranger).call_json("DescribeImageScan", {"ImageId": warned}))
+        self.assertEqual(e.code, "InvalidImageId.NotFound")
+
+        # A copy in another region reuses the facts of the same content.
+        r = sc.SyncImages(req("SyncImages", ImageIds=[leaky], DestinationRegions=["ap-shanghai"],
+                              ImageSetRequired=True))
+        copy = r.ImageSet[0].ImageId
+        sh = h.common(S, provider, region="ap-shanghai")
+        for _ in range(600):
+            st = h.sdk(S, provider, region="ap-shanghai").DescribeImages(
+                req("DescribeImages", ImageIds=[copy])).ImageSet[0].ImageState
+            if st == "NORMAL":
+                break
+            time.sleep(0.1)
+        rc = scan_of(sh, copy)
+        self.assertEqual(rc["State"], "DONE", rc)
+        self.assertEqual(rc["Findings"], r_findings(leaky, pc))
+        self.assertEqual(rc["UpdatedTime"], scan_of(pc, leaky)["UpdatedTime"])
 
     def test_listing_price_billing(self):
         provider = S.account("provider")

@@ -27,14 +27,19 @@ fn print_text(r: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     println!("image {}: scan {}", s(&r["ImageId"]), s(&r["State"]));
     for f in r["Findings"].as_array().into_iter().flatten() {
-        println!("{:5}  {:20} {}", s(&f["Severity"]), s(&f["Id"]), s(&f["Path"]));
+        println!(
+            "{:5}  {:20} {}",
+            s(&f["Severity"]),
+            s(&f["Id"]),
+            s(&f["Path"])
+        );
         println!("       {}", s(&f["Message"]));
     }
     for p in r["Problems"].as_array().into_iter().flatten() {
         println!("problem: {}", s(p));
     }
-    if !s(&r["Error"]).is_empty() {
-        println!("error: {}", s(&r["Error"]));
+    if !s(&r["FailureReason"]).is_empty() {
+        println!("failed: {}", s(&r["FailureReason"]));
     }
 }
 

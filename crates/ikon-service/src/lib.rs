@@ -27,11 +27,11 @@ pub use accounts::{Credentials, KeyLookup};
 pub use disks::{nbd_export_name, nbd_token};
 pub use error::{Error, ErrorKind, ExportBlock, Result, TextField};
 pub use export::{ExportHandler, ExportRequest, ExportStarted, EXPORT_KIND};
-pub use facts::{ImageScan, ScanHandler, SCAN_KIND};
-pub use ikon_guest::scan::{Finding, Severity};
 pub use facets::{Accounts, Admin, Images, Instances, Market, Transfers};
+pub use facts::{ImageScan, ScanHandler, SCAN_KIND};
 pub use ikon_catalog::{Catalog, Image, Task, TaskState};
 pub use ikon_catalog::{Disk, Instance, Listing, Snapshot};
+pub use ikon_guest::scan::{Finding, Severity};
 pub use ikon_store::{ChunkHash, FsckReport, ManifestRef, Store};
 pub use images::{
     state, DeleteRequest, ImageListing, ImageView, ListImages, ShareChange, ShareUpdate, Visibility,

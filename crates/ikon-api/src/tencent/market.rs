@@ -4,7 +4,7 @@
 //! SubmitMarketImage {ImageId, PricePerHour} → {ListingId, State},
 //! WithdrawMarketImage {ListingId}, DescribeMarketListings → {ListingSet} (each with the
 //! hygiene scan's `Findings` it was submitted with), and DescribeImageScan {ImageId} →
-//! {ImageId, State, Findings, Scanned, Problems, Error, UpdatedTime} (owner and
+//! {ImageId, State, Findings, Scanned, Problems, FailureReason, UpdatedTime} (owner and
 //! administrator only).
 
 use super::params::{missing, Params};
@@ -176,7 +176,7 @@ pub async fn dispatch(svc: &Service, call: &Call, map: Map<'_>) -> Result<Value,
                 "Findings": s.findings.iter().map(finding).collect::<Vec<_>>(),
                 "Scanned": s.scanned,
                 "Problems": s.problems,
-                "Error": s.error,
+                "FailureReason": s.error,
                 "UpdatedTime": if s.updated_at == 0 { String::new() } else { ids::iso8601(s.updated_at) },
             }))
         }
