@@ -31,8 +31,8 @@ pub mod vmdk;
 pub mod writer;
 
 pub use device::{
-    BlockDevice, CheckReport, CountingDevice, DiskImage, Extent, ExtentKind, ImageInfo, WritableDevice,
-    WritableImage,
+    BlockDevice, CheckReport, CountingDevice, DiskImage, Extent, ExtentKind, ImageInfo,
+    WritableDevice, WritableImage,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use external::ExternalPolicy;

@@ -173,9 +173,7 @@ impl<F: GuestFs> Reader<'_, F> {
                     }
                 }
                 "permitrootlogin" => set(&mut self.out.permit_root_login, first, path),
-                "passwordauthentication" => {
-                    set(&mut self.out.password_authentication, first, path)
-                }
+                "passwordauthentication" => set(&mut self.out.password_authentication, first, path),
                 _ => {}
             }
         }
@@ -232,7 +230,10 @@ mod tests {
         );
         assert_eq!(
             split("Include \"/etc/ssh/a b.conf\" x.conf"),
-            Some(("include".into(), vec!["/etc/ssh/a b.conf".into(), "x.conf".into()]))
+            Some((
+                "include".into(),
+                vec!["/etc/ssh/a b.conf".into(), "x.conf".into()]
+            ))
         );
         assert_eq!(split("# PermitRootLogin yes"), None);
         assert!(glob(b"*.conf", b"50-cloud-init.conf"));

@@ -207,7 +207,8 @@ mod tests {
             <AutoLogon><Password><Value></Value></Password><Enabled>true</Enabled></AutoLogon>
             </component></settings></unattend>"#;
         assert_eq!(password_elements(xml), ["AdministratorPassword"]);
-        let clean = "<AutoLogon><Password><Value>*SENSITIVE*DATA*DELETED*</Value></Password></AutoLogon>";
+        let clean =
+            "<AutoLogon><Password><Value>*SENSITIVE*DATA*DELETED*</Value></Password></AutoLogon>";
         assert!(password_elements(clean).is_empty());
         assert_eq!(
             password_elements("<wcm:Password>secret</wcm:Password>"),
