@@ -250,11 +250,13 @@ pub fn is_zero(buf: &[u8]) -> bool {
 }
 
 /// A device that counts what is read through it (bytes and calls), for figures such as
-/// "the scan read 3 MiB of a 50 GiB disk".
+/// "the scan read 3 MiB of a 50 GiB disk", and can refuse reads past a byte budget (so a
+/// walk over hostile metadata costs a bounded amount of I/O whatever its shape).
 pub struct CountingDevice<'a> {
     inner: &'a dyn BlockDevice,
     bytes: std::sync::atomic::AtomicU64,
     reads: std::sync::atomic::AtomicU64,
+    limit: u64,
 }
 
 impl<'a> CountingDevice<'a> {
@@ -264,6 +266,16 @@ impl<'a> CountingDevice<'a> {
             inner,
             bytes: 0.into(),
             reads: 0.into(),
+            limit: u64::MAX,
+        }
+    }
+
+    /// Counts reads of `inner` and refuses (with a `Limit` error) any read that would take
+    /// the total past `limit` bytes.
+    pub fn with_limit(inner: &'a dyn BlockDevice, limit: u64) -> Self {
+        CountingDevice {
+            limit,
+            ..CountingDevice::new(inner)
         }
     }
 
@@ -285,8 +297,14 @@ impl BlockDevice for CountingDevice<'_> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         self.reads.fetch_add(1, Relaxed);
-        self.bytes
-            .fetch_add(u64::try_from(buf.len()).unwrap_or(u64::MAX), Relaxed);
+        let n = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        let before = self.bytes.fetch_add(n, Relaxed);
+        if before.saturating_add(n) > self.limit {
+            return Err(Error::limit(format!(
+                "read budget of {} bytes used up",
+                self.limit
+            )));
+        }
         self.inner.read_exact_at(buf, offset)
     }
     fn map(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {

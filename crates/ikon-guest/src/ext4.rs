@@ -369,4 +369,15 @@ impl GuestFs for Ext4<'_> {
     fn size(&self, n: &u32) -> Result<u64> {
         Ok(self.inode(*n)?.size)
     }
+    fn children(&self, n: &u32, max: usize) -> Result<Vec<(String, u32)>> {
+        let i = self.inode(*n)?;
+        if i.kind() != FileKind::Dir {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .dir_entries(&i, max)?
+            .into_iter()
+            .filter(|(name, _)| name != "." && name != "..")
+            .collect())
+    }
 }

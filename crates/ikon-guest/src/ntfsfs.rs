@@ -157,8 +157,18 @@ impl GuestFs for NtfsFs<'_> {
         })
     }
     fn list_node(&self, n: &u64, max: usize) -> Result<Vec<DirEntry>> {
+        Ok(self
+            .children(n, max)?
+            .into_iter()
+            .map(|(name, _)| DirEntry { name })
+            .collect())
+    }
+    fn children(&self, n: &u64, max: usize) -> Result<Vec<(String, u64)>> {
         self.with(|ntfs, r| {
             let f = ntfs.file(r, *n).map_err(err)?;
+            if !f.is_directory() {
+                return Ok(Vec::new());
+            }
             let idx = f.directory_index(r).map_err(err)?;
             let mut it = idx.entries();
             let mut out = Vec::new();
@@ -169,9 +179,11 @@ impl GuestFs for NtfsFs<'_> {
                 if k.namespace() == NtfsFileNamespace::Dos {
                     continue;
                 }
-                out.push(DirEntry {
-                    name: k.name().to_string_lossy(),
-                });
+                let name = k.name().to_string_lossy();
+                if name == "." {
+                    continue;
+                }
+                out.push((name, e.file_reference().file_record_number()));
                 if out.len() >= max {
                     break;
                 }

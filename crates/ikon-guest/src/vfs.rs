@@ -47,6 +47,10 @@ pub trait GuestFs {
     fn list_node(&self, n: &Self::Node, max: usize) -> Result<Vec<DirEntry>>;
     /// Size in bytes of a file's data (0 for a file without data).
     fn size(&self, n: &Self::Node) -> Result<u64>;
+    /// Entries of a directory with their nodes (at most `max`; `.` and `..` left out), in
+    /// one pass over the directory: a walk that looked each name up again would read a
+    /// directory once per entry.
+    fn children(&self, n: &Self::Node, max: usize) -> Result<Vec<(String, Self::Node)>>;
 
     /// Resolve `path` (absolute in the guest), following symlinks (also in the last
     /// component when `follow_last`). `Ok(None)` when it does not exist.

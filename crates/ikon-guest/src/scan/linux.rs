@@ -21,6 +21,43 @@ const LIST_MAX: usize = 4_096;
 const WALK_FILES: usize = 2_000;
 /// Directory depth of the private key walk below a home.
 const WALK_DEPTH: usize = 3;
+/// Entries examined by the private key walk over all homes together.
+const WALK_TOTAL: usize = 20_000;
+/// Bytes of file content the private key walk reads over all homes together.
+const WALK_BYTES: u64 = 16 << 20;
+/// Homes of system accounts that are system directories (`/usr/sbin`, `/bin`, …): their
+/// named dotfiles are checked, but they are not walked for key files.
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/usr",
+    "/etc",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/run",
+    "/var/run",
+    "/var/empty",
+    "/var/spool",
+    "/var/cache",
+    "/var/mail",
+    "/var/backups",
+];
+
+/// What the private key walk may still spend.
+struct WalkBudget {
+    entries: usize,
+    bytes: u64,
+}
+
+fn system_dir(home: &str) -> bool {
+    SYSTEM_DIRS
+        .iter()
+        .any(|d| home == *d || home.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
+}
 
 /// Shell and REPL history files (non-empty = a finding).
 const HISTORIES: &[&str] = &[
@@ -175,8 +212,8 @@ fn homes<F: GuestFs>(fs: &F, accounts: &[Account]) -> Vec<String> {
             set.insert(format!("/home/{n}"));
         }
     }
-    // System accounts' homes (/, /bin, /var/...) hold no dotfiles worth a walk; keep the
-    // ones that are directories, bounded.
+    // Keep the ones that are directories, bounded (system directories are not walked for
+    // key files: see `private_keys`).
     set.into_iter()
         .filter(|h| h != "/" && !h.is_empty())
         .filter(|h| {
@@ -193,7 +230,62 @@ fn has_key_line(text: &[u8]) -> bool {
         .any(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
+/// The names at the top of a home, read once: the named checks below look up only paths
+/// whose first component is there (a crowded home is not read once per check).
+fn top_names<F: GuestFs>(fs: &F, home: &str) -> BTreeSet<String> {
+    match fs.resolve(home, true) {
+        Ok(Some(n)) => fs
+            .children(&n, LIST_MAX)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
 fn home_files<F: GuestFs>(fs: &F, home: &str, out: &mut Vec<Hit>) {
+    let top = top_names(fs, home);
+    let here = |rel: &str| top.contains(rel.split('/').next().unwrap_or(rel));
+    if here(".ssh") {
+        authorized_keys(fs, home, out);
+    }
+    for h in HISTORIES.iter().filter(|h| here(h)) {
+        let p = format!("{home}/{h}");
+        if file_size(fs, &p).is_some_and(|n| n > 0) {
+            out.push(Hit {
+                id: "shell-history",
+                path: p.clone(),
+                what: format!("{p} is not empty"),
+            });
+        }
+    }
+    for c in CREDENTIAL_FILES.iter().filter(|c| here(c)) {
+        let p = format!("{home}/{c}");
+        if file_size(fs, &p).is_some_and(|n| n > 0) {
+            out.push(Hit {
+                id: "cloud-credentials",
+                path: p.clone(),
+                what: format!("{p} holds cloud or cluster credentials"),
+            });
+        }
+    }
+    for d in CREDENTIAL_DIRS.iter().filter(|d| here(d)) {
+        let dir = format!("{home}/{d}");
+        for n in fs.list_dir(&dir, LIST_MAX).unwrap_or_default() {
+            let p = format!("{dir}/{n}");
+            if n != "." && n != ".." && file_size(fs, &p).is_some_and(|s| s > 0) {
+                out.push(Hit {
+                    id: "cloud-credentials",
+                    path: p.clone(),
+                    what: format!("{p} holds cloud credentials"),
+                });
+            }
+        }
+    }
+}
+
+fn authorized_keys<F: GuestFs>(fs: &F, home: &str, out: &mut Vec<Hit>) {
     for f in ["authorized_keys", "authorized_keys2"] {
         let p = format!("{home}/.ssh/{f}");
         if let Some(t) = small_file(fs, &p, 1 << 20) {
@@ -210,39 +302,6 @@ fn home_files<F: GuestFs>(fs: &F, home: &str, out: &mut Vec<Hit>) {
                 path: p.clone(),
                 what: format!("{p} is present (too large to read)"),
             });
-        }
-    }
-    for h in HISTORIES {
-        let p = format!("{home}/{h}");
-        if file_size(fs, &p).is_some_and(|n| n > 0) {
-            out.push(Hit {
-                id: "shell-history",
-                path: p.clone(),
-                what: format!("{p} is not empty"),
-            });
-        }
-    }
-    for c in CREDENTIAL_FILES {
-        let p = format!("{home}/{c}");
-        if file_size(fs, &p).is_some_and(|n| n > 0) {
-            out.push(Hit {
-                id: "cloud-credentials",
-                path: p.clone(),
-                what: format!("{p} holds cloud or cluster credentials"),
-            });
-        }
-    }
-    for d in CREDENTIAL_DIRS {
-        let dir = format!("{home}/{d}");
-        for n in fs.list_dir(&dir, LIST_MAX).unwrap_or_default() {
-            let p = format!("{dir}/{n}");
-            if n != "." && n != ".." && file_size(fs, &p).is_some_and(|s| s > 0) {
-                out.push(Hit {
-                    id: "cloud-credentials",
-                    path: p.clone(),
-                    what: format!("{p} holds cloud credentials"),
-                });
-            }
         }
     }
 }
@@ -263,7 +322,10 @@ pub fn is_private_key(data: &[u8]) -> bool {
 /// (it is followed, as a login would); below it, symlinks are never followed, so a link
 /// back up the tree cannot make the walk loop. Directories are walked by node, not by path,
 /// so no lookup restarts from the root.
-fn private_keys<F: GuestFs>(fs: &F, home: &str, out: &mut Vec<Hit>) {
+fn private_keys<F: GuestFs>(fs: &F, home: &str, total: &mut WalkBudget, out: &mut Vec<Hit>) {
+    if system_dir(home) {
+        return;
+    }
     let Ok(Some(start)) = fs.resolve(home, true) else {
         return;
     };
@@ -276,25 +338,24 @@ fn private_keys<F: GuestFs>(fs: &F, home: &str, out: &mut Vec<Hit>) {
         if fs.kind(&dn).ok() != Some(FileKind::Dir) {
             continue;
         }
-        let Ok(entries) = fs.list_node(&dn, LIST_MAX) else {
+        let Ok(entries) = fs.children(&dn, LIST_MAX) else {
             continue;
         };
-        for e in entries {
-            if e.name == "." || e.name == ".." || budget == 0 {
-                continue;
+        for (name, n) in entries {
+            if budget == 0 || total.entries == 0 {
+                break;
             }
             budget -= 1;
-            let Ok(Some(n)) = fs.child(&dn, &e.name) else {
-                continue;
-            };
-            let path = format!("{dir}/{}", e.name);
+            total.entries -= 1;
+            let path = format!("{dir}/{name}");
             match fs.kind(&n) {
                 Ok(FileKind::Dir) if depth < WALK_DEPTH => stack.push((n, path, depth + 1)),
                 Ok(FileKind::File) => {
                     let size = fs.size(&n).unwrap_or(0);
-                    if size == 0 || size > KEY_FILE_LIMIT {
+                    if size == 0 || size > KEY_FILE_LIMIT || size > total.bytes {
                         continue;
                     }
+                    total.bytes -= size;
                     if let Ok(data) = fs.read_node(&n, KEY_FILE_LIMIT) {
                         if is_private_key(&data) {
                             out.push(Hit {
@@ -344,9 +405,13 @@ fn machine_id<F: GuestFs>(fs: &F, out: &mut Vec<Hit>) {
 pub fn scan<F: GuestFs>(fs: &F, cloud_init: bool, out: &mut Vec<Hit>, problems: &mut Vec<String>) {
     let accounts = passwd(fs);
     passwords(fs, &accounts, out);
+    let mut walk = WalkBudget {
+        entries: WALK_TOTAL,
+        bytes: WALK_BYTES,
+    };
     for home in homes(fs, &accounts) {
         home_files(fs, &home, out);
-        private_keys(fs, &home, out);
+        private_keys(fs, &home, &mut walk, out);
     }
     host_keys(fs, out);
     match sshd::effective(fs) {
