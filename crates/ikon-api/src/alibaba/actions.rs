@@ -41,6 +41,7 @@ const KNOWN: &[&str] = &[
     "ExportImage",
     "CopyImage",
     "CancelCopyImage",
+    "DescribeImageScan",
 ];
 
 /// Actions whose requests may carry no `RegionId` (the Tea SDK sends none): they act in the
@@ -152,6 +153,34 @@ pub async fn dispatch(svc: &Service, call: &Call) -> Result<Value, ApiError> {
                 "Accounts": { "Account": accounts },
                 "ShareGroups": { "ShareGroup": [] },
             }))
+        }
+        // Ikon's own action (not in ECS's API): the hygiene scan's findings for the image's
+        // owner, {ImageId, State, Findings: {Finding: [{Id, Severity, Path, Message}]},
+        // Scanned, Problems, FailureReason, UpdatedTime}.
+        "DescribeImageScan" => {
+            let id = image_id(p)?;
+            let s = svc
+                .images()
+                .image_scan(&call.caller, &id)
+                .await
+                .map_err(map)?;
+            let findings: Vec<Value> = s
+                .findings
+                .iter()
+                .map(|f| json!({ "Id": f.id, "Severity": f.severity.name(), "Path": f.path, "Message": f.message }))
+                .collect();
+            dry(
+                dry_run,
+                Ok(json!({
+                    "ImageId": views::to_alibaba_id(&id),
+                    "State": s.state,
+                    "Findings": { "Finding": findings },
+                    "Scanned": s.scanned,
+                    "Problems": s.problems,
+                    "FailureReason": s.error,
+                    "UpdatedTime": if s.updated_at == 0 { String::new() } else { ikon_service::ids::iso8601(s.updated_at) },
+                })),
+            )
         }
         "DescribeImageFromFamily" => {
             let family = p.str_req("ImageFamily")?;
