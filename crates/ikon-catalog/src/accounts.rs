@@ -15,6 +15,8 @@ pub struct Account {
     pub is_admin: bool,
     /// Creation time (unix seconds).
     pub created_at: i64,
+    /// Disabled: every key of the account is refused; its resources are kept.
+    pub disabled: bool,
 }
 
 /// An API key and the account it belongs to.
@@ -49,7 +51,7 @@ impl Catalog {
     /// Looks an account up by id.
     pub async fn account(&self, account_id: &str) -> Result<Option<Account>> {
         let row = sqlx::query(
-            "SELECT account_id, name, is_admin, created_at FROM accounts WHERE account_id = $1",
+            "SELECT account_id, name, is_admin, created_at, disabled FROM accounts WHERE account_id = $1",
         )
         .bind(account_id)
         .fetch_optional(self.pool())
@@ -60,7 +62,7 @@ impl Catalog {
     /// Looks an account up by name.
     pub async fn account_by_name(&self, name: &str) -> Result<Option<Account>> {
         let row = sqlx::query(
-            "SELECT account_id, name, is_admin, created_at FROM accounts WHERE name = $1",
+            "SELECT account_id, name, is_admin, created_at, disabled FROM accounts WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(self.pool())
@@ -71,7 +73,7 @@ impl Catalog {
     /// All accounts, oldest first.
     pub async fn accounts(&self) -> Result<Vec<Account>> {
         let rows = sqlx::query(
-            "SELECT account_id, name, is_admin, created_at FROM accounts ORDER BY created_at, account_id",
+            "SELECT account_id, name, is_admin, created_at, disabled FROM accounts ORDER BY created_at, account_id",
         )
         .fetch_all(self.pool())
         .await?;
@@ -117,7 +119,7 @@ impl Catalog {
     /// A key and its account in one query (the authentication hot path).
     pub async fn key_with_account(&self, secret_id: &str) -> Result<Option<(ApiKey, Account)>> {
         let row = sqlx::query(
-            "SELECT k.secret_id, k.secret_key, k.account_id, k.enabled, a.name, a.is_admin, a.created_at
+            "SELECT k.secret_id, k.secret_key, k.account_id, k.enabled, a.name, a.is_admin, a.created_at, a.disabled
              FROM api_keys k JOIN accounts a ON a.account_id = k.account_id WHERE k.secret_id = $1",
         )
         .bind(secret_id)
@@ -135,10 +137,22 @@ impl Catalog {
                 name: r.try_get("name")?,
                 is_admin: r.try_get::<i64, _>("is_admin")? != 0,
                 created_at: r.try_get("created_at")?,
+                disabled: r.try_get::<i64, _>("disabled")? != 0,
             };
             Ok((key, account))
         })
         .transpose()
+    }
+
+    /// Disables or re-enables an account (all its keys, and anything else that signs in as
+    /// it); returns whether it exists.
+    pub async fn set_account_disabled(&self, account_id: &str, disabled: bool) -> Result<bool> {
+        let r = sqlx::query("UPDATE accounts SET disabled = $1 WHERE account_id = $2")
+            .bind(i64::from(disabled))
+            .bind(account_id)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Enables or disables a key; returns whether it exists.
@@ -158,5 +172,6 @@ fn account_from_row(r: &sqlx::any::AnyRow) -> Result<Account> {
         name: r.try_get("name")?,
         is_admin: r.try_get::<i64, _>("is_admin")? != 0,
         created_at: r.try_get("created_at")?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
     })
 }

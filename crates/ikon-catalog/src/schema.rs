@@ -217,4 +217,8 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
     "ALTER TABLE images ADD COLUMN facts_requested BIGINT NOT NULL DEFAULT 0",
     "CREATE INDEX IF NOT EXISTS images_facts ON images(facts_requested, state)",
     "ALTER TABLE market_listings ADD COLUMN findings TEXT NOT NULL DEFAULT ''",
+],
+// 4: an account can be disabled (every key refused, resources kept).
+&[
+    "ALTER TABLE accounts ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0",
 ]];

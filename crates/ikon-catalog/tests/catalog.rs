@@ -691,6 +691,7 @@ async fn accounts_and_schema(c: Catalog) {
         name: "gina".into(),
         is_admin: false,
         created_at: 1,
+        disabled: false,
     };
     c.create_account(&a).await.unwrap_or_else(|e| panic!("{e}"));
     let dup = ikon_catalog::Account {
@@ -714,7 +715,27 @@ async fn accounts_and_schema(c: Catalog) {
         c.key("AKIDx").await.ok().flatten().map(|k| k.enabled),
         Some(false)
     );
-    assert_eq!(c.account_by_name("gina").await.ok().flatten(), Some(a));
+    assert_eq!(
+        c.account_by_name("gina").await.ok().flatten(),
+        Some(a.clone())
+    );
+    // A disabled account: its key reads as belonging to a disabled account.
+    assert!(c
+        .set_account_disabled(&a.account_id, true)
+        .await
+        .unwrap_or(false));
+    assert_eq!(
+        c.key_with_account("AKIDx")
+            .await
+            .ok()
+            .flatten()
+            .map(|(_, a)| a.disabled),
+        Some(true)
+    );
+    assert!(!c
+        .set_account_disabled("999999999999", true)
+        .await
+        .unwrap_or(true));
     assert!(c.meta_set_if_absent("k", "v1").await.unwrap_or(false));
     assert!(!c.meta_set_if_absent("k", "v2").await.unwrap_or(true));
     assert_eq!(c.meta_get("k").await.ok().flatten(), Some("v1".into()));

@@ -147,6 +147,17 @@ pub enum AccountCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Disable an account: every key (and NBD token) of it is refused from now on; its
+    /// images, instances, disks and shares are kept.
+    Disable {
+        /// Account id.
+        account_id: String,
+    },
+    /// Re-enable a disabled account.
+    Enable {
+        /// Account id.
+        account_id: String,
+    },
 }
 
 /// `ikon admin key …`.
@@ -412,15 +423,27 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                 let accounts = svc.accounts().list_accounts().await?;
                 let rows: Vec<serde_json::Value> = accounts
                     .iter()
-                    .map(|a| serde_json::json!({"AccountId": a.account_id, "Name": a.name, "Admin": a.is_admin}))
+                    .map(|a| serde_json::json!({"AccountId": a.account_id, "Name": a.name, "Admin": a.is_admin, "Disabled": a.disabled}))
                     .collect();
                 print(output, &rows, || {
                     accounts
                         .iter()
-                        .map(|a| format!("{}  {}{}", a.account_id, a.name, if a.is_admin { "  (admin)" } else { "" }))
+                        .map(|a| format!("{}  {}{}{}", a.account_id, a.name, if a.is_admin { "  (admin)" } else { "" }, if a.disabled { "  (disabled)" } else { "" }))
                         .collect::<Vec<_>>()
                         .join("\n")
                 })?;
+            }
+            AdminCommand::Account(AccountCommand::Disable { account_id }) => {
+                if !svc.accounts().disable_account(&account_id).await? {
+                    bail!("account {account_id} does not exist");
+                }
+                println!("account {account_id} disabled");
+            }
+            AdminCommand::Account(AccountCommand::Enable { account_id }) => {
+                if !svc.accounts().enable_account(&account_id).await? {
+                    bail!("account {account_id} does not exist");
+                }
+                println!("account {account_id} enabled");
             }
             AdminCommand::Key(KeyCommand::Create { account_id, output }) => {
                 let c = svc.accounts().create_key_for(&account_id).await?;

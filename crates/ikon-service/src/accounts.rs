@@ -54,6 +54,7 @@ impl crate::facets::Accounts<'_> {
             name: name.to_string(),
             is_admin,
             created_at: now,
+            disabled: false,
         };
         // A random 12-digit id can collide; a taken name cannot be retried.
         let mut tries = 0;
@@ -120,7 +121,7 @@ impl crate::facets::Accounts<'_> {
         let Some((key, account)) = self.catalog().key_with_account(secret_id).await? else {
             return Ok(KeyLookup::Unknown);
         };
-        if !key.enabled {
+        if !key.enabled || account.disabled {
             return Ok(KeyLookup::Disabled);
         }
         Ok(KeyLookup::Active {
@@ -155,6 +156,24 @@ impl crate::facets::Accounts<'_> {
     /// key exists.
     pub async fn disable_key(&self, secret_id: &str) -> Result<bool> {
         Ok(self.catalog().set_key_enabled(secret_id, false).await?)
+    }
+
+    /// Disables an account (admin): every key of it is refused from now on, as is anything
+    /// that authenticates as it (NBD tokens, uploads); its images, instances and shares are
+    /// kept. False when no such account exists.
+    pub async fn disable_account(&self, account_id: &str) -> Result<bool> {
+        Ok(self
+            .catalog()
+            .set_account_disabled(account_id, true)
+            .await?)
+    }
+
+    /// Re-enables a disabled account (admin). False when no such account exists.
+    pub async fn enable_account(&self, account_id: &str) -> Result<bool> {
+        Ok(self
+            .catalog()
+            .set_account_disabled(account_id, false)
+            .await?)
     }
 
     /// A caller acting as `account_id` in the region of image `image_id` (for admin

@@ -14,6 +14,12 @@ const MAX_SHARE_ACCOUNTS_PER_CALL: usize = 10;
 /// `Tag.N` entries.
 const MAX_TAGS: usize = 20;
 
+/// Every action this dialect serves (the authorisation matrix test walks this list, so a
+/// new action is covered without writing a test).
+pub fn all() -> &'static [&'static str] {
+    KNOWN
+}
+
 /// Actions this dialect serves.
 const KNOWN: &[&str] = &[
     "DescribeRegions",

@@ -13,6 +13,7 @@
 //! `tasks`, `instances`, `disks` (snapshots and disks).
 
 mod actions;
+pub use actions::all as actions;
 pub mod auth;
 mod common;
 mod disks;

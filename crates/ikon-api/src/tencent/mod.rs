@@ -4,6 +4,7 @@
 //! the Python SDK ignores error bodies otherwise (reference §1.4).
 
 mod actions;
+pub use actions::all as actions;
 pub mod auth;
 pub mod errors;
 mod import;
