@@ -155,6 +155,58 @@ impl Catalog {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Every API key (for re-sealing secrets).
+    pub async fn all_keys(&self) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query(
+            "SELECT secret_id, secret_key, account_id, enabled FROM api_keys ORDER BY secret_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiKey {
+                    secret_id: r.try_get("secret_id")?,
+                    secret_key: r.try_get("secret_key")?,
+                    account_id: r.try_get("account_id")?,
+                    enabled: r.try_get::<i64, _>("enabled")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the stored secrets of the given keys in one transaction, with (when given)
+    /// a compare-and-set of one meta value (`key`, expected old value, new value); nothing
+    /// changes when the meta value is not the expected one (a Conflict).
+    pub async fn reseal_keys(
+        &self,
+        secrets: &[(String, String)],
+        meta: Option<(&str, &str, &str)>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if let Some((key, old, new)) = meta {
+            let r = sqlx::query("UPDATE meta SET value = $1 WHERE key = $2 AND value = $3")
+                .bind(new)
+                .bind(key)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() != 1 {
+                return Err(crate::Error::Conflict(format!(
+                    "meta {key} changed meanwhile"
+                )));
+            }
+        }
+        for (id, stored) in secrets {
+            sqlx::query("UPDATE api_keys SET secret_key = $1 WHERE secret_id = $2")
+                .bind(stored)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Enables or disables a key; returns whether it exists.
     pub async fn set_key_enabled(&self, secret_id: &str, enabled: bool) -> Result<bool> {
         let r = sqlx::query("UPDATE api_keys SET enabled = $1 WHERE secret_id = $2")

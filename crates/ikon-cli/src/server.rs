@@ -27,6 +27,20 @@ pub struct DataArgs {
     /// under either.
     #[arg(long)]
     pub preset: Option<String>,
+    /// Master key file sealing the API secret keys in the catalog (0600; default
+    /// DIR/master.key). Made at the first start of a new catalog; every node sharing a
+    /// catalog needs the same file (a node with another key refuses to start).
+    #[arg(long, value_name = "FILE")]
+    pub master_key: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The master key file.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
 }
 
 /// `ikon serve` options.
@@ -94,6 +108,9 @@ pub enum AdminCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// The master key sealing API secret keys.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
     /// Check the catalog against the stores: every manifest an image, disk or snapshot uses
     /// is present, every chunk it names is there and matches its hash; chunks nothing names
     /// are reported as orphans (`ikon admin gc` removes them). Reads every chunk. Exit 0
@@ -128,6 +145,17 @@ pub enum PolicyCommand {
         #[arg(long, value_enum, default_value = "toml")]
         output: PolicyOutput,
     },
+}
+
+/// `ikon admin master-key …`.
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Print the id of the master key in force (a keyed hash; never the key).
+    Show,
+    /// Seal every API secret under a new master key and replace the key file (running
+    /// servers using the same file pick the new key up by themselves; other nodes need the
+    /// new file copied to them).
+    Rotate,
 }
 
 /// `ikon admin account …`.
@@ -226,7 +254,13 @@ pub async fn open_service_with(data: &DataArgs, allow: &[String]) -> Result<Serv
         .await
         .with_context(|| format!("opening the chunk store {}", dir.display()))?;
     let regions = Service::open_region_stores(&config).await?;
-    Ok(Service::new(catalog, config, store).with_region_stores(regions))
+    let path = data.master_key_path();
+    let key = ikon_service::secrets::open_master_key(&path, &catalog)
+        .await
+        .map_err(|e| anyhow::anyhow!("master key {}: {}", path.display(), e.chain()))?;
+    Ok(Service::new(catalog, config, store)
+        .with_region_stores(regions)
+        .with_master_key(key, path))
 }
 
 /// The local chunk store directory.
@@ -483,6 +517,14 @@ pub fn admin(args: AdminArgs) -> Result<u8> {
                         st.live_chunks, st.deleted_chunks, st.deleted_bytes, st.deleted_manifests, st.removed_tmp
                     )
                 })?;
+            }
+            AdminCommand::MasterKey(MasterKeyCommand::Show) => {
+                println!("master key {}", svc.admin().master_key_id()?);
+            }
+            AdminCommand::MasterKey(MasterKeyCommand::Rotate) => {
+                let path = args.data.master_key_path();
+                let id = svc.admin().rotate_master_key(&path).await?;
+                println!("master key rotated: {} is now {id}", path.display());
             }
             AdminCommand::Fsck { output } => {
                 let r = svc.admin().fsck().await?;

@@ -1,6 +1,8 @@
 //! Accounts and API keys: creation (admin), the platform administrator made on first
-//! start, and key lookup for request authentication.
+//! start, and key lookup for request authentication. Secret keys are stored sealed under
+//! the master key (`secrets`) and opened only to verify a signature.
 
+use crate::secrets::MasterKey;
 use crate::{ids, Caller, Error, ErrorKind, Result};
 use ikon_catalog::{Account, ApiKey};
 
@@ -82,7 +84,7 @@ impl crate::facets::Accounts<'_> {
         let (secret_id, secret_key) = ids::new_key_pair().map_err(Error::internal)?;
         let key = ApiKey {
             secret_id: secret_id.clone(),
-            secret_key: secret_key.clone(),
+            secret_key: self.sealing_key().await?.seal(&secret_id, &secret_key)?,
             account_id: account_id.to_string(),
             enabled: true,
         };
@@ -124,8 +126,19 @@ impl crate::facets::Accounts<'_> {
         if !key.enabled || account.disabled {
             return Ok(KeyLookup::Disabled);
         }
+        let mut master = self.master_key()?;
+        if let Some(id) = MasterKey::sealed_under(&key.secret_key) {
+            if id != master.id() {
+                // Sealed under a newer key: another process rotated it.
+                master = self.reload_master_key(id)?.ok_or_else(|| {
+                    Error::internal(format!(
+                        "key {secret_id} is sealed under master key {id}, which this node does not hold"
+                    ))
+                })?;
+            }
+        }
         Ok(KeyLookup::Active {
-            secret_key: key.secret_key,
+            secret_key: master.open(secret_id, &key.secret_key)?,
             account_id: account.account_id,
             is_admin: account.is_admin,
         })

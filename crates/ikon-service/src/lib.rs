@@ -19,6 +19,7 @@ pub use policy as config;
 pub mod pricing;
 mod publish;
 mod resources;
+pub mod secrets;
 pub mod snapshots;
 mod sync;
 pub mod tasks;
@@ -79,6 +80,9 @@ struct Inner {
     /// Signalled when this process enqueues a task, so its runner starts it at once
     /// (other processes' tasks are found by the runner's poll).
     task_wake: Arc<tokio::sync::Notify>,
+    /// The key API secrets are sealed under, and the file it came from (None until
+    /// [`Service::with_master_key`]: an in-memory key then, for tests and tools).
+    master: std::sync::RwLock<(Option<Arc<secrets::MasterKey>>, Option<std::path::PathBuf>)>,
 }
 
 fn storage_err(e: ikon_store::Error) -> Error {
@@ -98,8 +102,74 @@ impl Service {
                 open_disks: disks::OpenDisks::default(),
                 region_stores: std::sync::RwLock::new(Arc::new(HashMap::new())),
                 task_wake: Arc::new(tokio::sync::Notify::new()),
+                master: std::sync::RwLock::new((None, None)),
             }),
         }
+    }
+
+    /// The same service sealing API secrets under `key`, read from `path` (see
+    /// [`secrets::open_master_key`]); a value sealed under a newer key makes it re-read
+    /// `path` (a rotation by another process).
+    pub fn with_master_key(self, key: secrets::MasterKey, path: std::path::PathBuf) -> Service {
+        if let Ok(mut g) = self.inner.master.write() {
+            *g = (Some(Arc::new(key)), Some(path));
+        }
+        self
+    }
+
+    /// The master key (an in-memory one is made on first use when none was given).
+    pub(crate) fn master_key(&self) -> Result<Arc<secrets::MasterKey>> {
+        if let Ok(g) = self.inner.master.read() {
+            if let Some(k) = &g.0 {
+                return Ok(k.clone());
+            }
+        }
+        let mut g = self
+            .inner
+            .master
+            .write()
+            .map_err(|_| Error::internal("master key lock poisoned"))?;
+        if g.0.is_none() {
+            g.0 = Some(Arc::new(secrets::MasterKey::generate()?));
+        }
+        g.0.clone()
+            .ok_or_else(|| Error::internal("master key missing"))
+    }
+
+    /// The key new secrets are sealed under: the one the catalog records (re-read from the
+    /// file when another process rotated it).
+    pub(crate) async fn sealing_key(&self) -> Result<Arc<secrets::MasterKey>> {
+        let key = self.master_key()?;
+        match self.catalog().meta_get(secrets::MASTER_KEY_ID).await? {
+            Some(id) if id != key.id() => Ok(self.reload_master_key(&id)?.unwrap_or(key)),
+            _ => Ok(key),
+        }
+    }
+
+    /// Re-reads the master key file after another process rotated it: the key sealing
+    /// `wanted_id`, from the file or its rotation's `.new`.
+    pub(crate) fn reload_master_key(
+        &self,
+        wanted_id: &str,
+    ) -> Result<Option<Arc<secrets::MasterKey>>> {
+        let path = match self.inner.master.read() {
+            Ok(g) => g.1.clone(),
+            Err(_) => None,
+        };
+        let Some(path) = path else { return Ok(None) };
+        for p in [path.clone(), secrets::pending_path(&path)] {
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                let k = secrets::MasterKey::parse(&t)?;
+                if k.id() == wanted_id {
+                    let k = Arc::new(k);
+                    if let Ok(mut g) = self.inner.master.write() {
+                        g.0 = Some(k.clone());
+                    }
+                    return Ok(Some(k));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The same service with its own store for each region named in `stores` (see
