@@ -80,8 +80,10 @@ class Server:
     """`ikon serve` on a free port (port 0, address read from its readiness line) with a
     temporary data dir, a config file and, with IKON_E2E_DATABASE, a fresh PostgreSQL DB."""
 
-    def __init__(self, config="", name="e2e", args=(), preset=None):
+    def __init__(self, config="", name="e2e", args=(), preset=None, ca=None):
         require_tools()
+        # With --tls-cert: the CA file clients verify the server's certificate with.
+        self.ca = ca
         self.extra_args = list(args)
         # `--preset` for both `serve` and `admin` (region ids, limits and import rules).
         self.preset_args = ["--preset", preset] if preset else []
@@ -126,7 +128,7 @@ class Server:
             raise AssertionError("the first start of a fresh data dir must print the platform administrator's "
                                  "keys before the readiness line:\n" + self.log())
         self.host = self.addr
-        self.url = "http://" + self.addr
+        self.url = self.scheme + "://" + self.addr
 
     def restart(self):
         """Stops the process (keeping the data) and starts it again on a new port."""
@@ -143,9 +145,9 @@ class Server:
             m = re.match(r"ikon nbd listening on nbd://(\S+)", line)
             if m:
                 self.nbd = m.group(1)
-            m = re.match(r"ikon listening on http://(\S+)", line)
+            m = re.match(r"ikon listening on (https?)://(\S+)", line)
             if m:
-                self.addr = m.group(1)
+                self.scheme, self.addr = m.group(1), m.group(2)
                 self.ready.set()
         self.ready.set()  # EOF: the server exited
 
@@ -252,9 +254,16 @@ def make_disk(dirpath, name="disk.qcow2", size_mib=16, data_mib=2):
 # Clients
 
 
+def _profile(server, method):
+    if getattr(server, "scheme", "http") == "https":
+        return HttpProfile(endpoint=server.addr, protocol="https", reqMethod=method, certification=server.ca)
+    return HttpProfile(endpoint=server.addr, protocol="http", reqMethod=method)
+
+
 def sdk(server, acc, region="ap-guangzhou", method="POST", secret_key=None, secret_id=None, language=None):
-    """The typed CVM client, exactly as a user would configure it for a plain-HTTP endpoint."""
-    hp = HttpProfile(endpoint=server.addr, protocol="http", reqMethod=method)
+    """The typed CVM client, exactly as a user would configure it for the endpoint (HTTPS
+    with the server's CA when it serves TLS)."""
+    hp = _profile(server, method)
     cp = ClientProfile(httpProfile=hp)
     if language:
         cp.language = language
@@ -264,7 +273,7 @@ def sdk(server, acc, region="ap-guangzhou", method="POST", secret_key=None, secr
 
 def common(server, acc, region="ap-guangzhou", method="POST", service="cvm"):
     """The SDK's generic client: call_json returns the raw response JSON (for schema checks)."""
-    hp = HttpProfile(endpoint=server.addr, protocol="http", reqMethod=method)
+    hp = _profile(server, method)
     cred = credential.Credential(acc["SecretId"], acc["SecretKey"])
     return CommonClient(service, VERSION, cred, region, ClientProfile(httpProfile=hp))
 

@@ -12,6 +12,7 @@ mod nbd;
 mod output;
 mod publish;
 mod server;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

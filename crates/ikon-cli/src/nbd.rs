@@ -32,11 +32,13 @@ impl ikon_nbd::Exports for ServiceExports {
     }
 }
 
-/// Starts the NBD listener: `spec` is an address, or `off`. The default address falls back
+/// Starts the NBD listener (offering or requiring TLS as `tls` says): `spec` is an address,
+/// or `off`. The default address falls back
 /// to no NBD (with a warning) when it is taken; an explicit one must bind.
 pub async fn start(
     svc: &Service,
     spec: Option<&str>,
+    tls: Option<Arc<ikon_nbd::Tls>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
     let explicit = spec.is_some();
@@ -59,7 +61,7 @@ pub async fn start(
     let exports: Arc<dyn ikon_nbd::Exports> = Arc::new(ServiceExports(svc.clone()));
     let task = tokio::spawn(async move {
         let mut rx = stop;
-        ikon_nbd::serve(listener, exports, async move {
+        ikon_nbd::serve_with(listener, exports, tls, async move {
             let _ = rx.changed().await;
         })
         .await;

@@ -62,6 +62,17 @@ pub struct ServeArgs {
     /// 127.0.0.1:10809, skipped with a warning when that port is taken.
     #[arg(long)]
     pub nbd_listen: Option<String>,
+    /// Serve the API (and the console) over HTTPS with this certificate chain (PEM); NBD
+    /// then offers NBD_OPT_STARTTLS with it.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// NBD TLS: `on` offers STARTTLS (the default with --tls-cert), `require` refuses every
+    /// client that does not upgrade, `off` never offers it.
+    #[arg(long, value_name = "off|on|require")]
+    pub nbd_tls: Option<String>,
 }
 
 /// `ikon admin` commands.
@@ -285,6 +296,36 @@ fn redact(url: &str) -> String {
 /// Seconds between sweeps for NORMAL images whose facts were never asked for.
 const FACTS_SWEEP_SECS: u64 = 3;
 
+/// The API's TLS acceptor and NBD's TLS settings from `--tls-cert`, `--tls-key` and
+/// `--nbd-tls`.
+fn tls_setup(
+    args: &ServeArgs,
+) -> Result<(
+    Option<tokio_rustls::TlsAcceptor>,
+    Option<std::sync::Arc<ikon_nbd::Tls>>,
+)> {
+    let mode = args.nbd_tls.as_deref();
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        if matches!(mode, Some("on" | "require")) {
+            anyhow::bail!(
+                "--nbd-tls {} needs --tls-cert and --tls-key",
+                mode.unwrap_or("")
+            );
+        }
+        return Ok((None, None));
+    };
+    let api = crate::tls::acceptor(cert, key, &[b"http/1.1"])?;
+    let nbd = match mode.unwrap_or("on") {
+        "off" => None,
+        m @ ("on" | "require") => Some(std::sync::Arc::new(ikon_nbd::Tls {
+            acceptor: crate::tls::acceptor(cert, key, &[])?,
+            required: m == "require",
+        })),
+        other => anyhow::bail!("--nbd-tls {other:?}: expected off, on or require"),
+    };
+    Ok((Some(api), nbd))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -307,6 +348,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let (api_tls, nbd_tls) = tls_setup(&args)?;
         let mut runner = svc.task_runner(30);
         runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
         runner.register(std::sync::Arc::new(ikon_service::ImportHandler));
@@ -315,7 +357,8 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         runner.register(std::sync::Arc::new(ikon_service::SyncHandler));
         runner.register(std::sync::Arc::new(ikon_service::ScanHandler));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let nbd = crate::nbd::start(&svc, args.nbd_listen.as_deref(), stop_rx.clone()).await?;
+        let nbd =
+            crate::nbd::start(&svc, args.nbd_listen.as_deref(), nbd_tls, stop_rx.clone()).await?;
         let worker = tokio::spawn(async move {
             let mut rx = stop_rx;
             runner
@@ -372,10 +415,21 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
                 tokio::time::sleep(std::time::Duration::from_secs(FACTS_SWEEP_SECS)).await;
             }
         });
-        println!("ikon listening on http://{addr}");
-        axum::serve(listener, ikon_api::app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let app = ikon_api::app(state);
+        match api_tls {
+            Some(acceptor) => {
+                println!("ikon listening on https://{addr}");
+                axum::serve(crate::tls::TlsListener::new(listener, acceptor)?, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?;
+            }
+            None => {
+                println!("ikon listening on http://{addr}");
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?;
+            }
+        }
         let _ = stop_tx.send(true);
         let _ = worker.await;
         if let Some((_, t)) = nbd {

@@ -67,6 +67,8 @@ pub mod rep {
     pub const ERR_INVALID: u32 = ERR | 3;
     /// Unknown export.
     pub const ERR_UNKNOWN: u32 = ERR | 6;
+    /// TLS is required before this option (NBD_REP_ERR_TLS_REQD).
+    pub const ERR_TLS_REQD: u32 = ERR | 5;
     /// Request too big.
     pub const ERR_TOO_BIG: u32 = ERR | 9;
 }
