@@ -207,6 +207,39 @@ impl Catalog {
         Ok(())
     }
 
+    /// Takes `want` request tokens of `account_id`'s budget for `action` in the window
+    /// starting at `window` (one statement, atomic across nodes); returns how many were
+    /// asked for in that window before this call.
+    pub async fn take_rate_tokens(
+        &self,
+        account_id: &str,
+        action: &str,
+        window: i64,
+        want: i64,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO rate_windows (account_id, action, window_start, used) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, action, window_start)
+             DO UPDATE SET used = rate_windows.used + excluded.used RETURNING used",
+        )
+        .bind(account_id)
+        .bind(action)
+        .bind(window)
+        .bind(want)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>("used")? - want)
+    }
+
+    /// Forgets rate windows that started before `before`.
+    pub async fn prune_rate_windows(&self, before: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Enables or disables a key; returns whether it exists.
     pub async fn set_key_enabled(&self, secret_id: &str, enabled: bool) -> Result<bool> {
         let r = sqlx::query("UPDATE api_keys SET enabled = $1 WHERE secret_id = $2")

@@ -221,4 +221,13 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
 // 4: an account can be disabled (every key refused, resources kept).
 &[
     "ALTER TABLE accounts ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0",
+    // Request rates: tokens taken per account, action and one-second window, by every node
+    // sharing the catalog (`used` may pass the limit: it counts what was asked for).
+    "CREATE TABLE IF NOT EXISTS rate_windows (
+        account_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        window_start BIGINT NOT NULL,
+        used BIGINT NOT NULL,
+        PRIMARY KEY (account_id, action, window_start))",
+    "CREATE INDEX IF NOT EXISTS rate_windows_start ON rate_windows(window_start)",
 ]];

@@ -405,12 +405,19 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             }
         });
         // Facts (inspection and hygiene scan) for every NORMAL image, however it was made:
-        // one sweep every few seconds asks for the missing ones, one task per manifest.
+        // one sweep every few seconds asks for the missing ones, one task per manifest; the
+        // same loop prunes old request-rate windows.
         let fsvc = svc.clone();
         let facts = tokio::spawn(async move {
-            loop {
+            for sweep in 0u64.. {
                 if let Err(e) = fsvc.images().request_missing_facts().await {
                     tracing::warn!("image facts: {e}");
+                }
+                // About once a minute: forget request-rate windows nobody can use again.
+                if sweep % 20 == 0 {
+                    if let Err(e) = fsvc.accounts().prune_rate_windows().await {
+                        tracing::warn!("rate windows: {e}");
+                    }
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(FACTS_SWEEP_SECS)).await;
             }

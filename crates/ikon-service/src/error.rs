@@ -87,6 +87,8 @@ pub enum ErrorKind {
     SnapshotQuotaExceeded,
     /// The hygiene scan found what the policy does not allow (a marketplace submission).
     ScanBlocked,
+    /// The account sent more requests to an action this second than the policy allows.
+    RateLimited,
     /// The image may not leave the platform as a file (see [`ExportBlock`]).
     ExportUnsupported(ExportBlock),
     /// The chunk store or the disk engine failed on data.

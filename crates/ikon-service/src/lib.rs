@@ -18,6 +18,7 @@ pub mod policy;
 pub use policy as config;
 pub mod pricing;
 mod publish;
+mod ratelimit;
 mod resources;
 pub mod secrets;
 pub mod snapshots;
@@ -83,6 +84,8 @@ struct Inner {
     /// The key API secrets are sealed under, and the file it came from (None until
     /// [`Service::with_master_key`]: an in-memory key then, for tests and tools).
     master: std::sync::RwLock<(Option<Arc<secrets::MasterKey>>, Option<std::path::PathBuf>)>,
+    /// This node's share of the request-rate budgets.
+    limiter: ratelimit::Limiter,
 }
 
 fn storage_err(e: ikon_store::Error) -> Error {
@@ -103,6 +106,7 @@ impl Service {
                 region_stores: std::sync::RwLock::new(Arc::new(HashMap::new())),
                 task_wake: Arc::new(tokio::sync::Notify::new()),
                 master: std::sync::RwLock::new((None, None)),
+                limiter: ratelimit::Limiter::default(),
             }),
         }
     }

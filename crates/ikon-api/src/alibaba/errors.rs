@@ -138,6 +138,7 @@ pub fn map(action: &str, e: Error) -> ApiError {
         // Reference §2.5: marketplace (and other platform-bound) images.
         ErrorKind::ExportUnsupported(_) => (403, "ImageNotSupported", e.message),
         ErrorKind::ScanBlocked => (403, "Forbidden.ImageScan", e.message),
+        ErrorKind::RateLimited => (400, "Throttling", e.message),
         ErrorKind::OsTypeUnsupported => (400, "InvalidOSType.Malformed", e.message),
         ErrorKind::OsVersionUnsupported => (400, "InvalidPlatform.Malformed", e.message),
         ErrorKind::InvalidUrl => (400, "InvalidOSSObject.Malformed", e.message),

@@ -333,6 +333,11 @@ async fn process(
             format!("Specified parameter Version is not valid: {version} (this service speaks {VERSION})."),
         ));
     }
+    st.svc
+        .accounts()
+        .admit(&account_id, &action)
+        .await
+        .map_err(|e| errors::map(&action, e))?;
     let mut rest = all;
     rest.retain(|(k, _)| !COMMON.contains(&k.as_str()));
     let call = Call {

@@ -80,6 +80,7 @@ pub fn map(action: &str, e: Error) -> ApiError {
             "UnsupportedOperation.MarketImageExportUnsupported"
         }
         ErrorKind::ScanBlocked => "FailedOperation.ImageScanBlocked",
+        ErrorKind::RateLimited => "RequestLimitExceeded",
         ErrorKind::Storage | ErrorKind::Internal => return ApiError::internal(e.chain()),
     };
     ApiError::new(code, e.message)

@@ -168,6 +168,11 @@ async fn process(
             )
         })?
     };
+    st.svc
+        .accounts()
+        .admit(&account_id, &action)
+        .await
+        .map_err(|e| errors::map(&action, e))?;
     let region = header_str(headers, "x-tc-region").unwrap_or_default();
     let english = header_str(headers, "x-tc-language").is_some_and(|l| l == "en-US");
     let call = Call {

@@ -162,6 +162,13 @@ pub struct Names {
 pub struct Api {
     /// Ids one call may name.
     pub ids_per_call: usize,
+    /// Requests per second one account may make to one action, across every node sharing
+    /// the catalog (0: no limit).
+    #[serde(default)]
+    pub rate_limit_per_second: u32,
+    /// Per-action exceptions to `rate_limit_per_second` (0: no limit for that action).
+    #[serde(default)]
+    pub rate_limits: std::collections::BTreeMap<String, u32>,
 }
 
 /// Account limits.
