@@ -171,9 +171,12 @@ impl Images<'_> {
     /// visible, not the owner's when it is.
     pub async fn image_scan(&self, caller: &Caller, image_id: &str) -> Result<ImageScan> {
         let img = if caller.is_admin {
+            // Any image, in the region the call is addressed to (as every other action).
+            self.check_region(&caller.region)?;
             self.catalog()
                 .image(image_id)
                 .await?
+                .filter(|i| i.region == caller.region)
                 .ok_or_else(|| Error::image_not_found(image_id))?
         } else {
             let v = self.visible_image(caller, image_id).await?;

@@ -186,10 +186,26 @@ impl crate::facets::Market<'_> {
         let now = ids::now();
         let mut name: String = src.name.chars().take(51).collect();
         name.push_str(" [market]");
+        // The content is shared; the provider's own references are not: the provider's
+        // snapshots and family stay private to the provider.
+        let disks = src
+            .disks
+            .iter()
+            .map(|d| ikon_catalog::DiskRef {
+                snapshot_id: if d.snapshot_id.is_empty() {
+                    String::new()
+                } else {
+                    ids::new_id("snap")
+                },
+                ..d.clone()
+            })
+            .collect();
         let img = Image {
             image_id: ids::new_id("img"),
             kind: "MARKET".into(),
             name,
+            disks,
+            family: String::new(),
             share_count: 0,
             origin: String::new(),
             created_at: now,

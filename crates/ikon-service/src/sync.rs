@@ -477,10 +477,9 @@ impl crate::facets::Transfers<'_> {
         Ok(started)
     }
 
-    /// Cancels an unfinished copy (CancelCopyImage): `copy_id` must be the caller's copy in
-    /// their (destination) region, still CREATING; it becomes CREATEFAILED at once and the
-    /// copy task leaves it so (its commit only turns CREATING copies NORMAL).
-    pub async fn cancel_copy(&self, caller: &Caller, copy_id: &str) -> Result<()> {
+    /// Checks a cancellation of a copy (CancelCopyImage, also its dry run): `copy_id` must be
+    /// the caller's image in their (destination) region, made by a copy, still CREATING.
+    pub async fn check_cancel_copy(&self, caller: &Caller, copy_id: &str) -> Result<()> {
         let v = self.images().visible_image(caller, copy_id).await?;
         if v.image.owner != caller.account_id {
             return Err(Error::image_not_found(copy_id));
@@ -499,6 +498,17 @@ impl crate::facets::Transfers<'_> {
                 format!("image {copy_id} was not created by a copy"),
             ));
         }
+        if v.image.state != state::CREATING {
+            return Err(not_cancellable(copy_id));
+        }
+        Ok(())
+    }
+
+    /// Cancels an unfinished copy (CancelCopyImage; see [`Self::check_cancel_copy`]): it
+    /// becomes CREATEFAILED at once and the copy task leaves it so (its commit only turns
+    /// CREATING copies NORMAL).
+    pub async fn cancel_copy(&self, caller: &Caller, copy_id: &str) -> Result<()> {
+        self.check_cancel_copy(caller, copy_id).await?;
         if !self
             .catalog()
             .transition_image(
@@ -511,11 +521,15 @@ impl crate::facets::Transfers<'_> {
             )
             .await?
         {
-            return Err(Error::new(
-                ErrorKind::ImageIncorrectState,
-                format!("the copy {copy_id} has finished or failed; nothing to cancel"),
-            ));
+            return Err(not_cancellable(copy_id));
         }
         Ok(())
     }
+}
+
+fn not_cancellable(copy_id: &str) -> Error {
+    Error::new(
+        ErrorKind::ImageIncorrectState,
+        format!("the copy {copy_id} has finished or failed; nothing to cancel"),
+    )
 }

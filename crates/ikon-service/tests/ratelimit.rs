@@ -23,7 +23,7 @@ async fn postgres() -> Catalog {
     let admin = Catalog::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("postgres {base}: {e}"));
-    let db = format!("rl_{}", ids::uuid4().replace('-', "")[..12].to_string());
+    let db = format!("rl_{}", &ids::uuid4().replace('-', "")[..12]);
     admin
         .pool()
         .execute(format!("CREATE DATABASE {db}").as_str())
@@ -52,7 +52,7 @@ async fn next_second() {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let ms = u64::try_from(now.subsec_millis()).unwrap_or(0);
+    let ms = u64::from(now.subsec_millis());
     tokio::time::sleep(Duration::from_millis(1000 - ms + 20)).await;
 }
 

@@ -272,21 +272,23 @@ pub async fn cancel_copy_image(
     dry_run: bool,
 ) -> Result<Value, ApiError> {
     let image = image_param(call, "ImageId")?;
+    let map = |e: ikon_service::Error| match e.kind {
+        ikon_service::ErrorKind::InvalidParameterValue => {
+            ApiError::new(400, "ImageCreatedNotFromCopy", e.message)
+        }
+        _ => super::errors::map("CancelCopyImage", e),
+    };
     if dry_run {
-        svc.images()
-            .visible_image(&call.caller, &image)
+        // A dry run makes every check the real call makes.
+        svc.transfers()
+            .check_cancel_copy(&call.caller, &image)
             .await
-            .map_err(|e| super::errors::map("CancelCopyImage", e))?;
+            .map_err(map)?;
         return done(true);
     }
     svc.transfers()
         .cancel_copy(&call.caller, &image)
         .await
-        .map_err(|e| match e.kind {
-            ikon_service::ErrorKind::InvalidParameterValue => {
-                ApiError::new(400, "ImageCreatedNotFromCopy", e.message)
-            }
-            _ => super::errors::map("CancelCopyImage", e),
-        })?;
+        .map_err(map)?;
     Ok(json!({}))
 }

@@ -3,17 +3,19 @@
 //! fresh copy of the world, classifying its answer and scanning it for leaks.
 //!
 //! Classes. `Ok` is success. `NotFound` is an error identical (code and message, ids aside)
-//! to the one the same principal gets when every id it may not see is replaced by a
-//! well-formed id that names nothing: the resource is indistinguishable from an absent
-//! one. `Denied` is one of the dialect's refusal codes on something the caller can see
-//! (a recipient changing a shared image). `Fails(code)` is the owner reaching a rule of
-//! the domain that refuses the call (e.g. deleting a shared image). The five principals
-//! without working credentials must get their dialect's authentication code.
+//! to the one the same principal gets for the same request with every resource it may not
+//! see replaced by a well-formed id that names nothing (when the request names none of
+//! those, every resource of the owner's): the resource is indistinguishable from an absent
+//! one. `Denied` is one of the dialect's refusal codes, on something the caller can see (a
+//! recipient changing a shared image). `Fails(code)` is any other error with that code: a
+//! rule of the domain the call reached (deleting a shared image), or `DryRunOperation`. The
+//! five principals without working credentials must get their dialect's authentication
+//! code.
 //!
 //! Leaks. An answer to anyone but the owner leaks when it contains an id or text of the
 //! owner's private resources the caller did not send itself (the recipient may see the
-//! shared image), or when it answers an error about the owner's resource differently than
-//! it answers the same request about an absent one (the resource's existence leaks).
+//! shared image), or when it answers a request naming the owner's resources it may not see
+//! differently than the same request naming absent ones (their existence leaks).
 
 pub mod wire;
 pub mod world;
@@ -106,7 +108,7 @@ enum Got {
     Ok,
     NotFound(String),
     Denied(String),
-    Refused(String),
+    Code(String),
 }
 
 fn agrees(expect: Outcome, got: &Got) -> bool {
@@ -114,7 +116,7 @@ fn agrees(expect: Outcome, got: &Got) -> bool {
         (Outcome::Ok, Got::Ok)
         | (Outcome::NotFound, Got::NotFound(_))
         | (Outcome::Denied, Got::Denied(_)) => true,
-        (Outcome::Fails(c), Got::NotFound(g) | Got::Denied(g) | Got::Refused(g)) => c == g,
+        (Outcome::Fails(c), Got::NotFound(g) | Got::Denied(g) | Got::Code(g)) => c == g,
         _ => false,
     }
 }
@@ -134,8 +136,10 @@ impl Report {
     pub fn check_coverage(&mut self, spec: &Spec) {
         for a in &spec.actions {
             if !spec.rows.iter().any(|(r, _, _)| r == a) {
-                self.coverage
-                    .push(format!("{:?} action {a} has no row in the table", spec.dialect));
+                self.coverage.push(format!(
+                    "{:?} action {a} has no row in the table",
+                    spec.dialect
+                ));
             }
         }
         for (r, _, _) in spec.rows {
@@ -158,9 +162,20 @@ fn excerpt(text: &str) -> String {
     text.chars().take(400).collect()
 }
 
-/// The template with each `{name}` replaced: the world's ids in the dialect's form, those
-/// of `hidden` slots by their ghosts.
-fn expand(world: &World, template: &str, dialect: Dialect, hidden: &[&str]) -> String {
+/// The template with each `{name}` replaced by the world's id in the dialect's form (the
+/// ghost for a slot of `hidden`; for `{my_instance}`, `p`'s own instance, the owner's for
+/// the principals authentication refuses).
+fn expand(
+    world: &World,
+    template: &str,
+    dialect: Dialect,
+    p: Principal,
+    hidden: &[&str],
+) -> String {
+    let form = |id: &str| match dialect {
+        Dialect::Tencent => id.to_string(),
+        Dialect::Alibaba => ikon_api::alibaba::views::to_alibaba(id),
+    };
     let mut s = template.to_string();
     for slot in &world.slots {
         let id = if hidden.contains(&slot.name) {
@@ -168,16 +183,38 @@ fn expand(world: &World, template: &str, dialect: Dialect, hidden: &[&str]) -> S
         } else {
             &slot.id
         };
-        let id = match dialect {
-            Dialect::Tencent => id.clone(),
-            Dialect::Alibaba => ikon_api::alibaba::views::to_alibaba(id),
-        };
-        s = s.replace(&format!("{{{}}}", slot.name), &id);
+        s = s.replace(&format!("{{{}}}", slot.name), &form(id));
     }
-    for (name, v) in &world.accounts {
-        s = s.replace(&format!("{{{name}}}"), v);
+    for (name, id) in &world.plain {
+        s = s.replace(&format!("{{{name}}}"), &form(id));
     }
+    let mine = world
+        .own_instances
+        .iter()
+        .find(|(q, _)| *q == p)
+        .or_else(|| world.own_instances.first())
+        .map(|(_, id)| form(id))
+        .unwrap_or_default();
+    s = s.replace("{my_instance}", &mine);
+    // JSON braces are followed by a quote or a brace; `{word}` is an unknown placeholder.
+    let left = s.split('{').skip(1).find(|rest| {
+        rest.split_once('}').is_some_and(|(w, _)| {
+            !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+    });
+    assert!(left.is_none(), "unknown placeholder in {template}");
     s
+}
+
+/// The credentials `p` signs with.
+fn key_of(world: &World, p: Principal) -> &ikon_service::Credentials {
+    match p {
+        Principal::Other => &world.other,
+        Principal::Recipient => &world.recipient,
+        Principal::Admin => &world.admin,
+        Principal::DisabledKey => &world.owner_key2,
+        _ => &world.owner,
+    }
 }
 
 /// The slots `p` may not see.
@@ -233,15 +270,43 @@ async fn send(
 }
 
 /// One row of a table.
-pub struct Case<'a> {
-    pub spec: &'a Spec,
-    pub action: &'static str,
-    pub template: &'static str,
-    pub expect: [Outcome; 4],
+struct Case<'a> {
+    spec: &'a Spec,
+    action: &'static str,
+    template: &'static str,
+    expect: [Outcome; 4],
+}
+
+/// Runs a dialect's matrix into `report`: the coverage of its actions, every cell of every
+/// row (two rows at a time, each cell on a fresh copy of the world), then [`run_warm`].
+pub async fn run_spec(world: &World, spec: &Spec, report: &mut Report) {
+    use futures::StreamExt;
+    report.check_coverage(spec);
+    let rows = futures::stream::iter(spec.rows)
+        .map(|(action, template, expect)| async move {
+            let case = Case {
+                spec,
+                action,
+                template,
+                expect: *expect,
+            };
+            let mut part = Report::default();
+            run_row(world, &case, &mut part).await;
+            part
+        })
+        .buffered(2)
+        .collect::<Vec<_>>()
+        .await;
+    for part in rows {
+        report.cells += part.cells;
+        report.mismatches.extend(part.mismatches);
+        report.leaks.extend(part.leaks);
+    }
+    run_warm(world, spec, report).await;
 }
 
 /// Runs every cell of `case` (one fresh copy of the world each) into `report`.
-pub async fn run_row(world: &World, case: &Case<'_>, report: &mut Report) {
+async fn run_row(world: &World, case: &Case<'_>, report: &mut Report) {
     for p in Principal::SIGNED.into_iter().chain(Principal::REFUSED) {
         let cell = world.cell().await;
         run_cell(world, case, &cell.env, p, report).await;
@@ -259,30 +324,35 @@ async fn run_cell(
 ) {
     let dialect = case.spec.dialect;
     let accounts = env.svc.accounts();
-    let (key, how) = match p {
-        Principal::Owner => (&world.owner, Signing::Good),
-        Principal::Other => (&world.other, Signing::Good),
-        Principal::Recipient => (&world.recipient, Signing::Good),
-        Principal::Admin => (&world.admin, Signing::Good),
-        Principal::Unsigned => (&world.owner, Signing::Unsigned),
-        Principal::BadSignature => (&world.owner, Signing::WrongSecret),
-        Principal::Stale => (&world.owner, Signing::Stale),
+    let key = key_of(world, p);
+    let how = match p {
+        Principal::Unsigned => Signing::Unsigned,
+        Principal::BadSignature => Signing::WrongSecret,
+        Principal::Stale => Signing::Stale,
         Principal::DisabledKey => {
-            let done = accounts.disable_key(&world.owner_key2.secret_id).await;
+            let done = accounts.disable_key(&key.secret_id).await;
             assert!(matches!(done, Ok(true)), "disable_key: {done:?}");
-            (&world.owner_key2, Signing::Good)
+            Signing::Good
         }
         Principal::DisabledAccount => {
-            let done = accounts.disable_account(&world.owner.account_id).await;
+            let done = accounts.disable_account(&key.account_id).await;
             assert!(matches!(done, Ok(true)), "disable_account: {done:?}");
-            (&world.owner, Signing::Good)
+            Signing::Good
         }
+        _ => Signing::Good,
     };
-    let request = expand(world, case.template, dialect, &[]);
+    let request = expand(world, case.template, dialect, p, &[]);
     let answer = send(dialect, env, key, case.action, &request, how).await;
     let label = format!("{dialect:?} {} {} as {p:?}", case.action, case.template);
     if p != Principal::Owner {
-        scan(world, p, &request, &answer, &label, report);
+        scan(
+            world,
+            p == Principal::Recipient,
+            &request,
+            &answer,
+            &label,
+            report,
+        );
     }
     if let Some(i) = Principal::REFUSED.iter().position(|r| *r == p) {
         let want = case.spec.auth[i];
@@ -335,32 +405,59 @@ async fn classify(
         return Got::Ok;
     }
     let code = answer.code.clone();
-    let hide = hidden(world, p);
-    if hide.iter().any(|h| case.template.contains(&format!("{{{h}}}"))) {
+    if code == "DryRunOperation" {
+        // A dry run that would succeed: nothing was refused.
+        return Got::Code(code);
+    }
+    let mentioned = |names: &[&str]| {
+        names
+            .iter()
+            .any(|h| case.template.contains(&format!("{{{h}}}")))
+    };
+    // Measured against the same request with the resources `p` may not see replaced by
+    // absent ones (an answer that differs leaks their existence); when it names none, with
+    // every resource of the owner's replaced (a recipient refused on the shared image as if
+    // it were absent is `NotFound`, and not a leak: it sees that image; so is the owner
+    // naming its image in another region).
+    let (hide, leaks) = match hidden(world, p) {
+        h if mentioned(&h) => (h, true),
+        _ => (world.slots.iter().map(|s| s.name).collect(), false),
+    };
+    if mentioned(&hide) {
         let dialect = case.spec.dialect;
-        let ghost = expand(world, case.template, dialect, &hide);
+        let ghost = expand(world, case.template, dialect, p, &hide);
         let absent = send(dialect, env, key, case.action, &ghost, Signing::Good).await;
         let message = unghost(world, &absent.message);
         if absent.code == code && message == answer.message {
             return Got::NotFound(code);
         }
-        report.leaks.push(format!(
-            "{dialect:?} {} {} as {p:?}: the owner's resource is told from an absent one: \
-             {code} {:?} against {} {message:?}",
-            case.action, case.template, answer.message, absent.code
-        ));
+        if leaks {
+            report.leaks.push(format!(
+                "{dialect:?} {} {} as {p:?}: the owner's resource is told from an absent one: \
+                 {code} {:?} against {} {message:?}",
+                case.action, case.template, answer.message, absent.code
+            ));
+        }
     }
     if case.spec.denied.contains(&code.as_str()) {
         Got::Denied(code)
     } else {
-        Got::Refused(code)
+        Got::Code(code)
     }
 }
 
-/// Records every secret of the owner's in `answer` that `p` may not see and did not send.
-fn scan(world: &World, p: Principal, request: &str, answer: &Answer, label: &str, report: &mut Report) {
+/// Records every secret of the owner's in `answer` that the caller did not send (the
+/// shared image's are allowed with `shared`).
+fn scan(
+    world: &World,
+    shared: bool,
+    request: &str,
+    answer: &Answer,
+    label: &str,
+    report: &mut Report,
+) {
     for s in &world.secrets {
-        if p == Principal::Recipient && s.shared {
+        if shared && s.shared {
             continue;
         }
         if !request.contains(&s.needle) && answer.text.contains(&s.needle) {
@@ -371,4 +468,76 @@ fn scan(world: &World, p: Principal, request: &str, answer: &Answer, label: &str
             ));
         }
     }
+}
+
+/// The listings (rows of `Describe…` actions every signed principal gets) once more on one
+/// copy of the world, every principal after the owner with the listing caches warm; then
+/// the owner cancels its share and the recipient asks again: the shared image must be gone
+/// from its answers.
+async fn run_warm(world: &World, spec: &Spec, report: &mut Report) {
+    let dialect = spec.dialect;
+    let cell = world.cell().await;
+    let env = &cell.env;
+    let rows: Vec<&Row> = spec
+        .rows
+        .iter()
+        .filter(|(a, _, e)| a.starts_with("Describe") && e.iter().all(|o| *o == Outcome::Ok))
+        .collect();
+    for revoked in [false, true] {
+        if revoked {
+            let owner = ikon_service::Caller {
+                account_id: world.owner.account_id.clone(),
+                is_admin: false,
+                region: world::REGION.into(),
+            };
+            let done = env
+                .svc
+                .images()
+                .change_shares(
+                    &owner,
+                    world.id("shared"),
+                    std::slice::from_ref(&world.recipient.account_id),
+                    ikon_service::ShareChange::Cancel,
+                )
+                .await;
+            assert!(done.is_ok(), "cancelling the share: {done:?}");
+        }
+        let who: &[Principal] = if revoked {
+            &[Principal::Recipient]
+        } else {
+            &Principal::SIGNED
+        };
+        for (action, template, _) in &rows {
+            for p in who {
+                let request = expand(world, template, dialect, *p, &[]);
+                let answer = send(
+                    dialect,
+                    env,
+                    key_of(world, *p),
+                    action,
+                    &request,
+                    Signing::Good,
+                )
+                .await;
+                report.cells += 1;
+                let when = if revoked {
+                    "after the share was cancelled"
+                } else {
+                    "with warm caches"
+                };
+                let label = format!("{dialect:?} {action} {template} as {p:?} {when}");
+                if !answer.ok() {
+                    report.mismatches.push(format!(
+                        "{label}: expected Ok, got {}",
+                        excerpt(&answer.text)
+                    ));
+                }
+                if *p != Principal::Owner {
+                    let shared = *p == Principal::Recipient && !revoked;
+                    scan(world, shared, &request, &answer, &label, report);
+                }
+            }
+        }
+    }
+    cell.finish().await;
 }

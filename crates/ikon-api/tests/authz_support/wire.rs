@@ -22,7 +22,8 @@ pub enum Signing {
     Stale,
 }
 
-/// How far in the past a stale request was signed (both dialects allow at most 900 s).
+/// How far in the past a stale request was signed (Tencent allows 300 s of skew, Alibaba
+/// 900 s).
 pub const STALE_SECS: i64 = 1000;
 
 /// A response reduced to what the matrix judges.
