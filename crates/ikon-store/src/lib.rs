@@ -42,6 +42,10 @@ pub use writable::{CommitHook, WritableDisk, MAX_DIRTY_CHUNKS};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Times a chunk read from an object store is fetched again when its bytes do not match
+/// its hash (damage in transit: a flipped bit on the wire, a proxy that garbles a body).
+pub const TRANSIT_REREADS: u32 = 2;
+
 /// A manifest's name and version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ManifestRef {
@@ -205,25 +209,39 @@ impl Store {
         &self.inner.backend
     }
 
-    /// Reads and verifies one chunk (blocking; for sync callers).
+    /// Reads and verifies one chunk (blocking; for sync callers). From an object store, a
+    /// chunk whose bytes do not match its hash is fetched again (up to
+    /// [`TRANSIT_REREADS`] times): damage in transit is not damage in the store. A local
+    /// chunk that does not match is damaged, and re-reading it would not help.
     pub fn read_chunk(&self, h: &ChunkHash) -> Result<Vec<u8>> {
-        let data = self.backend().get(&h.key())?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("chunk {h} is missing from the store"),
-            )
-        })?;
-        if ChunkHash::of(&data) != *h {
-            return Err(Error::corrupt(format!(
-                "chunk {h} is damaged: its content no longer matches its hash"
-            )));
+        let rereads = match self.backend() {
+            Backend::Object(..) => TRANSIT_REREADS,
+            Backend::Local(_) => 0,
+        };
+        let mut attempt = 0;
+        loop {
+            let data = self.backend().get(&h.key())?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("chunk {h} is missing from the store"),
+                )
+            })?;
+            if ChunkHash::of(&data) == *h {
+                if data.len() > self.chunk_size() as usize {
+                    return Err(Error::corrupt(format!(
+                        "chunk {h} is larger than the chunk size"
+                    )));
+                }
+                return Ok(data);
+            }
+            if attempt >= rereads {
+                return Err(Error::corrupt(format!(
+                    "chunk {h} is damaged: its content no longer matches its hash"
+                )));
+            }
+            attempt += 1;
+            tracing::warn!(chunk = %h, attempt, "chunk did not match its hash; reading it again");
         }
-        if data.len() > self.chunk_size() as usize {
-            return Err(Error::corrupt(format!(
-                "chunk {h} is larger than the chunk size"
-            )));
-        }
-        Ok(data)
     }
 
     /// Stores a chunk unless present (blocking). Returns (hash, newly written); None for an

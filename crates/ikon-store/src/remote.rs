@@ -43,6 +43,13 @@ pub struct S3Options {
     pub allow_http: Option<bool>,
     /// Retries of a failed request (5xx, timeouts, resets) before giving up (default 10).
     pub max_retries: Option<usize>,
+    /// Seconds one request may take from start to end of its body (default 30), so a stalled
+    /// engine is retried, then given up on, rather than waited for.
+    pub timeout_secs: Option<u64>,
+    /// Seconds to connect (default 5).
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds a request may spend being retried in all (default 120).
+    pub retry_timeout_secs: Option<u64>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -86,6 +93,9 @@ impl S3Options {
                 .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
             allow_http: self.allow_http,
             max_retries: self.max_retries,
+            timeout_secs: self.timeout_secs,
+            connect_timeout_secs: self.connect_timeout_secs,
+            retry_timeout_secs: self.retry_timeout_secs,
         }
     }
 
@@ -104,13 +114,17 @@ impl S3Options {
                 base: 2.0,
             },
             max_retries: o.max_retries.unwrap_or(10),
-            retry_timeout: Duration::from_secs(120),
+            retry_timeout: Duration::from_secs(o.retry_timeout_secs.unwrap_or(120)),
         };
+        let client = object_store::ClientOptions::new()
+            .with_timeout(Duration::from_secs(o.timeout_secs.unwrap_or(30)))
+            .with_connect_timeout(Duration::from_secs(o.connect_timeout_secs.unwrap_or(5)));
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(o.region.unwrap_or_else(|| "us-east-1".into()))
             .with_virtual_hosted_style_request(false)
             .with_allow_http(allow_http)
+            .with_client_options(client.with_allow_http(allow_http))
             .with_retry(retry);
         if !endpoint.is_empty() {
             b = b.with_endpoint(endpoint);
