@@ -36,6 +36,7 @@ fn s3_options() -> ikon_store::S3Options {
         secret_access_key: Some(env_var("IKON_TEST_S3_SECRET_ACCESS_KEY")),
         allow_http: Some(true),
         max_retries: None,
+        ..Default::default()
     }
 }
 
@@ -83,6 +84,13 @@ struct Env {
     caller: Caller,
     work: PathBuf,
     beijing: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Each test's catalog, chunks and exports (100+ MiB): gone with the test.
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
 }
 
 async fn env(export_dir: Option<PathBuf>) -> Env {

@@ -98,6 +98,7 @@ fn s3_options() -> S3Options {
         secret_access_key: Some(env_var("IKON_TEST_S3_SECRET_ACCESS_KEY")),
         allow_http: Some(true),
         max_retries: None,
+        ..Default::default()
     }
 }
 
