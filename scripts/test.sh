@@ -16,6 +16,7 @@ step() { echo "== $* ($(( $(date +%s) - start ))s)"; }
 
 step "installing test tools"
 bash scripts/install-test-deps.sh
+bash scripts/install-browser.sh
 step "fetching sample images"
 bash scripts/fetch-sample-images.sh .cache/samples
 export IKON_SAMPLES="$PWD/.cache/samples/qemu"

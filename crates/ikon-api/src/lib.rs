@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Alibaba signature nonces already used.
     pub nonces: Arc<alibaba::auth::NonceCache>,
+    /// The listener serves HTTPS (the console's cookie is then `Secure`).
+    pub tls: bool,
 }
 
 impl AppState {
@@ -40,23 +42,41 @@ impl AppState {
             svc,
             metrics: Arc::new(metrics::Metrics::new()),
             nonces: Arc::new(alibaba::auth::NonceCache::new()),
+            tls: false,
         }
     }
 }
 
-/// The router: every API dialect plus `/metrics`.
+/// The router: every API dialect, `/metrics`, and the console under `/console/` (a bare
+/// `GET /` from a browser — no query, no action header, `Accept: text/html` — is sent there).
 pub fn app(state: AppState) -> Router {
     let core = axum::middleware::from_fn_with_state(state.metrics.clone(), core::layer);
+    let console = ikon_console::router(state.svc.clone(), state.tls);
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/ikon/upload", put(tencent::upload).post(tencent::upload))
         .fallback(route)
         .layer(core)
         .with_state(state)
+        .merge(console)
 }
 
 /// Largest Alibaba form body read (parameters travel in the query; the body is rare).
 const MAX_FORM_BODY: usize = 1 << 20;
+
+/// A browser opening the service's address: `GET /`, no query string, no action header, and
+/// HTML accepted.
+fn is_browser_home(p: &axum::http::request::Parts) -> bool {
+    p.method == axum::http::Method::GET
+        && p.uri.path() == "/"
+        && p.uri.query().is_none()
+        && !p.headers.contains_key("x-tc-action")
+        && !p.headers.contains_key("x-acs-action")
+        && p.headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
 
 fn has_action_param(s: &str) -> bool {
     s.split('&')
@@ -66,6 +86,9 @@ fn has_action_param(s: &str) -> bool {
 /// Sends a request to the dialect whose shape it has.
 async fn route(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    if is_browser_home(&parts) {
+        return axum::response::Redirect::to("/console/").into_response();
+    }
     let id = core::RequestId::of(&parts.extensions);
     let h: &HeaderMap = &parts.headers;
     let tencent_shaped = h.contains_key("x-tc-action");

@@ -16,6 +16,7 @@ mod images;
 mod instances;
 mod market;
 pub mod schema;
+mod sessions;
 mod sql;
 mod tasks;
 
@@ -24,6 +25,7 @@ pub use facts::{fstate, Facts, FactsWanted};
 pub use images::{Category, DeleteOutcome, DiskRef, Image, ImageOs, ImageQuery, NewImage, Share};
 pub use instances::{Disk, Instance, ResourceQuery, Snapshot};
 pub use market::{Listing, Usage};
+pub use sessions::ConsoleSession;
 pub use tasks::{
     ImageChange, Inserted, NewTask, Task, TaskOutcome, TaskQuery, TaskStart, TaskState,
 };

@@ -230,4 +230,14 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
         used BIGINT NOT NULL,
         PRIMARY KEY (account_id, action, window_start))",
     "CREATE INDEX IF NOT EXISTS rate_windows_start ON rate_windows(window_start)",
+],
+// 5: console sessions (any node honours any session): the token's SHA-256, never the token.
+&[
+    "CREATE TABLE IF NOT EXISTS console_sessions (
+        token_hash TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS console_sessions_account ON console_sessions(account_id)",
 ]];

@@ -343,12 +343,13 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
                 c.secret_id, c.secret_key, c.account_id
             );
         }
-        let state = ikon_api::AppState::new(svc.clone());
+        let mut state = ikon_api::AppState::new(svc.clone());
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let (api_tls, nbd_tls) = tls_setup(&args)?;
+        state.tls = api_tls.is_some();
         let mut runner = svc.task_runner(30);
         runner.register(std::sync::Arc::new(ikon_service::PublishHandler));
         runner.register(std::sync::Arc::new(ikon_service::ImportHandler));

@@ -172,13 +172,16 @@ impl crate::facets::Accounts<'_> {
     }
 
     /// Disables an account (admin): every key of it is refused from now on, as is anything
-    /// that authenticates as it (NBD tokens, uploads); its images, instances and shares are
-    /// kept. False when no such account exists.
+    /// that authenticates as it (NBD tokens, uploads, console sessions); its images,
+    /// instances and shares are kept. False when no such account exists.
     pub async fn disable_account(&self, account_id: &str) -> Result<bool> {
-        Ok(self
+        let found = self
             .catalog()
             .set_account_disabled(account_id, true)
-            .await?)
+            .await?;
+        // Console sessions end too (they are also checked against the account on use).
+        self.catalog().delete_account_sessions(account_id).await?;
+        Ok(found)
     }
 
     /// Re-enables a disabled account (admin). False when no such account exists.

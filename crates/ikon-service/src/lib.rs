@@ -21,6 +21,7 @@ mod publish;
 mod ratelimit;
 mod resources;
 pub mod secrets;
+pub mod sessions;
 pub mod snapshots;
 mod sync;
 pub mod tasks;
