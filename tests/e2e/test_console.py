@@ -53,7 +53,9 @@ def tearDownModule():
         h.stop_all()
 
 
-class Console(h.ServerTestCase):
+class _Browser(h.ServerTestCase):
+    """One chromium per class, a fresh context (cookies) per test."""
+
     @property
     def servers(self):
         return [S] if S else []
@@ -85,6 +87,8 @@ class Console(h.ServerTestCase):
         p.get_by_role("button", name="Sign in").click()
         p.wait_for_load_state()
 
+
+class Console(_Browser):
     def test_sign_in_failure_and_success(self):
         p = self.page
         self.sign_in(OWNER, secret_key="x" * 32)
@@ -177,3 +181,63 @@ class Console(h.ServerTestCase):
         # The API at the same address still answers API clients.
         c = h.sdk(S, OWNER)
         self.assertGreater(c.DescribeRegions(h.req("DescribeRegions")).TotalCount, 0)
+
+
+class ConsoleActions(_Browser):
+    """The owner's actions with the API's rules and messages."""
+
+    def test_rename_share_delete(self):
+        disk = h.make_disk(WORK, name="act.qcow2", size_mib=16, data_mib=1)
+        image = S.publish(disk, name="to-be-renamed", account=OWNER, os_name="Debian 12 64bit",
+                          platform="Debian")["ImageId"]
+        p = self.page
+        self.sign_in(OWNER)
+        p.goto(S.url + "/console/images/%s" % image)
+        # Rename: a name the rules refuse first, then a good one.
+        p.get_by_label("Name", exact=True).fill("x" * 200)
+        p.get_by_role("button", name="Save").click()
+        self.assertIn("name", p.get_by_role("alert").inner_text().lower())
+        p.get_by_label("Name", exact=True).fill("renamed-in-console")
+        p.get_by_label("Description").fill("made by hand")
+        p.get_by_role("button", name="Save").click()
+        p.wait_for_load_state()
+        self.assertEqual(p.get_by_role("heading", level=1).inner_text(), "renamed-in-console")
+        self.assertIn("Saved.", p.get_by_role("status").inner_text())
+        # Share with the other account (the limit is shown), then deletion is refused.
+        self.assertIn("Shared with 0 of at most", p.content())
+        p.get_by_label("Account ID").fill(OTHER["AccountId"])
+        p.get_by_role("button", name="Share", exact=True).click()
+        p.wait_for_load_state()
+        self.assertIn("Shared with 1 of at most", p.content())
+        p.screenshot(path=os.path.join(SHOTS, "image-owner-actions.png"), full_page=True)
+        p.get_by_role("button", name="Delete image").click()
+        p.wait_for_load_state()
+        self.assertIn("shared", p.get_by_role("alert").inner_text().lower())
+        # The recipient sees it under Shared images, without the owner's forms; a forged
+        # rename with its own valid session is refused by the service.
+        other = self.browser.new_context()
+        op = other.new_page()
+        op.goto(S.url + "/console/sign-in")
+        op.get_by_label("SecretId").fill(OTHER["SecretId"])
+        op.get_by_label("SecretKey").fill(OTHER["SecretKey"])
+        op.get_by_role("button", name="Sign in").click()
+        op.wait_for_load_state()
+        op.get_by_role("link", name="Shared images").click()
+        op.wait_for_load_state()
+        self.assertIn("renamed-in-console", op.content())
+        op.goto(S.url + "/console/images/%s" % image)
+        self.assertEqual(op.get_by_role("button", name="Save").count(), 0)
+        csrf = op.locator("header input[name=csrf]").get_attribute("value")
+        r = other.request.post(S.url + "/console/images/%s/attributes" % image,
+                               form={"csrf": csrf, "name": "hijacked", "description": ""})
+        self.assertIn("shared to you: it can only be used to create instances", r.text())
+        self.assertNotIn("hijacked", r.text().split("<main>")[1].split("</h1>")[0])
+        other.close()
+        # Unshare, then delete.
+        p.reload()
+        p.get_by_role("button", name="Unshare from %s" % OTHER["AccountId"]).click()
+        p.wait_for_load_state()
+        self.assertIn("Shared with 0 of at most", p.content())
+        p.get_by_role("button", name="Delete image").click()
+        p.wait_for_url("**/console/images?region=*")
+        self.assertNotIn("renamed-in-console", p.content())

@@ -262,6 +262,8 @@ fn table(b: &mut String, region: &str, label: &str, images: &[ikon_service::Imag
 pub(crate) struct DetailQuery {
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    done: Option<String>,
 }
 
 /// `GET /console/images/{id}`.
@@ -274,7 +276,36 @@ pub(crate) async fn detail(
     let Some(s) = session(&c, &headers).await else {
         return to_sign_in();
     };
-    let (region, regions) = region(&c, qy.region.as_deref());
+    render_detail(
+        &c,
+        &s,
+        qy.region.as_deref(),
+        &id,
+        qy.done.as_deref().map(|d| (true, done_text(d))),
+    )
+    .await
+}
+
+/// What a finished action says on the page it returns to.
+fn done_text(key: &str) -> String {
+    match key {
+        "renamed" => "Saved.",
+        "shared" => "Shared.",
+        "unshared" => "Share withdrawn.",
+        _ => "Done.",
+    }
+    .to_string()
+}
+
+/// An image's page, with `notice` (success, text) above it.
+pub(crate) async fn render_detail(
+    c: &Console,
+    s: &ikon_service::sessions::Session,
+    asked_region: Option<&str>,
+    id: &str,
+    notice: Option<(bool, String)>,
+) -> Response {
+    let (region, regions) = region(c, asked_region);
     let caller = s.caller(&region);
     let frame = Frame {
         account: &s.account_id,
@@ -284,12 +315,12 @@ pub(crate) async fn detail(
         regions: &regions,
         current: "images",
     };
-    let v = match c.svc.images().visible_image(&caller, &id).await {
+    let v = match c.svc.images().visible_image(&caller, id).await {
         Ok(v) => v,
         Err(e) => {
             let b = format!(
                 "<h1>Image {}</h1><p class=\"error\" role=\"alert\">{}</p>",
-                esc(&id),
+                esc(id),
                 esc(&e.message)
             );
             return respond(StatusCode::NOT_FOUND, html::page("Image", Some(&frame), &b));
@@ -297,10 +328,20 @@ pub(crate) async fn detail(
     };
     let i = &v.image;
     let mut b = format!(
-        "<h1>{}</h1><p class=\"id\">{}</p><dl class=\"facts\">",
+        "<h1>{}</h1><p class=\"id\">{}</p>",
         esc(&i.name),
         esc(&i.image_id)
     );
+    if let Some((ok, text)) = &notice {
+        let _ = write!(
+            b,
+            "<p class=\"{}\" role=\"{}\">{}</p>",
+            if *ok { "notice" } else { "error" },
+            if *ok { "status" } else { "alert" },
+            esc(text)
+        );
+    }
+    b.push_str("<dl class=\"facts\">");
     for (k, val) in [
         ("State", state_badge(&i.state, i.sync_percent)),
         ("Reason", esc(&i.state_reason)),
@@ -319,7 +360,10 @@ pub(crate) async fn detail(
         }
     }
     b.push_str("</dl>");
-    if let Ok(scan) = c.svc.images().image_scan(&caller, &id).await {
+    if v.visibility == Visibility::Private {
+        crate::actions::owner_forms(&mut b, c, &caller, s, &region, i).await;
+    }
+    if let Ok(scan) = c.svc.images().image_scan(&caller, id).await {
         let _ = write!(
             b,
             "<section><h2>Hygiene scan</h2><p>Scan {}",

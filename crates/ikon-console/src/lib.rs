@@ -9,6 +9,7 @@
 //! carries a Content-Security-Policy without inline script, `no-store` caching and framing
 //! refused. No secret is ever put in a URL, a page or a log line.
 
+mod actions;
 mod html;
 mod images;
 
@@ -45,6 +46,9 @@ pub fn router(svc: Service, tls: bool) -> Router {
         .route("/console/sign-out", post(sign_out))
         .route("/console/images", get(images::list))
         .route("/console/images/{id}", get(images::detail))
+        .route("/console/images/{id}/attributes", post(actions::attributes))
+        .route("/console/images/{id}/shares", post(actions::shares))
+        .route("/console/images/{id}/delete", post(actions::delete))
         .route("/console/assets/app.css", get(css))
         .route("/console/assets/app.js", get(js))
         .layer(axum::middleware::from_fn(security_headers))
