@@ -241,3 +241,60 @@ class ConsoleActions(_Browser):
         p.get_by_role("button", name="Delete image").click()
         p.wait_for_url("**/console/images?region=*")
         self.assertNotIn("renamed-in-console", p.content())
+
+
+def warned_guest():
+    """A Debian guest (make-linux.sh) with a shell history planted by debugfs."""
+    import subprocess
+    env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin", TMPDIR=WORK)
+    raw = os.path.join(WORK, "warned.raw")
+    subprocess.run(["bash", os.path.join(ROOT, "scripts/fixtures/make-linux.sh"), raw, "debian12"], env=env,
+                   check=True, capture_output=True, timeout=600)
+    hist = os.path.join(WORK, "hist")
+    with open(hist, "w") as f:
+        f.write("mysql -u root -p\n")
+    cmds = os.path.join(WORK, "plant.debugfs")
+    with open(cmds, "w") as f:
+        f.write("write %s /root/.bash_history\n" % hist)
+    subprocess.run(["debugfs", "-w", "-f", cmds, raw + "?offset=1048576"], env=env, check=True,
+                   capture_output=True)
+    return raw
+
+
+class ConsoleOperator(_Browser):
+    """The administrator's review queue; tenants are refused."""
+
+    def test_review_queue_shows_findings_and_approves(self):
+        image = S.publish(warned_guest(), name="warned-stack", account=OWNER)["ImageId"]
+        out = h.common(S, OWNER).call_json("SubmitMarketImage", {"ImageId": image, "PricePerHour": 0.2})
+        listing = out["Response"]["ListingId"]
+        p = self.page
+        self.sign_in(OWNER)
+        r = p.goto(S.url + "/console/operator/market")
+        self.assertEqual(r.status, 403)
+        self.assertEqual(p.get_by_role("link", name="Marketplace review").count(), 0)
+        p.get_by_role("button", name="Sign out").click()
+        p.wait_for_url("**/console/sign-in")
+        self.sign_in({"SecretId": S.admin_id, "SecretKey": S.admin_key})
+        p.get_by_role("link", name="Marketplace review").click()
+        p.wait_for_load_state()
+        section = p.locator("section", has_text=listing)
+        self.assertIn("shell-history", section.inner_text())
+        self.assertIn("/root/.bash_history", section.inner_text())
+        p.screenshot(path=os.path.join(SHOTS, "operator-review.png"), full_page=True)
+        p.get_by_role("button", name="Approve %s" % listing).click()
+        p.wait_for_load_state()
+        self.assertIn("Listing approved", p.get_by_role("status").inner_text())
+        self.assertNotIn(listing, p.locator("main").inner_text().replace("Listing approved", ""))
+        # Every account now sees the marketplace image.
+        other = self.browser.new_context()
+        op = other.new_page()
+        op.goto(S.url + "/console/sign-in")
+        op.get_by_label("SecretId").fill(OTHER["SecretId"])
+        op.get_by_label("SecretKey").fill(OTHER["SecretKey"])
+        op.get_by_role("button", name="Sign in").click()
+        op.wait_for_load_state()
+        op.get_by_role("link", name="Marketplace images").click()
+        op.wait_for_load_state()
+        self.assertIn("warned-stack [market]", op.content())
+        other.close()

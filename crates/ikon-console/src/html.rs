@@ -67,7 +67,12 @@ pub fn page(title: &str, frame: Option<&Frame<'_>>, body: &str) -> String {
     h.push_str("<header class=\"top\"><a class=\"brand\" href=\"/console/\">Ikon</a>");
     if let Some(f) = frame {
         h.push_str("<nav aria-label=\"Main\">");
-        for (key, label, href) in NAV {
+        let operator: &[(&str, &str, &str)] = if f.admin {
+            &[("operator", "Marketplace review", "/console/operator/market")]
+        } else {
+            &[]
+        };
+        for (key, label, href) in NAV.iter().chain(operator) {
             let cur = if f.current == *key {
                 " aria-current=\"page\""
             } else {

@@ -12,6 +12,7 @@
 mod actions;
 mod html;
 mod images;
+mod operator;
 
 use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -49,6 +50,11 @@ pub fn router(svc: Service, tls: bool) -> Router {
         .route("/console/images/{id}/attributes", post(actions::attributes))
         .route("/console/images/{id}/shares", post(actions::shares))
         .route("/console/images/{id}/delete", post(actions::delete))
+        .route("/console/operator/market", get(operator::market))
+        .route(
+            "/console/operator/market/{id}/{verb}",
+            post(operator::decide),
+        )
         .route("/console/assets/app.css", get(css))
         .route("/console/assets/app.js", get(js))
         .layer(axum::middleware::from_fn(security_headers))
