@@ -170,6 +170,17 @@ class Console(_Browser):
         p.goto(S.url + "/console/images")
         self.assertTrue(p.url.endswith("/console/sign-in"), p.url)
 
+    def test_disabling_the_account_ends_its_session(self):
+        acc = S.account("console-doomed")
+        p = self.page
+        self.sign_in(acc)
+        self.assertTrue(p.url.endswith("/console/images"))
+        S.admin("account", "disable", acc["AccountId"])
+        p.goto(S.url + "/console/images")
+        self.assertTrue(p.url.endswith("/console/sign-in"), p.url)
+        self.sign_in(acc)
+        self.assertIn("Not signed in", p.get_by_role("alert").inner_text())
+
     def test_headers_and_the_bare_address(self):
         p = self.page
         r = p.goto(S.url + "/")
