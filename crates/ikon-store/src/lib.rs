@@ -42,8 +42,9 @@ pub use writable::{CommitHook, WritableDisk, MAX_DIRTY_CHUNKS};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Times a chunk read from an object store is fetched again when its bytes do not match
-/// its hash (damage in transit: a flipped bit on the wire, a proxy that garbles a body).
+/// Times a chunk or manifest read from an object store is fetched again when what came
+/// back is broken (damage in transit: a body cut short, a flipped bit on the wire, a proxy
+/// that garbles it); object_store's own retries cover failed requests, not bad bodies.
 pub const TRANSIT_REREADS: u32 = 2;
 
 /// A manifest's name and version.
@@ -209,23 +210,38 @@ impl Store {
         &self.inner.backend
     }
 
-    /// Reads and verifies one chunk (blocking; for sync callers). From an object store, a
-    /// chunk whose bytes do not match its hash is fetched again (up to
-    /// [`TRANSIT_REREADS`] times): damage in transit is not damage in the store. A local
-    /// chunk that does not match is damaged, and re-reading it would not help.
-    pub fn read_chunk(&self, h: &ChunkHash) -> Result<Vec<u8>> {
-        let rereads = match self.backend() {
+    /// How many more times an object is fetched when what came back was broken in
+    /// transit: from an object store, [`TRANSIT_REREADS`]; from a local directory, none (a
+    /// damaged local file reads the same again).
+    fn rereads(&self) -> u32 {
+        match self.backend() {
             Backend::Object(..) => TRANSIT_REREADS,
             Backend::Local(_) => 0,
-        };
+        }
+    }
+
+    /// Reads and verifies one chunk (blocking; for sync callers). From an object store, a
+    /// chunk whose body broke off or whose bytes do not match its hash is fetched again (up
+    /// to [`TRANSIT_REREADS`] times): damage in transit is not damage in the store.
+    pub fn read_chunk(&self, h: &ChunkHash) -> Result<Vec<u8>> {
         let mut attempt = 0;
         loop {
-            let data = self.backend().get(&h.key())?.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("chunk {h} is missing from the store"),
-                )
-            })?;
+            let last = attempt >= self.rereads();
+            attempt += 1;
+            let data = match self.backend().get(&h.key()) {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("chunk {h} is missing from the store"),
+                    ))
+                }
+                Err(e) if !last => {
+                    tracing::warn!(chunk = %h, attempt, "reading a chunk failed ({e}); reading it again");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if ChunkHash::of(&data) == *h {
                 if data.len() > self.chunk_size() as usize {
                     return Err(Error::corrupt(format!(
@@ -234,12 +250,11 @@ impl Store {
                 }
                 return Ok(data);
             }
-            if attempt >= rereads {
+            if last {
                 return Err(Error::corrupt(format!(
                     "chunk {h} is damaged: its content no longer matches its hash"
                 )));
             }
-            attempt += 1;
             tracing::warn!(chunk = %h, attempt, "chunk did not match its hash; reading it again");
         }
     }
@@ -350,23 +365,44 @@ impl Store {
     /// Reads a manifest.
     pub async fn get_manifest(&self, r: &ManifestRef) -> Result<Manifest> {
         check_disk_id(&r.disk_id)?;
-        let b = self.backend().clone();
         let key = format!("manifests/{}/{:020}", r.disk_id, r.version);
-        let data = blocking(move || b.get(&key)).await?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "manifest {} version {} does not exist",
-                    r.disk_id, r.version
-                ),
-            )
-        })?;
-        let m = Manifest::decode(&data).map_err(|e| {
-            Error::corrupt(format!(
-                "manifest {} v{}: {}",
-                r.disk_id, r.version, e.context
-            ))
-        })?;
+        let mut attempt = 0;
+        let m = loop {
+            let last = attempt >= self.rereads();
+            attempt += 1;
+            let b = self.backend().clone();
+            let k = key.clone();
+            let data = match blocking(move || b.get(&k)).await {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "manifest {} version {} does not exist",
+                            r.disk_id, r.version
+                        ),
+                    ))
+                }
+                Err(e) if !last => {
+                    tracing::warn!(manifest = %key, attempt, "reading a manifest failed ({e}); reading it again");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // The manifest carries its own checksum: a garbled copy is fetched again.
+            match Manifest::decode(&data) {
+                Ok(m) => break m,
+                Err(e) if !last => {
+                    tracing::warn!(manifest = %key, attempt, "manifest did not decode ({}); reading it again", e.context);
+                }
+                Err(e) => {
+                    return Err(Error::corrupt(format!(
+                        "manifest {} v{}: {}",
+                        r.disk_id, r.version, e.context
+                    )))
+                }
+            }
+        };
         if m.chunk_size != self.chunk_size() {
             return Err(Error::corrupt(format!(
                 "manifest {} uses another chunk size",
