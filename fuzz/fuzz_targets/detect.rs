@@ -1,8 +1,9 @@
-//! Fuzz target: arbitrary bytes through content detection and whatever format it picks
-//! (covers every parser, including the read-only foreign formats).
+//! Fuzz target `detect`: arbitrary bytes through content detection and whatever format it picks.
+//! The body is `ikon_fuzz::disk::detect` (fuzz/src/disk.rs), replayed by `cargo test`.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    ikon_disk::fuzzing::exercise(data, None);
+    ikon_fuzz::start_input();
+    ikon_fuzz::disk::detect(data);
 });

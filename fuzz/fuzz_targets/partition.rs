@@ -1,15 +1,9 @@
-//! Fuzz the partition-table, filesystem-signature, ext4 and Linux-detection code: arbitrary
-//! bytes are a raw disk; `inspect` must never panic.
+//! Fuzz target `partition`: bytes as a raw disk: partition tables, then each partition's filesystem signature.
+//! The body is `ikon_fuzz::guest::partition` (fuzz/src/guest.rs), replayed by `cargo test`.
 #![no_main]
-
-use ikon_disk::{Format, MemStorage, OpenContext, OpenOptions};
 use libfuzzer_sys::fuzz_target;
-use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {
-    let o = OpenOptions { format: Some(Format::Raw), ..OpenOptions::default() };
-    if let Ok(img) = ikon_disk::open_storage(Arc::new(MemStorage::new(data.to_vec())), &OpenContext::new(o, None)) {
-        let _ = ikon_guest::partition::read_table(img.as_ref());
-        let _ = ikon_guest::inspect(img.as_ref(), "raw");
-    }
+    ikon_fuzz::start_input();
+    ikon_fuzz::guest::partition(data);
 });

@@ -1,24 +1,9 @@
-//! Fuzz the registry (regf) reader: arbitrary bytes as a hive; walking keys and reading
-//! values must never panic or loop.
+//! Fuzz target `registry`: bytes as a registry hive: keys, values and lookups by path.
+//! The body is `ikon_fuzz::guest::registry` (fuzz/src/guest.rs), replayed by `cargo test`.
 #![no_main]
-
-use ikon_guest::regf::Hive;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(h) = Hive::new(data.to_vec()) {
-        if let Ok(root) = h.root() {
-            if let Ok(subs) = h.subkeys(root) {
-                for (_, k) in subs.into_iter().take(64) {
-                    let _ = h.subkeys(k);
-                    if let Ok(names) = h.value_names(k) {
-                        for n in names.iter().take(16) {
-                            let _ = h.value(k, n);
-                        }
-                    }
-                }
-            }
-        }
-        let _ = h.open_key("Microsoft\\Windows NT\\CurrentVersion");
-    }
+    ikon_fuzz::start_input();
+    ikon_fuzz::guest::registry(data);
 });

@@ -1,7 +1,9 @@
-//! Fuzz target: arbitrary bytes opened as vhd (format forced), then info, check, map and reads.
+//! Fuzz target `vhd`: bytes opened as VHD (format forced), then info, check, map and reads.
+//! The body is `ikon_fuzz::disk::vhd` (fuzz/src/disk.rs), replayed by `cargo test`.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    ikon_disk::fuzzing::exercise(data, Some(ikon_disk::Format::Vhd));
+    ikon_fuzz::start_input();
+    ikon_fuzz::disk::vhd(data);
 });

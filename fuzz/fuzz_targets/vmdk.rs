@@ -1,7 +1,9 @@
-//! Fuzz target: arbitrary bytes opened as vmdk (format forced), then info, check, map and reads.
+//! Fuzz target `vmdk`: bytes opened as VMDK (format forced), then info, check, map and reads.
+//! The body is `ikon_fuzz::disk::vmdk` (fuzz/src/disk.rs), replayed by `cargo test`.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    ikon_disk::fuzzing::exercise(data, Some(ikon_disk::Format::Vmdk));
+    ikon_fuzz::start_input();
+    ikon_fuzz::disk::vmdk(data);
 });

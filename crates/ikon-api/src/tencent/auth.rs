@@ -172,7 +172,7 @@ pub fn verify(
     now: i64,
     utc_date: impl Fn(i64) -> String,
 ) -> Result<(), AuthError> {
-    if (now - req.timestamp).abs() > MAX_SKEW_SECS {
+    if now.abs_diff(req.timestamp) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(AuthError::Expired(format!(
             "X-TC-Timestamp {} is more than {MAX_SKEW_SECS} s away from the server time {now}",
             req.timestamp

@@ -8,15 +8,23 @@ use serde_json::{Map, Value};
 
 /// Most list entries accepted in a GET query (bounds the rebuilt arrays).
 const MAX_INDEX: usize = 1000;
+/// Most dot-separated segments in one GET parameter name (`Filters.0.Values.1` has 4):
+/// a name of thousands of segments would rebuild JSON nested so deep that dropping it
+/// overflows a worker thread's stack and aborts the server.
+const MAX_DEPTH: usize = 16;
+/// Most list slots one GET query may create, the `null`s padding sparse indexes included:
+/// `a.999.999.…` would otherwise make a 64 KiB query allocate gigabytes.
+const MAX_SLOTS: usize = 10 * MAX_INDEX;
 
 /// Parses a GET query string into a JSON object.
 pub fn from_query(query: &str) -> Result<Value, ApiError> {
     let mut root = Value::Object(Map::new());
+    let mut slots = 0;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let k = decode(k)?;
         let v = decode(v)?;
-        insert(&mut root, &k, Value::String(v))?;
+        insert(&mut root, &k, Value::String(v), &mut slots)?;
     }
     Ok(root)
 }
@@ -47,7 +55,8 @@ fn decode(s: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::new("InvalidParameter", "query string is not UTF-8"))
 }
 
-fn insert(root: &mut Value, key: &str, v: Value) -> Result<(), ApiError> {
+/// Puts `v` at `key` in `root`; `slots` counts the list slots created so far.
+fn insert(root: &mut Value, key: &str, v: Value, slots: &mut usize) -> Result<(), ApiError> {
     let bad = || {
         ApiError::new(
             "InvalidParameter",
@@ -57,6 +66,12 @@ fn insert(root: &mut Value, key: &str, v: Value) -> Result<(), ApiError> {
     let segs: Vec<&str> = key.split('.').collect();
     if segs.iter().any(|s| s.is_empty()) {
         return Err(bad());
+    }
+    if segs.len() > MAX_DEPTH {
+        return Err(ApiError::new(
+            "InvalidParameter",
+            format!("a parameter name is nested more than {MAX_DEPTH} levels deep"),
+        ));
     }
     let mut cur = root;
     for (i, seg) in segs.iter().enumerate() {
@@ -80,6 +95,13 @@ fn insert(root: &mut Value, key: &str, v: Value) -> Result<(), ApiError> {
                 ));
             }
             let arr = cur.as_array_mut().ok_or_else(bad)?;
+            *slots += (idx + 1).saturating_sub(arr.len());
+            if *slots > MAX_SLOTS {
+                return Err(ApiError::new(
+                    "InvalidParameterValue.LimitExceeded",
+                    format!("the query's lists have more than {MAX_SLOTS} entries"),
+                ));
+            }
             while arr.len() <= idx {
                 arr.push(Value::Null);
             }

@@ -195,7 +195,9 @@ impl DmgImage {
             .chunks
             .get(i)
             .ok_or_else(|| Error::invalid("DMG chunk index"))?;
-        let want = crate::error::to_usize(c.count * SECTOR, "DMG chunk")?;
+        // Chunks of unknown types reach here with an unbounded count (only stored types
+        // are bounded at open): multiply checked, before the type is refused below.
+        let want = crate::error::to_usize(c.count.mul_or(SECTOR, "DMG chunk size")?, "DMG chunk")?;
         let stored = read_vec(
             self.storage.as_ref(),
             c.offset,
@@ -259,14 +261,17 @@ impl BlockDevice for DmgImage {
                         .chunks
                         .get(i)
                         .ok_or_else(|| Error::invalid("DMG chunk"))?;
+                    // `c` holds `pos`, so `start <= pos < end`; the end saturates (a zero
+                    // or ignored chunk's count is not bounded by the stored-chunk limit).
                     let start = c.sector * SECTOR;
-                    (
-                        ((start + c.count * SECTOR) - pos).min(left),
-                        Some((i, c, pos - start)),
-                    )
+                    let end = c.sector.saturating_add(c.count).saturating_mul(SECTOR);
+                    ((end - pos).min(left), Some((i, c, pos - start)))
                 }
                 Err(i) => {
-                    let next = self.chunks.get(i).map_or(u64::MAX, |c| c.sector * SECTOR);
+                    let next = self
+                        .chunks
+                        .get(i)
+                        .map_or(u64::MAX, |c| c.sector.saturating_mul(SECTOR));
                     (next.saturating_sub(pos).min(left), None)
                 }
             };
@@ -307,7 +312,8 @@ impl BlockDevice for DmgImage {
                         .chunks
                         .get(i)
                         .ok_or_else(|| Error::invalid("DMG chunk"))?;
-                    let n = (c.sector * SECTOR + c.count * SECTOR - pos).min(end - pos);
+                    let chunk_end = c.sector.saturating_add(c.count).saturating_mul(SECTOR);
+                    let n = (chunk_end - pos).min(end - pos);
                     match c.kind {
                         CHUNK_ZERO | CHUNK_IGNORE => (n, ExtentKind::Zero, false),
                         CHUNK_RAW => (n, ExtentKind::Data, false),
@@ -315,7 +321,10 @@ impl BlockDevice for DmgImage {
                     }
                 }
                 Err(i) => {
-                    let next = self.chunks.get(i).map_or(u64::MAX, |c| c.sector * SECTOR);
+                    let next = self
+                        .chunks
+                        .get(i)
+                        .map_or(u64::MAX, |c| c.sector.saturating_mul(SECTOR));
                     (next.min(end) - pos, ExtentKind::Unallocated, false)
                 }
             };

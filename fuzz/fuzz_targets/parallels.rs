@@ -1,0 +1,9 @@
+//! Fuzz target `parallels`: bytes opened as a Parallels image (format forced), then info, check, map and reads.
+//! The body is `ikon_fuzz::disk::parallels` (fuzz/src/disk.rs), replayed by `cargo test`.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    ikon_fuzz::start_input();
+    ikon_fuzz::disk::parallels(data);
+});
