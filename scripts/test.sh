@@ -45,6 +45,7 @@ step "end-to-end: Tencent SDK and tccli against ikon serve (SQLite, then Postgre
 bash tests/e2e/run.sh 2>&1 | tee .cache/e2e.log || status=1
 step "end-to-end: Alibaba Tea and legacy SDKs against ikon serve --preset alibaba (SQLite, then PostgreSQL)"
 bash tests/e2e-alibaba/run.sh 2>&1 | tee .cache/e2e-alibaba.log || status=1
+step "crash trials: kill -9 of ikon serve mid-work, 3 trials"; bash scripts/crash-trials.sh --trials 3 2>&1 | tee .cache/crash-trials.log || status=1
 
 # Counts per suite: cargo's "N passed; M failed" lines, and unittest's "Ran N tests" with
 # its closing "OK" / "FAILED (failures=F, errors=E)".

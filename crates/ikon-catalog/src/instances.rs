@@ -568,6 +568,7 @@ impl Catalog {
         img: &NewImage,
         quota: Option<i64>,
         snapshots: &[Snapshot],
+        task: Option<&crate::NewTask>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
         if !insert_image_tx(&mut tx, img, quota).await? {
@@ -575,6 +576,12 @@ impl Catalog {
         }
         for s in snapshots {
             insert_snapshot_tx(&mut tx, s).await?;
+        }
+        // The task that finishes the image, in the same transaction: a crash never leaves
+        // a CREATING image that no task will finish.
+        if let Some(t) = task {
+            crate::tasks::insert_task_tx(&mut tx, t, crate::TaskStart::Pending, img.created_at)
+                .await?;
         }
         bump(&mut tx).await?;
         tx.commit().await?;

@@ -190,14 +190,19 @@ async fn lifecycle(c: Catalog) {
     // An image with a snapshot of that content, in one transaction, within quota.
     let s = snap("snap-s0000001", "img-i0000001", "disk-sys00001", 2);
     assert!(c
-        .insert_image_with_snapshots(&image("img-i0000001", "snap-s0000001"), Some(1), &[s])
+        .insert_image_with_snapshots(&image("img-i0000001", "snap-s0000001"), Some(1), &[s], None)
         .await
         .unwrap_or_else(|e| panic!("{e}")));
     let s2 = snap("snap-s0000002", "img-i0000002", "disk-sys00001", 2);
     assert!(
-        !c.insert_image_with_snapshots(&image("img-i0000002", "snap-s0000002"), Some(1), &[s2])
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
+        !c.insert_image_with_snapshots(
+            &image("img-i0000002", "snap-s0000002"),
+            Some(1),
+            &[s2],
+            None
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}")),
         "over quota"
     );
     assert!(

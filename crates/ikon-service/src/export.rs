@@ -219,7 +219,9 @@ impl Service {
             };
             let (tmp, final_path) = match &dest {
                 Destination::Dir(d) => (
-                    d.join(format!(".{}.part-{}", f.key, crate::ids::uuid4())),
+                    // Named after the task: a retry after a crash overwrites its own part
+                    // file, and an abandoned task's is removed (`on_abandoned`).
+                    d.join(part_name(&f.key, &task.task_id)),
                     Some(d.join(&f.key)),
                 ),
                 Destination::S3(_) => (
@@ -317,6 +319,11 @@ impl Service {
     }
 }
 
+/// The temporary name of an export file being written into a directory.
+fn part_name(key: &str, task_id: &str) -> String {
+    format!(".{key}.part-{task_id}")
+}
+
 /// Runs export tasks.
 pub struct ExportHandler;
 
@@ -328,6 +335,32 @@ impl TaskHandler<crate::Service> for ExportHandler {
     fn image_states(&self) -> Option<ImageStates> {
         // The images stay NORMAL (and usable) while they are exported.
         None
+    }
+
+    fn on_abandoned<'a>(
+        &'a self,
+        svc: &'a Service,
+        task: &'a Task,
+        _reason: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // The worker died while writing: its part files go (S3 exports assemble theirs
+            // in the work directory, named after the task too).
+            let Ok(p) = serde_json::from_str::<Payload>(&task.payload) else {
+                return;
+            };
+            if let Ok(Destination::Dir(d)) = svc.export_destination(&p.bucket).await {
+                for f in &p.files {
+                    let _ = std::fs::remove_file(d.join(part_name(&f.key, &task.task_id)));
+                }
+            }
+            for i in 0..p.files.len() {
+                let _ = std::fs::remove_file(
+                    svc.export_work_dir()
+                        .join(format!("ikon-export-{}-{i}.{}", task.task_id, p.format)),
+                );
+            }
+        })
     }
 
     fn run<'a>(

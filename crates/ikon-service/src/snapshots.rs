@@ -480,9 +480,16 @@ impl crate::facets::Images<'_> {
             tags: req.tags.clone(),
         };
         let quota = self.config().limits.custom_images_per_region;
+        let task = crate::tasks::new_task(
+            caller,
+            CREATE_IMAGE_TASK,
+            &image_id,
+            &serde_json::json!({}),
+            3,
+        );
         match self
             .catalog()
-            .insert_image_with_snapshots(&img, Some(quota), &new_snaps)
+            .insert_image_with_snapshots(&img, Some(quota), &new_snaps, Some(&task))
             .await
         {
             Ok(true) => {}
@@ -503,15 +510,7 @@ impl crate::facets::Images<'_> {
             }
             Err(e) => return Err(e.into()),
         }
-        self.transfers()
-            .submit_task(
-                caller,
-                CREATE_IMAGE_TASK,
-                &image_id,
-                &serde_json::json!({}),
-                3,
-            )
-            .await?;
+        self.transfers().wake_runner();
         Ok(image_id)
     }
 }
