@@ -87,8 +87,13 @@ pub(crate) struct RegionQuery {
     region: Option<String>,
 }
 
-/// The session of a state-changing request, or the answer refusing it.
-async fn authorised(c: &Console, headers: &HeaderMap, body: &[u8]) -> Result<Session, Response> {
+/// The session and region of a state-changing request, or the answer refusing it.
+async fn authorised(
+    c: &Console,
+    headers: &HeaderMap,
+    body: &[u8],
+    qy: &RegionQuery,
+) -> Result<(Session, String), Response> {
     let Some(s) = session(c, headers).await else {
         return Err(to_sign_in());
     };
@@ -96,7 +101,8 @@ async fn authorised(c: &Console, headers: &HeaderMap, body: &[u8]) -> Result<Ses
     if !c.svc.accounts().csrf_ok(&s, &csrf) {
         return Err(csrf_refused());
     }
-    Ok(s)
+    let (region, _) = crate::images::region(c, qy.region.as_deref());
+    Ok((s, region))
 }
 
 fn back(id: &str, region: &str, done: &str) -> Response {
@@ -116,11 +122,10 @@ pub(crate) async fn attributes(
     Query(qy): Query<RegionQuery>,
     body: axum::body::Bytes,
 ) -> Response {
-    let s = match authorised(&c, &headers, &body).await {
-        Ok(s) => s,
+    let (s, region) = match authorised(&c, &headers, &body, &qy).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let (region, _) = crate::images::region(&c, qy.region.as_deref());
     let name = form_field(&body, "name").unwrap_or_default();
     let desc = form_field(&body, "description").unwrap_or_default();
     let r = c
@@ -149,11 +154,10 @@ pub(crate) async fn shares(
     Query(qy): Query<RegionQuery>,
     body: axum::body::Bytes,
 ) -> Response {
-    let s = match authorised(&c, &headers, &body).await {
-        Ok(s) => s,
+    let (s, region) = match authorised(&c, &headers, &body, &qy).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let (region, _) = crate::images::region(&c, qy.region.as_deref());
     let account = form_field(&body, "account").unwrap_or_default();
     let (change, done) = match form_field(&body, "change").as_deref() {
         Some("unshare") => (ShareChange::Cancel, "unshared"),
@@ -183,11 +187,10 @@ pub(crate) async fn delete(
     Query(qy): Query<RegionQuery>,
     body: axum::body::Bytes,
 ) -> Response {
-    let s = match authorised(&c, &headers, &body).await {
-        Ok(s) => s,
+    let (s, region) = match authorised(&c, &headers, &body, &qy).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let (region, _) = crate::images::region(&c, qy.region.as_deref());
     let req = DeleteRequest {
         ids: vec![id.clone()],
         dry_run: false,

@@ -52,6 +52,47 @@ pub struct Frame<'a> {
     pub current: &'a str,
 }
 
+impl<'a> Frame<'a> {
+    /// The frame for `s` viewing `region` (of `regions`), with `current` highlighted.
+    pub fn of(
+        s: &'a ikon_service::sessions::Session,
+        region: &'a str,
+        regions: &'a [(String, String)],
+        current: &'a str,
+    ) -> Frame<'a> {
+        Frame {
+            account: &s.account_id,
+            admin: s.is_admin,
+            csrf: &s.csrf,
+            region,
+            regions,
+            current,
+        }
+    }
+}
+
+/// A table of hygiene scan findings under `caption` (its last column is each finding's
+/// sentence: what it means and what to do).
+pub fn findings_table(caption: &str, findings: &[ikon_service::Finding]) -> String {
+    let mut b = format!(
+        "<table><caption>{}</caption><thead><tr><th scope=\"col\">Severity</th>\
+         <th scope=\"col\">Finding</th><th scope=\"col\">Where</th><th scope=\"col\">Meaning</th></tr></thead><tbody>",
+        esc(caption)
+    );
+    for f in findings {
+        let _ = write!(
+            b,
+            "<tr><td><span class=\"badge sev-{0}\">{0}</span></td><td>{1}</td><td><code>{2}</code></td><td>{3}</td></tr>",
+            f.severity.name(),
+            esc(&f.id),
+            esc(&f.path),
+            esc(&f.message)
+        );
+    }
+    b.push_str("</tbody></table>");
+    b
+}
+
 /// A whole page: `title` and `body` inside the frame (None: the signed-out frame).
 pub fn page(title: &str, frame: Option<&Frame<'_>>, body: &str) -> String {
     let mut h = String::new();

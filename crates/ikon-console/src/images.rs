@@ -211,14 +211,7 @@ pub(crate) async fn list(
             );
         }
     }
-    let frame = Frame {
-        account: &s.account_id,
-        admin: s.is_admin,
-        csrf: &s.csrf,
-        region: &region,
-        regions: &regions,
-        current: "images",
-    };
+    let frame = Frame::of(&s, &region, &regions, "images");
     respond(StatusCode::OK, html::page("Images", Some(&frame), &b))
 }
 
@@ -307,14 +300,7 @@ pub(crate) async fn render_detail(
 ) -> Response {
     let (region, regions) = region(c, asked_region);
     let caller = s.caller(&region);
-    let frame = Frame {
-        account: &s.account_id,
-        admin: s.is_admin,
-        csrf: &s.csrf,
-        region: &region,
-        regions: &regions,
-        current: "images",
-    };
+    let frame = Frame::of(s, &region, &regions, "images");
     let v = match c.svc.images().visible_image(&caller, id).await {
         Ok(v) => v,
         Err(e) => {
@@ -383,21 +369,7 @@ pub(crate) async fn render_detail(
         }
         b.push_str("</p>");
         if !scan.findings.is_empty() {
-            b.push_str(
-                "<table><caption>Findings</caption><thead><tr><th scope=\"col\">Severity</th>\
-                 <th scope=\"col\">Finding</th><th scope=\"col\">Where</th><th scope=\"col\">What to do</th></tr></thead><tbody>",
-            );
-            for f in &scan.findings {
-                let _ = write!(
-                    b,
-                    "<tr><td><span class=\"badge sev-{0}\">{0}</span></td><td>{1}</td><td><code>{2}</code></td><td>{3}</td></tr>",
-                    f.severity.name(),
-                    esc(&f.id),
-                    esc(&f.path),
-                    esc(&f.message)
-                );
-            }
-            b.push_str("</tbody></table>");
+            b.push_str(&html::findings_table("Findings", &scan.findings));
         }
         b.push_str("</section>");
     }

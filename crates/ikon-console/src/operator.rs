@@ -16,14 +16,7 @@ use std::fmt::Write;
 
 fn refused(c: &Console, s: &Session) -> Response {
     let (region, regions) = crate::images::region(c, None);
-    let frame = Frame {
-        account: &s.account_id,
-        admin: s.is_admin,
-        csrf: &s.csrf,
-        region: &region,
-        regions: &regions,
-        current: "",
-    };
+    let frame = Frame::of(s, &region, &regions, "");
     respond(
         StatusCode::FORBIDDEN,
         html::page(
@@ -84,18 +77,7 @@ pub(crate) async fn market(
                 if findings.is_empty() {
                     b.push_str("<p>The hygiene scan found nothing.</p>");
                 } else {
-                    b.push_str("<table><caption>Hygiene scan findings</caption><thead><tr><th scope=\"col\">Severity</th><th scope=\"col\">Finding</th><th scope=\"col\">Where</th><th scope=\"col\">Meaning</th></tr></thead><tbody>");
-                    for f in &findings {
-                        let _ = write!(
-                            b,
-                            "<tr><td><span class=\"badge sev-{0}\">{0}</span></td><td>{1}</td><td><code>{2}</code></td><td>{3}</td></tr>",
-                            f.severity.name(),
-                            esc(&f.id),
-                            esc(&f.path),
-                            esc(&f.message)
-                        );
-                    }
-                    b.push_str("</tbody></table>");
+                    b.push_str(&html::findings_table("Hygiene scan findings", &findings));
                 }
                 let base = format!("/console/operator/market/{}", q(&l.listing_id));
                 let _ = write!(
@@ -120,14 +102,7 @@ pub(crate) async fn market(
             );
         }
     }
-    let frame = Frame {
-        account: &s.account_id,
-        admin: s.is_admin,
-        csrf: &s.csrf,
-        region: &region,
-        regions: &regions,
-        current: "operator",
-    };
+    let frame = Frame::of(&s, &region, &regions, "operator");
     respond(
         StatusCode::OK,
         html::page("Marketplace review", Some(&frame), &b),

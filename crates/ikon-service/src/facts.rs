@@ -72,12 +72,7 @@ fn scan_of(f: &Facts, cfg: &ikon_guest::scan::ScanConfig) -> Result<Scan> {
     for x in &mut s.findings {
         x.severity = cfg.severity(&x.id);
     }
-    s.findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.id.cmp(&b.id))
-            .then_with(|| a.path.cmp(&b.path))
-    });
+    ikon_guest::scan::sort_findings(&mut s.findings);
     Ok(s)
 }
 

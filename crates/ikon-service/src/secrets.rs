@@ -247,8 +247,15 @@ async fn refused(path: &Path, catalog: &Catalog) -> Error {
     )
 }
 
+/// Meta key recording that no secret is stored in clear any more (keys are sealed when
+/// made, so the sweep below runs once per catalog, not at every start or admin command).
+const ALL_SEALED: &str = "secrets_sealed";
+
 /// Seals every secret still stored in clear (catalogs from before sealing).
 async fn seal_clear_secrets(catalog: &Catalog, key: &MasterKey) -> Result<()> {
+    if catalog.meta_get(ALL_SEALED).await?.is_some() {
+        return Ok(());
+    }
     let mut changed = Vec::new();
     for k in catalog.all_keys().await? {
         if MasterKey::sealed_under(&k.secret_key).is_none() {
@@ -259,6 +266,7 @@ async fn seal_clear_secrets(catalog: &Catalog, key: &MasterKey) -> Result<()> {
         catalog.reseal_keys(&changed, None).await?;
         tracing::info!(keys = changed.len(), "sealed API secrets stored in clear");
     }
+    catalog.meta_set(ALL_SEALED, "1").await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! CSRF token. A session ends on sign-out, after `IDLE_SECS` without a request, after
 //! `MAX_SECS` in all, and at once when its account is disabled or its key is refused.
 
+use crate::disks::constant_time_eq as same;
 use crate::{ids, Caller, Error, ErrorKind, KeyLookup, Result};
 use ikon_catalog::ConsoleSession;
 use sha2::{Digest, Sha256};
@@ -54,11 +55,6 @@ fn refused() -> Error {
         ErrorKind::AccountNotFound,
         "the SecretId or SecretKey is wrong, or the key or its account is disabled",
     )
-}
-
-/// Constant-time equality of two secrets.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl crate::facets::Accounts<'_> {

@@ -157,6 +157,16 @@ fn sentence(what: &str) -> String {
     }
 }
 
+/// Puts findings in report order: most severe first, then by id and path.
+pub fn sort_findings(f: &mut [Finding]) {
+    f.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.path.cmp(&b.path))
+    });
+}
+
 /// Turns hits into findings under `cfg`, most severe first (then by id and path).
 pub fn findings(hits: Vec<Hit>, cfg: &ScanConfig) -> Vec<Finding> {
     let mut out: Vec<Finding> = hits
@@ -171,12 +181,7 @@ pub fn findings(hits: Vec<Hit>, cfg: &ScanConfig) -> Vec<Finding> {
             }
         })
         .collect();
-    out.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.id.cmp(&b.id))
-            .then_with(|| a.path.cmp(&b.path))
-    });
+    sort_findings(&mut out);
     out.dedup();
     out
 }
